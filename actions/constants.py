@@ -1,0 +1,64 @@
+"""Names shared by the domain (bot/domain) and the custom actions; tests use them too."""
+
+from __future__ import annotations
+
+# Intents
+GREET = "greet"
+GOODBYE = "goodbye"
+THANK = "thank"
+AFFIRM = "affirm"
+DENY = "deny"
+BOT_CHALLENGE = "bot_challenge"
+ASK_QUESTION = "ask_question"
+GIVE_FEEDBACK = "give_feedback"
+SUGGEST_IDEA = "suggest_idea"
+REPORT_PROBLEM = "report_problem"
+REQUEST_HUMAN = "request_human"
+REQUEST_DEMO = "request_demo"
+ASK_PRICING = "ask_pricing"
+OUT_OF_SCOPE = "out_of_scope"
+NLU_FALLBACK = "nlu_fallback"
+STOP = "stop"  # leave a form ("never mind", "cancel")
+CORRECT_FIELD = "correct_field"  # change one answer of the sales form
+
+# Entities
+FAQ_ID = "faq_id"  # set by "did you mean" buttons
+FIELD = "field"  # which lead field to correct
+
+# Forms
+IDEA_FORM = "idea_form"
+PROBLEM_FORM = "problem_form"
+SALES_FORM = "sales_form"
+
+# Slots filled by the forms
+IDEA_SUMMARY = "idea_summary"
+IDEA_BENEFIT = "idea_benefit"
+PROBLEM_DESCRIPTION = "problem_description"
+PROBLEM_LOCATION = "problem_location"
+LEAD_NAME = "lead_name"
+LEAD_EMAIL = "lead_email"
+LEAD_COMPANY = "lead_company"
+LEAD_ROLE = "lead_role"
+LEAD_NEED = "lead_need"
+LEAD_TIMELINE = "lead_timeline"
+LEAD_BUDGET = "lead_budget"
+
+IDEA_SLOTS = (IDEA_SUMMARY, IDEA_BENEFIT)
+PROBLEM_SLOTS = (PROBLEM_DESCRIPTION, PROBLEM_LOCATION)
+LEAD_SLOTS = (LEAD_NAME, LEAD_EMAIL, LEAD_COMPANY, LEAD_ROLE, LEAD_NEED, LEAD_TIMELINE, LEAD_BUDGET)
+
+# Custom actions
+ACTION_ANSWER_FAQ = "action_answer_faq"
+ACTION_CAPTURE_FEEDBACK = "action_capture_feedback"
+ACTION_SUBMIT_IDEA = "action_submit_idea"
+ACTION_SUBMIT_PROBLEM = "action_submit_problem"
+ACTION_SUBMIT_LEAD = "action_submit_lead"
+ACTION_REQUEST_HANDOVER = "action_request_handover"
+ACTION_FALLBACK = "action_fallback"
+ACTION_CORRECT_LEAD = "action_correct_lead"
+VALIDATE_IDEA_FORM = "validate_idea_form"
+VALIDATE_PROBLEM_FORM = "validate_problem_form"
+VALIDATE_SALES_FORM = "validate_sales_form"
+
+# In-use context keys carried in message metadata (portal, web chat).
+CONTEXT_KEYS = ("product", "feature", "page", "app_version")

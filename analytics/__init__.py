@@ -1,0 +1,1 @@
+"""Engage analytics: the interaction log schema (shared by both runtimes) and, later, scoring."""

@@ -1,0 +1,205 @@
+"""A buffered, retrying writer for the interaction log (a Redis stream).
+
+Used by the Rasa event broker and by the action server. `submit()` never blocks
+and never raises: records wait in memory and a background task writes them in
+batches. While Redis is unreachable the batch is retried with backoff; records
+beyond the in-memory limit, and whatever is still unwritten at shutdown, go to a
+spool file (JSON lines) that is replayed once Redis is back. Delivery is
+at-least-once: a batch whose reply was lost may be written twice, so readers
+de-duplicate on `event_id`.
+
+Plain Python plus `redis` so that it imports in both runtimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Deque, Dict, Optional, Union
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from analytics.schema import EVENTS_STREAM, LogEvent
+
+logger = logging.getLogger(__name__)
+
+Fields = Dict[str, str]
+
+
+class BufferedStreamWriter:
+    """Write `LogEvent`s to a Redis stream without blocking or dropping them."""
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        stream: str = EVENTS_STREAM,
+        *,
+        client: Optional["aioredis.Redis"] = None,
+        batch_size: int = 200,
+        buffer_limit: int = 50_000,
+        spool_path: Union[str, Path, None] = None,
+        max_backoff: float = 2.0,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        self.stream = stream
+        self._client = client or aioredis.Redis.from_url(
+            redis_url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            health_check_interval=10,
+        )
+        self._batch_size = batch_size
+        self._buffer_limit = buffer_limit
+        self._spool = Path(spool_path) if spool_path else None
+        self._max_backoff = max_backoff
+        self._buffer: Deque[Fields] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._closing = False
+        self.written = 0  # records confirmed by Redis
+        self.failures = 0  # failed write attempts (each retried)
+
+    # -- producer side -------------------------------------------------------
+
+    def submit(self, event: LogEvent) -> None:
+        """Queue one record. Never blocks, never raises."""
+        self.submit_fields(event.to_fields())
+
+    def submit_fields(self, fields: Fields) -> None:
+        if len(self._buffer) >= self._buffer_limit and self._spool is not None:
+            self._append_spool([fields])
+            return
+        self._buffer.append(fields)
+        self._drained.clear()
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background writer; call with a running event loop."""
+        if self._task is None:
+            self._load_spool()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="engage-eventlog")
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued record is written; False on timeout."""
+        if not self._buffer:
+            return True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Flush what can be flushed, spool the rest, release the connection."""
+        self._closing = True
+        flushed = await self.flush(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if not flushed and self._buffer:
+            if self._spool is not None:
+                self._append_spool(list(self._buffer))
+                logger.warning("event log: %d records spooled to %s", len(self._buffer), self._spool)
+            else:
+                logger.error("event log: %d records could not be written and are lost", len(self._buffer))
+            self._buffer.clear()
+        try:
+            await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
+        except RedisError:
+            pass
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    # -- writer task ---------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            if not self._buffer:
+                self._load_spool()
+            if not self._buffer:
+                self._drained.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
+            try:
+                await self._write(batch)
+            except (RedisError, OSError) as exc:
+                self.failures += 1
+                if self.failures == 1 or backoff >= self._max_backoff:
+                    logger.warning(
+                        "event log: Redis write failed (%s); %d records buffered, retrying in %.2fs",
+                        exc,
+                        len(self._buffer),
+                        backoff,
+                    )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.05
+            for _ in batch:
+                self._buffer.popleft()
+            self.written += len(batch)
+
+    async def _write(self, batch: list) -> None:
+        # MULTI/EXEC: a batch lands whole or not at all, never half-written.
+        async with self._client.pipeline(transaction=True) as pipe:
+            for fields in batch:
+                pipe.xadd(self.stream, fields)
+            await pipe.execute()
+
+    # -- spool ---------------------------------------------------------------
+
+    def _append_spool(self, records: list) -> None:
+        assert self._spool is not None
+        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._spool.open("a", encoding="utf-8") as handle:
+            for fields in records:
+                handle.write(json.dumps(fields) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _load_spool(self) -> None:
+        """Move spooled records back into the buffer (oldest first)."""
+        if self._spool is None or not self._spool.exists() or self._closing:
+            return
+        claimed = self._spool.with_suffix(self._spool.suffix + ".replay")
+        os.replace(self._spool, claimed)
+        loaded = 0
+        with claimed.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record: Any = json.loads(line)
+                except json.JSONDecodeError:
+                    logger.warning("event log: skipping a corrupt spool line in %s", claimed)
+                    continue
+                if isinstance(record, dict):
+                    self._buffer.append({str(k): str(v) for k, v in record.items()})
+                    loaded += 1
+        claimed.unlink()
+        if loaded:
+            self._drained.clear()
+            logger.info("event log: replaying %d spooled records", loaded)

@@ -1,0 +1,160 @@
+"""The interaction-log schema: one record per event, written to a Redis stream.
+
+Shared by the Rasa runtime (Python 3.10, the event broker and connectors) and the
+action/analytics runtime (Python 3.11), so it imports nothing beyond the
+standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+SCHEMA_VERSION = 1
+KEY_PREFIX = "engage:"
+EVENTS_STREAM = KEY_PREFIX + "events"
+
+# Where a record came from.
+SOURCE_RASA = "rasa"  # a tracker event published by the event broker
+SOURCE_ACTION = "action"  # a semantic event written by a custom action
+SOURCE_CONNECTOR = "connector"  # written by a channel connector (rejections, failed replies)
+
+# Semantic event types written by actions and connectors (tracker events keep Rasa's names).
+FAQ_ANSWERED = "faq_answered"
+FAQ_SUGGESTED = "faq_suggested"
+FAQ_UNANSWERED = "faq_unanswered"
+FEEDBACK = "feedback"
+IDEA = "idea"
+PROBLEM = "problem"
+LEAD_FIELD_CAPTURED = "lead_field_captured"
+LEAD_SUBMITTED = "lead_submitted"
+HANDOVER_REQUESTED = "handover_requested"
+FALLBACK = "fallback"
+MESSAGE_REJECTED = "message_rejected"
+REPLY_FAILED = "reply_failed"
+
+SEMANTIC_TYPES = frozenset(
+    {
+        FAQ_ANSWERED,
+        FAQ_SUGGESTED,
+        FAQ_UNANSWERED,
+        FEEDBACK,
+        IDEA,
+        PROBLEM,
+        LEAD_FIELD_CAPTURED,
+        LEAD_SUBMITTED,
+        HANDOVER_REQUESTED,
+        FALLBACK,
+        MESSAGE_REJECTED,
+        REPLY_FAILED,
+    }
+)
+
+_JSON_FIELDS = ("metadata", "data")
+_FLOAT_FIELDS = ("timestamp", "confidence")
+
+
+class SchemaError(ValueError):
+    """A stream entry that does not follow the schema."""
+
+
+@dataclass
+class LogEvent:
+    """One interaction-log record. Text fields are empty strings when absent."""
+
+    type: str
+    conversation_id: str
+    source: str
+    channel: str = ""
+    timestamp: float = field(default_factory=time.time)
+    text: str = ""
+    intent: str = ""
+    confidence: Optional[float] = None
+    metadata: Dict[str, Any] = field(default_factory=dict)
+    data: Dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_fields(self) -> Dict[str, str]:
+        """Flatten to the string fields a Redis stream entry holds."""
+        fields: Dict[str, str] = {}
+        for key, value in asdict(self).items():
+            if key in _JSON_FIELDS:
+                fields[key] = json.dumps(value, separators=(",", ":"), default=str)
+            elif value is None:
+                fields[key] = ""
+            else:
+                fields[key] = str(value)
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[Any, Any]) -> "LogEvent":
+        """Parse a stream entry (bytes or str keys and values)."""
+        raw = {_text(k): _text(v) for k, v in fields.items()}
+        try:
+            version = int(raw.get("schema_version", ""))
+        except ValueError as exc:
+            raise SchemaError(f"entry has no valid schema_version: {raw!r}") from exc
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"entry schema_version {version} is newer than {SCHEMA_VERSION}")
+        for required in ("type", "conversation_id", "source", "event_id"):
+            if not raw.get(required):
+                raise SchemaError(f"entry lacks '{required}': {raw!r}")
+        kwargs: Dict[str, Any] = {
+            "type": raw["type"],
+            "conversation_id": raw["conversation_id"],
+            "source": raw["source"],
+            "channel": raw.get("channel", ""),
+            "text": raw.get("text", ""),
+            "intent": raw.get("intent", ""),
+            "event_id": raw["event_id"],
+            "schema_version": version,
+        }
+        for key in _FLOAT_FIELDS:
+            value = raw.get(key, "")
+            kwargs[key] = float(value) if value else None
+        if kwargs["timestamp"] is None:
+            kwargs["timestamp"] = 0.0
+        for key in _JSON_FIELDS:
+            try:
+                kwargs[key] = json.loads(raw.get(key) or "{}")
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"entry field '{key}' is not JSON") from exc
+        return cls(**kwargs)
+
+
+def from_tracker_event(event: Mapping[str, Any], channel: str = "") -> LogEvent:
+    """Map a Rasa tracker event (as the event broker receives it) to a log record.
+
+    `channel` is the conversation's last known input channel: Rasa puts
+    `input_channel` on user events only, so the broker remembers it for the rest.
+    """
+    parse = event.get("parse_data") or {}
+    intent = parse.get("intent") or {}
+    confidence = intent.get("confidence")
+    metadata = dict(event.get("metadata") or {})
+    data: Dict[str, Any] = {}
+    for key in ("name", "policy", "value", "buttons"):
+        if event.get(key) not in (None, "", []):
+            data[key] = event[key]
+    if event.get("event") == "slot" and "name" in event:
+        data["value"] = event.get("value")
+    return LogEvent(
+        type=str(event.get("event") or "unknown"),
+        conversation_id=str(event.get("sender_id") or ""),
+        source=SOURCE_RASA,
+        channel=str(event.get("input_channel") or channel or ""),
+        timestamp=float(event.get("timestamp") or time.time()),
+        text=str(event.get("text") or ""),
+        intent=str(intent.get("name") or ""),
+        confidence=float(confidence) if confidence is not None else None,
+        metadata=metadata,
+        data=data,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)

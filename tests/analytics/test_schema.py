@@ -1,0 +1,84 @@
+"""The interaction-log record: flattening, parsing and mapping of Rasa tracker events."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics.schema import (
+    SCHEMA_VERSION,
+    SOURCE_ACTION,
+    SOURCE_RASA,
+    LogEvent,
+    SchemaError,
+    from_tracker_event,
+)
+
+
+def test_round_trip_keeps_every_field() -> None:
+    event = LogEvent(
+        type="feedback",
+        conversation_id="c-1",
+        source=SOURCE_ACTION,
+        channel="rest",
+        text="the dashboard is lovely",
+        intent="give_feedback",
+        confidence=0.93,
+        metadata={"page": "/insights", "nested": {"a": [1, 2]}},
+        data={"sentiment": "positive", "score": 0.8},
+    )
+    fields = event.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert LogEvent.from_fields(fields) == event
+
+
+def test_from_fields_accepts_bytes_as_redis_returns_them() -> None:
+    event = LogEvent(type="user", conversation_id="c", source=SOURCE_RASA)
+    raw = {k.encode(): v.encode() for k, v in event.to_fields().items()}
+    parsed = LogEvent.from_fields(raw)
+    assert parsed.confidence is None
+    assert parsed.event_id == event.event_id
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"schema_version": ""}, "schema_version"),
+        ({"schema_version": str(SCHEMA_VERSION + 1)}, "newer"),
+        ({"conversation_id": ""}, "conversation_id"),
+        ({"metadata": "{not json"}, "metadata"),
+    ],
+)
+def test_malformed_entries_are_refused_with_a_reason(change: dict, message: str) -> None:
+    fields = LogEvent(type="user", conversation_id="c", source=SOURCE_RASA).to_fields()
+    fields.update(change)
+    with pytest.raises(SchemaError, match=message):
+        LogEvent.from_fields(fields)
+
+
+def test_user_event_maps_intent_confidence_channel_and_metadata() -> None:
+    tracker_event = {
+        "event": "user",
+        "sender_id": "abc",
+        "timestamp": 1700000000.5,
+        "text": "how much is the team plan?",
+        "input_channel": "rest",
+        "metadata": {"page": "/pricing"},
+        "parse_data": {"intent": {"name": "ask_pricing", "confidence": 0.97}, "entities": []},
+    }
+    record = from_tracker_event(tracker_event)
+    assert (record.type, record.conversation_id, record.channel) == ("user", "abc", "rest")
+    assert (record.intent, record.confidence) == ("ask_pricing", 0.97)
+    assert record.metadata == {"page": "/pricing"}
+    assert record.timestamp == 1700000000.5
+    assert record.source == SOURCE_RASA
+
+
+def test_bot_and_action_events_take_the_remembered_channel() -> None:
+    action = from_tracker_event(
+        {"event": "action", "sender_id": "abc", "name": "action_answer_faq", "policy": "RulePolicy"},
+        channel="rest",
+    )
+    assert action.channel == "rest"
+    assert action.data == {"name": "action_answer_faq", "policy": "RulePolicy"}
+    slot = from_tracker_event({"event": "slot", "sender_id": "abc", "name": "lead_email", "value": None})
+    assert slot.data == {"name": "lead_email", "value": None}

@@ -99,6 +99,9 @@ class Stack:
     model: Path = DEFAULT_MODEL
     auth_token: str = ""
     with_actions: bool = True
+    # None runs Rasa without endpoints: in-memory tracker store, no broker, no actions.
+    endpoints: Optional[Path] = ROOT / "endpoints.yml"
+    credentials: Path = ROOT / "credentials.yml"
     rasa_args: List[str] = field(default_factory=list)
     quiet: bool = True
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -216,8 +219,8 @@ class Stack:
             [
                 str(rasa), "run",
                 "--model", str(self.model),
-                "--endpoints", "endpoints.yml",
-                "--credentials", "credentials.yml",
+                *(["--endpoints", str(self.endpoints)] if self.endpoints else []),
+                "--credentials", str(self.credentials),
                 "--port", str(self.rasa_port),
                 "--enable-api",
                 "--auth-token", self.auth_token,
@@ -242,7 +245,8 @@ class Stack:
 
     def start(self) -> "Stack":
         try:
-            self.start_redis()
+            if self.endpoints:
+                self.start_redis()
             if self.with_actions:
                 self.start_actions()
             self.start_rasa()

@@ -1,0 +1,297 @@
+"""Load benchmark: simulated customers in multi-turn conversations through REST.
+
+Runs the same loads against (1) the full stack — Redis tracker/lock store, event
+broker, action server — and (2) bare Rasa with the same model, in-memory tracker
+store, no broker and no action server; prints turn latency p50/p95/p99,
+throughput, errors and peak memory per process, and the ratio full/bare.
+
+Loads: saturation (1, 5, 20 customers, no pause between turns) and realistic
+(50 customers, one message every 5-10 s each). Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import Stack  # noqa: E402
+
+# Multi-turn scenarios a customer walks through, in a loop.
+SCENARIOS: List[List[str]] = [
+    ["hi there", "do you support single sign-on with Okta?", "thanks!", "bye"],
+    ["hello", "how much does the business plan cost?", "no thanks", "goodbye"],
+    ["hey", "the new dashboard in Insights is really nice", "thank you", "bye"],
+    [
+        "I have an idea",
+        "let us export dashboards to PowerPoint",
+        "our managers present them every week and rebuild the slides by hand",
+        "thanks",
+    ],
+    [
+        "something is broken",
+        "exporting a form to CSV fails with an error",
+        "in the Forms results page",
+        "thanks",
+    ],
+    [
+        "can I get a demo?",
+        "Dana Whitfield",
+        "dana@northbeam.example",
+        "Northbeam Logistics",
+        "Head of Operations",
+        "a knowledge base for 300 field staff",
+        "this quarter",
+        "$25k–$100k / year",
+        "yes",
+    ],
+]
+
+
+@dataclass
+class Result:
+    target: str
+    load: str
+    customers: int
+    seconds: float
+    turns: int
+    errors: int
+    empty_replies: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    turns_per_s: float
+    peak_rss_mb: Dict[str, float] = field(default_factory=dict)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class MemorySampler:
+    """Peak resident memory of each stack process (with its children), sampled every 200 ms."""
+
+    def __init__(self, pids: Dict[str, int]) -> None:
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.peak: Dict[str, float] = {name: 0.0 for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self, process: psutil.Process) -> float:
+        try:
+            total = process.memory_info().rss
+            for child in process.children(recursive=True):
+                total += child.memory_info().rss
+            return total / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, process in self.processes.items():
+                self.peak[name] = max(self.peak[name], self._rss(process))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def customer(
+    session: aiohttp.ClientSession,
+    url: str,
+    deadline: float,
+    pause: Optional[tuple],
+    latencies: List[float],
+    counters: Dict[str, int],
+    rng: random.Random,
+) -> None:
+    sender = f"bench-{uuid.uuid4().hex[:10]}"
+    scenario = rng.choice(SCENARIOS)
+    turn = 0
+    if pause:  # spread the realistic customers' first messages over one interval
+        await asyncio.sleep(rng.uniform(0, pause[1]))
+    while time.monotonic() < deadline:
+        text = scenario[turn % len(scenario)]
+        turn += 1
+        if turn % len(scenario) == 0:
+            scenario = rng.choice(SCENARIOS)
+        started = time.perf_counter()
+        try:
+            async with session.post(url, json={"sender": sender, "message": text}) as response:
+                body = await response.json(content_type=None)
+                elapsed = time.perf_counter() - started
+                if response.status != 200:
+                    counters["errors"] += 1
+                    continue
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            counters["errors"] += 1
+            continue
+        latencies.append(elapsed)
+        if not body:
+            counters["empty"] += 1
+        if pause:
+            await asyncio.sleep(rng.uniform(*pause))
+
+
+async def run_load(
+    url: str, customers: int, seconds: float, pause: Optional[tuple], seed: int
+) -> tuple:
+    latencies: List[float] = []
+    counters = {"errors": 0, "empty": 0}
+    rng = random.Random(seed)
+    timeout = aiohttp.ClientTimeout(total=60)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        started = time.monotonic()
+        deadline = started + seconds
+        await asyncio.gather(
+            *(customer(session, url, deadline, pause, latencies, counters, rng) for _ in range(customers))
+        )
+        elapsed = time.monotonic() - started
+    return latencies, counters, elapsed
+
+
+def measure(stack: Stack, target: str, load: str, customers: int, seconds: float, pause: Optional[tuple]) -> Result:
+    pids = {name: process.pid for name, process in stack.processes.items()}
+    print(f"  {target:5} {load:10} {customers:3d} customers, {seconds:.0f}s …", end="", flush=True)
+    with MemorySampler(pids) as memory:
+        latencies, counters, elapsed = asyncio.run(
+            run_load(stack.rest_webhook, customers, seconds, pause, seed=customers)
+        )
+    ms = [x * 1000 for x in latencies]
+    result = Result(
+        target=target,
+        load=load,
+        customers=customers,
+        seconds=round(elapsed, 1),
+        turns=len(ms),
+        errors=counters["errors"],
+        empty_replies=counters["empty"],
+        p50_ms=round(percentile(ms, 50), 1),
+        p95_ms=round(percentile(ms, 95), 1),
+        p99_ms=round(percentile(ms, 99), 1),
+        mean_ms=round(statistics.fmean(ms), 1) if ms else float("nan"),
+        turns_per_s=round(len(ms) / elapsed, 2),
+        peak_rss_mb={k: round(v, 1) for k, v in memory.peak.items()},
+    )
+    print(f" {result.turns} turns, p50 {result.p50_ms} ms, p95 {result.p95_ms} ms, "
+          f"{result.turns_per_s} turns/s, {result.errors} errors", flush=True)
+    return result
+
+
+def warm_up(stack: Stack) -> None:
+    # The first parse of each kind pays one-off costs (graph, TF functions, MiniLM load).
+    asyncio.run(run_load(stack.rest_webhook, 2, 8, None, seed=0))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
+
+
+def table(results: List[Result]) -> str:
+    lines = [
+        "| target | load | customers | turns | errors | p50 ms | p95 ms | p99 ms | turns/s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        rss = ", ".join(f"{k} {v:.0f}" for k, v in r.peak_rss_mb.items())
+        lines.append(
+            f"| {r.target} | {r.load} | {r.customers} | {r.turns} | {r.errors} | {r.p50_ms} | "
+            f"{r.p95_ms} | {r.p99_ms} | {r.turns_per_s} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def ratios(results: List[Result]) -> str:
+    lines = ["| load | customers | p50 full/bare | p95 full/bare | throughput full/bare |", "|---|---:|---:|---:|---:|"]
+    bare = {(r.load, r.customers): r for r in results if r.target == "bare"}
+    for r in results:
+        b = bare.get((r.load, r.customers))
+        if r.target != "full" or b is None:
+            continue
+        lines.append(
+            f"| {r.load} | {r.customers} | {r.p50_ms / b.p50_ms:.2f} | {r.p95_ms / b.p95_ms:.2f} | "
+            f"{r.turns_per_s / b.turns_per_s:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30, help="duration of each saturation level")
+    parser.add_argument("--realistic-seconds", type=float, default=60)
+    parser.add_argument("--levels", default="1,5,20")
+    parser.add_argument("--realistic-customers", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+
+    results: List[Result] = []
+    with tempfile.TemporaryDirectory(prefix="engage-bench-") as tmp:
+        bare_credentials = Path(tmp) / "credentials-bare.yml"
+        bare_credentials.write_text("rest:\n")
+        targets = {
+            "full": dict(with_actions=True),
+            "bare": dict(with_actions=False, endpoints=None, credentials=bare_credentials),
+        }
+        for target, options in targets.items():
+            print(f"==> starting the {target} stack", flush=True)
+            with Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=Path(tmp) / target, **options) as stack:
+                warm_up(stack)
+                for customers in levels:
+                    results.append(measure(stack, target, "saturation", customers, args.seconds, None))
+                results.append(
+                    measure(stack, target, "realistic", args.realistic_customers, args.realistic_seconds, (5.0, 10.0))
+                )
+
+    report = (
+        f"Machine: {machine()}\nPython {platform.python_version()} (client), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+        f"{table(results)}\n\n{ratios(results)}\n"
+    )
+    print("\n" + report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (args.out / f"load-{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    (args.out / f"load-{stamp}.md").write_text(report)
+    print(f"results written to {args.out}/load-{stamp}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()

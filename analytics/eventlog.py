@@ -65,6 +65,7 @@ class BufferedStreamWriter:
         self._closing = False
         self.written = 0  # records confirmed by Redis
         self.failures = 0  # failed write attempts (each retried)
+        self.dropped = 0  # records that could never be written (logged)
 
     # -- producer side -------------------------------------------------------
 
@@ -73,6 +74,7 @@ class BufferedStreamWriter:
         self.submit_fields(event.to_fields())
 
     def submit_fields(self, fields: Fields) -> None:
+        fields = {key: _encodable(value) for key, value in fields.items()}
         if len(self._buffer) >= self._buffer_limit and self._spool is not None:
             self._append_spool([fields])
             return
@@ -83,6 +85,10 @@ class BufferedStreamWriter:
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -159,10 +165,25 @@ class BufferedStreamWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
+            except Exception:  # noqa: BLE001 - a bad record must not stop the writer task
+                logger.exception("event log: a batch failed for a reason other than Redis being away")
+                batch = await self._write_one_by_one(batch)
             backoff = 0.05
             for _ in batch:
                 self._buffer.popleft()
             self.written += len(batch)
+
+    async def _write_one_by_one(self, batch: list) -> list:
+        """Write the records of a failed batch singly; drop (and log) only those that cannot be written."""
+        for fields in batch:
+            try:
+                await self._write([fields])
+            except (RedisError, OSError):
+                raise
+            except Exception:  # noqa: BLE001
+                self.dropped += 1
+                logger.error("event log: dropping a record that cannot be written: %r", fields)
+        return batch
 
     async def _write(self, batch: list) -> None:
         # MULTI/EXEC: a batch lands whole or not at all, never half-written.
@@ -203,3 +224,12 @@ class BufferedStreamWriter:
         if loaded:
             self._drained.clear()
             logger.info("event log: replaying %d spooled records", loaded)
+
+
+def _encodable(value: str) -> str:
+    """Replace what UTF-8 cannot carry (lone surrogates), so one odd string cannot block the log."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")

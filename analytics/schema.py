@@ -137,11 +137,16 @@ def from_tracker_event(event: Mapping[str, Any], channel: str = "") -> LogEvent:
     confidence = intent.get("confidence")
     metadata = dict(event.get("metadata") or {})
     data: Dict[str, Any] = {}
-    for key in ("name", "policy", "value", "buttons"):
-        if event.get(key) not in (None, "", []):
+    for key in ("name", "policy", "value", "message_id"):
+        if event.get(key) not in (None, ""):
             data[key] = event[key]
     if event.get("event") == "slot" and "name" in event:
         data["value"] = event.get("value")
+    if event.get("event") == "action" and event.get("confidence") is not None:
+        data["confidence"] = event["confidence"]
+    bot_data = event.get("data") or {}
+    if isinstance(bot_data, dict) and bot_data.get("buttons"):
+        data["buttons"] = bot_data["buttons"]
     return LogEvent(
         type=str(event.get("event") or "unknown"),
         conversation_id=str(event.get("sender_id") or ""),

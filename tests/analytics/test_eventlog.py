@@ -85,3 +85,16 @@ async def test_overflow_goes_to_the_spool_instead_of_memory(tmp_path: Path, redi
     assert await writer.flush(5)
     await writer.close()
     assert sorted(_stream_ids(redis_url)) == sorted(e.event_id for e in events)
+
+
+async def test_a_record_redis_cannot_take_does_not_stop_the_writer(redis_url: str) -> None:
+    writer = BufferedStreamWriter(redis_url)
+    writer.start()
+    odd = LogEvent(type="user", conversation_id="c", source=SOURCE_ACTION, text="lone \ud800 surrogate")
+    after = _event(1)
+    writer.submit(odd)
+    writer.submit(after)
+    assert await writer.flush(5)
+    assert writer.running
+    await writer.close()
+    assert _stream_ids(redis_url) == [odd.event_id, after.event_id]

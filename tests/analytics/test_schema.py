@@ -82,3 +82,14 @@ def test_bot_and_action_events_take_the_remembered_channel() -> None:
     assert action.data == {"name": "action_answer_faq", "policy": "RulePolicy"}
     slot = from_tracker_event({"event": "slot", "sender_id": "abc", "name": "lead_email", "value": None})
     assert slot.data == {"name": "lead_email", "value": None}
+
+
+def test_bot_buttons_message_id_and_action_confidence_are_kept() -> None:
+    bot = from_tracker_event(
+        {"event": "bot", "sender_id": "a", "text": "Pick one", "data": {"buttons": [{"title": "Yes", "payload": "/affirm"}]}}
+    )
+    assert bot.data["buttons"] == [{"title": "Yes", "payload": "/affirm"}]
+    user = from_tracker_event({"event": "user", "sender_id": "a", "text": "hi", "message_id": "m1"})
+    assert user.data["message_id"] == "m1"
+    action = from_tracker_event({"event": "action", "sender_id": "a", "name": "x", "confidence": 0.7})
+    assert action.data["confidence"] == 0.7

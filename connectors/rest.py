@@ -1,0 +1,200 @@
+"""REST chat channel: Rasa's `/webhooks/rest/webhook` with input guards and no silent failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from connectors.errors import ConnectorConfigError, RequestRejected
+from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, body_too_large, parse_rest_payload
+from connectors.replies import (
+    ACTION_SERVER_NOT_PROBED,
+    APOLOGY_TEXT,
+    DEFAULT_HEALTH_TIMEOUT,
+    REASON_CANCELLED,
+    diagnose,
+    find_event_broker,
+    record_reply_failed,
+)
+
+logger = logging.getLogger(__name__)
+
+_INT_OPTIONS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")
+KNOWN_OPTIONS = frozenset(_INT_OPTIONS + ("allowed_input_channels", "health_timeout"))
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class EngageRestInput(InputChannel):
+    """Drop-in for Rasa's `rest` channel (same URL, same request and reply shape).
+
+    Differences: malformed, oversized or unexpected payloads are refused with a
+    JSON error before Rasa sees them, `?stream=true` is refused, and a message
+    that gets no reply (action server down, handling error) gets an apology and a
+    `reply_failed` record instead of an empty list. There is no idempotency key:
+    a retried POST is handled as a new message, exactly as Rasa's `rest` does.
+    """
+
+    def __init__(
+        self,
+        limits: PayloadLimits = PayloadLimits(),
+        *,
+        allowed_input_channels: FrozenSet[str] = frozenset(),
+        health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    ) -> None:
+        self.limits = limits
+        self.allowed_input_channels = allowed_input_channels
+        self.health_timeout = health_timeout
+
+    @classmethod
+    def name(cls) -> str:
+        # Same name as Rasa's RestInput, so the URL stays /webhooks/rest/webhook.
+        return "rest"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "EngageRestInput":
+        """Build from `connectors.rest.EngageRestInput:` in credentials.yml (all options optional)."""
+        credentials = credentials or {}
+        if not isinstance(credentials, dict):
+            raise ConnectorConfigError("connectors.rest.EngageRestInput: expected a mapping of options")
+        unknown = sorted(set(credentials) - KNOWN_OPTIONS)
+        if unknown:
+            raise ConnectorConfigError(
+                f"connectors.rest.EngageRestInput: unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(KNOWN_OPTIONS))}"
+            )
+        limits: Dict[str, int] = {}
+        for key in _INT_OPTIONS:
+            if credentials.get(key) is not None:
+                limits[key] = _positive(key, credentials[key], int)
+        channels = credentials.get("allowed_input_channels") or []
+        if not isinstance(channels, list) or not all(
+            isinstance(c, str) and CHANNEL_PATTERN.fullmatch(c) for c in channels
+        ):
+            raise ConnectorConfigError(
+                "connectors.rest.EngageRestInput: allowed_input_channels must be a list of short lower-case names"
+            )
+        timeout = credentials.get("health_timeout")
+        if timeout is not None:
+            timeout = _positive("health_timeout", timeout, float)
+        return cls(
+            PayloadLimits(**limits),
+            allowed_input_channels=frozenset(channels),
+            health_timeout=timeout or DEFAULT_HEALTH_TIMEOUT,
+        )
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        webhook = Blueprint("engage_rest_webhook")
+
+        # Rasa drops a broker it cannot import with only a warning
+        # (rasa.core.brokers.broker._load_from_module_name_in_endpoint_config),
+        # so say loudly at start-up when the interaction log is off.
+        @webhook.listener("after_server_start")
+        async def check_event_broker(app: Sanic, _: Any) -> None:
+            if find_event_broker(app) is None:
+                logger.error(
+                    "rest: no RedisStreamEventBroker on app.ctx.agent.tracker_store: tracker events and "
+                    "reply_failed records will not reach the interaction log (check event_broker in endpoints.yml)"
+                )
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        # stream=True: Sanic hands over the body unread, so an oversized one is
+        # refused after max_body_bytes instead of being buffered (up to 100 MB) first.
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                if request.args.get("stream", "").lower() == "true":
+                    raise RequestRejected(400, "stream_unsupported", "Streaming replies are not supported here.")
+                inbound = parse_rest_payload(
+                    await self._read_body(request),
+                    self.limits,
+                    default_channel=self.name(),
+                    allowed_channels=self.allowed_input_channels,
+                )
+            except RequestRejected as rejected:
+                logger.info("rest: rejected a request (%s): %s", rejected.code, rejected.detail)
+                return response.json(rejected.body(), status=rejected.status)
+            return response.json(await self.handle(request.app, inbound, on_new_message))
+
+        return webhook
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.limits.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise body_too_large(self.limits)
+        if request.stream is None:  # body already read (route not streaming)
+            return request.body or b""
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.stream.read()
+            if chunk is None:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large(self.limits)
+            chunks.append(chunk)
+
+    async def handle(
+        self, app: Sanic, inbound: InboundMessage, on_new_message: OnNewMessage
+    ) -> List[Dict[str, Any]]:
+        """Pass a validated message to Rasa; return the replies (an apology if there are none)."""
+        broker = find_event_broker(app)
+        if broker is not None:
+            broker.remember_channel(inbound.sender_id, inbound.input_channel)
+        collector = CollectingOutputChannel()
+        message = UserMessage(
+            inbound.text,
+            collector,
+            inbound.sender_id,
+            input_channel=inbound.input_channel,
+            metadata=inbound.metadata,
+        )
+        error: Optional[Exception] = None
+        try:
+            await on_new_message(message)
+        except asyncio.CancelledError:
+            self._record(app, inbound, message, {"reason": REASON_CANCELLED, "action_server": ACTION_SERVER_NOT_PROBED})
+            raise
+        except Exception as exc:  # the customer still gets an answer; the details go to the log
+            logger.exception("rest: handling a message from %s failed", inbound.sender_id)
+            error = exc
+        if collector.messages and error is None:
+            return collector.messages
+        data = await diagnose(app, error, self.health_timeout)
+        self._record(app, inbound, message, data)
+        # Anything said before a failure is kept; the apology comes last.
+        await collector.send_text_message(inbound.sender_id, APOLOGY_TEXT)
+        return collector.messages
+
+    @staticmethod
+    def _record(app: Sanic, inbound: InboundMessage, message: UserMessage, data: Dict[str, Any]) -> None:
+        record_reply_failed(
+            app,
+            conversation_id=inbound.sender_id,
+            channel=inbound.input_channel,
+            text=message.text or "",  # as Rasa saw it (stripped)
+            message_id=message.message_id,
+            data=data,
+            metadata=inbound.metadata,
+        )
+
+
+def _positive(key: str, value: Any, kind: Callable[[Any], Any]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise ConnectorConfigError(f"connectors.rest.EngageRestInput: {key} must be a positive number, got {value!r}")
+    return number

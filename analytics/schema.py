@@ -16,6 +16,14 @@ from typing import Any, Dict, Mapping, Optional
 SCHEMA_VERSION = 1
 KEY_PREFIX = "engage:"
 EVENTS_STREAM = KEY_PREFIX + "events"
+# Human handover: a sorted set of waiting conversations (scored by first request
+# time) and one hash per conversation (channel, reason, requested_at).
+HANDOVER_QUEUE = KEY_PREFIX + "handover:queue"
+HANDOVER_REQUEST_PREFIX = KEY_PREFIX + "handover:request:"
+
+
+def handover_request_key(conversation_id: str) -> str:
+    return HANDOVER_REQUEST_PREFIX + conversation_id
 
 # Where a record came from.
 SOURCE_RASA = "rasa"  # a tracker event published by the event broker

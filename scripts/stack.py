@@ -256,14 +256,26 @@ class Stack:
         return self
 
     def stop_process(self, name: str, timeout: float = 20) -> None:
+        """Stop one process and everything it spawned (Sanic workers, for one).
+
+        Each process leads its own session (start_new_session), so its group id is
+        its pid: signalling the group reaches workers a plain kill would orphan.
+        """
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT if name != "redis" else signal.SIGTERM)
         try:
+            os.killpg(process.pid, signal.SIGTERM if name == "redis" else signal.SIGINT)
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            pass
+        except ProcessLookupError:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers, e.g. a worker the main process lost
+        except ProcessLookupError:
+            pass
+        if process.poll() is None:
             process.wait(timeout=5)
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ import redis
 import requests
 import yaml
 
-from analytics.schema import SCHEMA_VERSION, SOURCE_ACTION, SOURCE_RASA, LogEvent
+from analytics.schema import HANDOVER_QUEUE, SCHEMA_VERSION, SOURCE_ACTION, SOURCE_RASA, LogEvent, handover_request_key
 from scripts.stack import ROOT, Stack
 from tests.e2e.conftest import Replies, log_events, texts, tracker
 
@@ -38,8 +38,10 @@ def test_rasa_3_6_server_is_served_by_a_rasa_sdk_3_21_action_server(stack: Stack
     # A custom action's reply proves the 3.21 webhook answer is accepted by the 3.6 server.
     replies = chat(sender, "Do you support single sign-on with SAML?")
     assert texts(replies).strip()
+    # The SDK warns on every call from a different major.minor; we silence that one warning knowingly
+    # (actions/server_hooks.py), having checked the wire format both ways.
     log = (stack.logs / "actions.log").read_text()
-    assert "compatible with Rasa" not in log or "version" not in log.lower(), "the SDK version warning is not silenced"
+    assert "might not be compatible" not in log
 
 
 def test_greeting_is_logged_with_intent_confidence_channel_and_schema(stack: Stack, store: redis.Redis, chat: Chat, sender: str) -> None:
@@ -157,8 +159,8 @@ def test_request_for_a_person_is_queued_for_staff(stack: Stack, store: redis.Red
     replies = chat(sender, "I want to talk to a real person please")
     assert texts(replies).strip()
     assert of_type(log_events(store, sender, want="handover_requested"), "handover_requested")
-    assert store.zscore("engage:handover:queue", sender) is not None
-    assert store.hgetall(f"engage:handover:{sender}")["channel"] == "rest"
+    assert store.zscore(HANDOVER_QUEUE, sender) is not None
+    assert store.hgetall(handover_request_key(sender))["channel"] == "rest"
 
 
 def test_out_of_scope_gets_a_polite_boundary(stack: Stack, store: redis.Redis, chat: Chat, sender: str) -> None:

@@ -1,0 +1,1 @@
+"""Engage custom actions for the Rasa SDK action server, one module per feature."""

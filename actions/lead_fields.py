@@ -1,0 +1,392 @@
+"""Checks and normalisation for the sales form's answers (pure functions, no I/O).
+
+Each `check_*` returns the cleaned value, or a re-ask that says what was wrong
+and gives an example. Timeline and budget accept the quick-reply titles and
+also free text ("next month", "about 10k"), mapped to the same buckets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Dict, List, Optional, Tuple
+
+from actions.constants import (
+    LEAD_BUDGET,
+    LEAD_COMPANY,
+    LEAD_EMAIL,
+    LEAD_NAME,
+    LEAD_NEED,
+    LEAD_ROLE,
+    LEAD_SLOTS,
+    LEAD_TIMELINE,
+)
+from actions.conversation import is_payload, truncate
+
+THIS_MONTH = "This month"
+THIS_QUARTER = "This quarter"
+THIS_YEAR = "This year"
+JUST_EXPLORING = "Just exploring"
+TIMELINE_BUCKETS = (THIS_MONTH, THIS_QUARTER, THIS_YEAR, JUST_EXPLORING)
+
+UNDER_5K = "Under $5k / year"
+FROM_5K_TO_25K = "$5k–$25k / year"
+FROM_25K_TO_100K = "$25k–$100k / year"
+OVER_100K = "Over $100k / year"
+NOT_SURE = "Not sure yet"
+BUDGET_BUCKETS = (UNDER_5K, FROM_5K_TO_25K, FROM_25K_TO_100K, OVER_100K, NOT_SURE)
+
+MAX_NAME = 100
+MAX_COMPANY = 120
+MAX_ROLE = 100
+MAX_NEED = 2000
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Either a value to store, or `reask`: what was wrong, with an example."""
+
+    value: Optional[str] = None
+    reask: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def _clean(text: object) -> str:
+    return " ".join(str(text if text is not None else "").split())
+
+
+def _strip_lead_in(text: str, lead_ins: Tuple[str, ...]) -> str:
+    lowered = text.lower()
+    for lead_in in lead_ins:
+        if lowered.startswith(lead_in + " "):
+            text = text[len(lead_in) + 1 :]
+            break
+    return text.strip(" .,!;:\"'")
+
+
+# -- name ------------------------------------------------------------------------
+
+NAME_LEAD_INS = ("my name is", "my name's", "name is", "name:", "i am", "i'm", "im", "it's", "its", "this is", "call me")
+NOT_A_NAME = frozenset(
+    "no nope nah skip none n/a na idk yes yeah yep ok okay sure hi hello hey anonymous later why".split()
+)
+NAME_EXAMPLE = "For example: Maria Lopez."
+
+
+def check_name(raw: object) -> Checked:
+    text = _clean(raw)
+    if is_payload(text):
+        return Checked(reask=f"What's your name? {NAME_EXAMPLE}")
+    name = _strip_lead_in(text, NAME_LEAD_INS)
+    letters = sum(ch.isalpha() for ch in name)
+    if "@" in name:
+        return Checked(reask=f"That looks like an e-mail address; I'll ask for that next. What's your name? {NAME_EXAMPLE}")
+    if name.lower() in NOT_A_NAME:
+        return Checked(reask=f"I need a name to pass on to our sales team (or say \"stop\" to leave). {NAME_EXAMPLE}")
+    if sum(ch.isdigit() for ch in name) >= 3:
+        return Checked(reask=f"That looks more like a number than a name. What's your name? {NAME_EXAMPLE}")
+    if letters < 2:
+        return Checked(reask=f"That's a bit short for a name. Could you give me your full name? {NAME_EXAMPLE}")
+    if len(name) > MAX_NAME:
+        return Checked(reask=f"That's longer than a name usually is; just your name, please. {NAME_EXAMPLE}")
+    return Checked(value=name)
+
+
+# -- e-mail ----------------------------------------------------------------------
+
+_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"]+@[^\s<>()\[\],;:\"]+")
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+EMAIL_EXAMPLE = "like maria.lopez@company.com"
+
+
+def check_email(raw: object) -> Checked:
+    text = _clean(raw)
+    if is_payload(text):
+        return Checked(reask="What's your e-mail address? For example: maria.lopez@company.com.")
+    text = re.sub(r"(?i)\bmailto:", "", text)
+    candidates = [c.strip(".'") for c in _EMAIL_CANDIDATE.findall(text)]
+    if not candidates:
+        if "@" in text:
+            return Checked(reask=f"An e-mail address has a name before the @ and a domain after it, {EMAIL_EXAMPLE}. What's yours?")
+        return Checked(reask=f"That doesn't look like an e-mail address: it needs an @ and a domain, {EMAIL_EXAMPLE}. What's yours?")
+    unique = {c.lower() for c in candidates}
+    if len(unique) > 1:
+        return Checked(reask="I see more than one address there. Which one should our sales team use?")
+    email = candidates[0]
+    local, _, domain = email.rpartition("@")
+    domain = domain.lower().rstrip(".")
+    if not local or len(local) > 64 or not _LOCAL.match(local):
+        return Checked(reask=f"The part before the @ doesn't look right. Could you check it? An address looks {EMAIL_EXAMPLE}.")
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return Checked(reask=f"The part after the @ needs a full domain such as company.com, {EMAIL_EXAMPLE}. Could you check it?")
+    if not all(_LABEL.match(label) for label in labels) or not _TLD.match(labels[-1]):
+        return Checked(reask=f"The domain \"{truncate(domain, 60)}\" doesn't look right. Could you check it? For example: maria.lopez@company.com.")
+    address = f"{local}@{domain}"
+    if len(address) > 254:
+        return Checked(reask="That address is longer than e-mail allows. Could you check it?")
+    return Checked(value=address)
+
+
+# -- company, role, need ---------------------------------------------------------
+
+COMPANY_LEAD_INS = (
+    "i work at", "i work for", "i'm from", "i am from", "we are", "we're", "my company is", "our company is",
+    "the company is", "company is", "company:", "it's", "its", "at",
+)
+ROLE_LEAD_INS = (
+    "i'm a", "i am a", "i'm an", "i am an", "i'm the", "i am the", "i work as a", "i work as an", "i work as",
+    "my role is", "my title is", "my job is", "role:", "i'm", "i am",
+)
+
+
+def check_company(raw: object) -> Checked:
+    text = _clean(raw)
+    company = _strip_lead_in(text, COMPANY_LEAD_INS) if not is_payload(text) else ""
+    if not any(ch.isalnum() for ch in company):
+        return Checked(reask="Which company or organisation are you with? For example: Acme Logistics.")
+    if "@" in company and " " not in company:
+        return Checked(reask="That looks like an e-mail address. What's the name of your company? For example: Acme Logistics.")
+    if len(company) > MAX_COMPANY:
+        return Checked(reask="That's quite long for a company name; just the name, please. For example: Acme Logistics.")
+    return Checked(value=company)
+
+
+def check_role(raw: object) -> Checked:
+    text = _clean(raw)
+    role = _strip_lead_in(text, ROLE_LEAD_INS) if not is_payload(text) else ""
+    if sum(ch.isalpha() for ch in role) < 2:
+        return Checked(reask="What's your role? For example: Head of Operations, or IT administrator.")
+    if len(role) > MAX_ROLE:
+        return Checked(reask="Just your job title, please. For example: Head of Operations.")
+    return Checked(value=role)
+
+
+def check_need(raw: object) -> Checked:
+    text = _clean(raw)
+    if is_payload(text) or sum(ch.isalnum() for ch in text) < 3:
+        return Checked(
+            reask="What would you like Quillstack to help with? For example: \"An internal wiki for 80 people with SSO\"."
+        )
+    return Checked(value=truncate(text, MAX_NEED))
+
+
+# -- timeline --------------------------------------------------------------------
+
+_NUMBER_WORDS: Dict[str, float] = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "couple": 2, "couple of": 2, "a couple of": 2, "few": 3,
+    "a few": 3, "several": 4, "half a": 0.5,
+}
+_UNIT_MONTHS = {"day": 1 / 30, "week": 12 / 52, "month": 1.0, "quarter": 3.0, "year": 12.0}
+_NUM = r"(?:\d+(?:\.\d+)?|a couple of|couple of|a few|half a|couple|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_DURATION = re.compile(
+    rf"\b(?P<low>{_NUM})(?:\s*(?:-|to|or)\s*(?P<high>{_NUM}))?\s*(?P<unit>day|week|month|quarter|year)s?\b"
+)
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")],
+        start=1,
+    )
+    for name in names
+}
+# A month name counts only after a preposition ("by June"): "we may buy" is not May.
+_MONTH = re.compile(r"\b(?:in|by|until|till|before|around|from|end of|early|mid|late)\s+(?P<month>" + "|".join(_MONTHS) + r")\b")
+_QUARTER = re.compile(r"\bq(?P<q>[1-4])\b")
+
+_TIMELINE_PHRASES: List[Tuple[str, str]] = [
+    (r"\b(this|current) month\b|\basap\b|as soon as possible|right (away|now)|\bimmediately\b|\burgent(ly)?\b"
+     r"|\btoday\b|\btomorrow\b|\b(this|next) week\b|end of (the )?month|straight away|\bnow\b", THIS_MONTH),
+    (r"\b(this|current) quarter\b|end of (the )?quarter|\bnext month\b|\bsoon\b|\bshortly\b|coming weeks", THIS_QUARTER),
+    (r"\b(this|current) year\b|end of (the )?year|\byear end\b|\bnext quarter\b|\bnext (half|six months)\b"
+     r"|\bthis (summer|autumn|fall|winter|spring)\b", THIS_YEAR),
+    (r"explor|just looking|looking around|\bbrowsing\b|no rush|no hurry|no (fixed |set |real )?(timeline|date|deadline|plans?)"
+     r"|not sure|\bunsure\b|don'?t know|no idea|\bundecided\b|\btbd\b|to be decided|research|\bcurious\b"
+     r"|some ?day|\beventually\b|next year|long[- ]term|\blater\b|not (yet|soon)|\bidk\b", JUST_EXPLORING),
+]
+
+
+def _fold(text: object) -> str:
+    folded = _clean(text).lower().replace("’", "'").replace("–", "-").replace("—", "-")
+    return folded.strip(" .!?\"'")
+
+
+def _bucket_for_months(months: float) -> str:
+    # Buckets are read as horizons from today (within a month / three months / a year):
+    # "next month" in late December is as urgent as in October.
+    if months <= 1.05:
+        return THIS_MONTH
+    if months <= 3.0:
+        return THIS_QUARTER
+    if months <= 12.0:
+        return THIS_YEAR
+    return JUST_EXPLORING
+
+
+def _number(word: str) -> float:
+    return float(word) if word[0].isdigit() else float(_NUMBER_WORDS[word])
+
+
+def normalise_timeline(raw: object, today: Optional[date] = None) -> Optional[str]:
+    """One of TIMELINE_BUCKETS, or None when the text cannot be placed."""
+    text = _fold(raw)
+    if not text or is_payload(text):
+        return None
+    for bucket in TIMELINE_BUCKETS:
+        key = bucket.lower()
+        if text in (key, key.replace(" ", "_")):
+            return bucket
+    duration = _DURATION.search(text)
+    if duration:
+        amount = _number(duration.group("high") or duration.group("low"))
+        return _bucket_for_months(amount * _UNIT_MONTHS[duration.group("unit")])
+    today = today or date.today()
+    month = _MONTH.search(text)
+    if month:
+        ahead = (_MONTHS[month.group("month")] - today.month) % 12
+        return THIS_MONTH if ahead == 0 else _bucket_for_months(ahead + 0.5)
+    quarter = _QUARTER.search(text)
+    if quarter:
+        start = 3 * (int(quarter.group("q")) - 1) + 1
+        if start <= today.month < start + 3:
+            return THIS_QUARTER
+        return _bucket_for_months((start - today.month) % 12)
+    for pattern, bucket in _TIMELINE_PHRASES:
+        if re.search(pattern, text):
+            return bucket
+    return None
+
+
+# -- budget ----------------------------------------------------------------------
+
+_AMOUNT = re.compile(
+    r"(?P<cur>[$€£])?\s*(?P<num>\d+(?:[.,]\d+)*)\s*(?P<suf>k|m|mm|mil|thousand|million|grand)?\b"
+    r"(?:\s*(?P<cur2>\$|€|£|usd|eur|gbp|dollars?|euros?|pounds?|bucks))?",
+)
+_SUFFIX = {"k": 1e3, "thousand": 1e3, "grand": 1e3, "m": 1e6, "mm": 1e6, "mil": 1e6, "million": 1e6}
+_RANGE_JOIN = re.compile(r"^\s*(?:-|to|and|or)\s*$")
+_BELOW = re.compile(r"\b(under|less than|below|up to|max(imum)?|at most|no more than|not more than)\b|<")
+_ABOVE = re.compile(r"\b(over|more than|above|at least|min(imum)?|north of|upwards of)\b|>|\+")
+_MONTHLY = re.compile(r"(per|a|/|each)\s*(month|mo)\b|\bmonthly\b|\bpm\b")
+_QUARTERLY = re.compile(r"(per|a|/|each)\s*quarter\b|\bquarterly\b")
+_PER_SEAT = re.compile(r"(per|a|/|each)\s*(user|seat|head|person|license|licence)\b")
+_UNSURE = re.compile(
+    r"not sure|\bunsure\b|don'?t know|no idea|\btbd\b|to be decided|\bdepends\b|no budget|not decided|\bundecided\b"
+    r"|\bflexible\b|not (yet )?(set|defined|known)|\bidk\b|no clue"
+)
+_BUDGET_KEYS = {
+    UNDER_5K: ("under $5k / year", "under $5k", "under 5k", "under_5k", "<5k"),
+    FROM_5K_TO_25K: ("$5k-$25k / year", "$5k-$25k", "5k-25k", "5k_25k"),
+    FROM_25K_TO_100K: ("$25k-$100k / year", "$25k-$100k", "25k-100k", "25k_100k"),
+    OVER_100K: ("over $100k / year", "over $100k", "over 100k", "over_100k", ">100k", "100k+"),
+    NOT_SURE: ("not sure yet", "not_sure", "not sure"),
+}
+
+
+def _parse_number(raw: str, has_suffix: bool) -> Optional[float]:
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
+        return float(raw.replace(",", ""))
+    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?", raw) and not has_suffix:
+        return float(raw.replace(".", "").replace(",", "."))  # 10.000 written the European way
+    if re.fullmatch(r"\d+,\d{1,2}", raw):
+        return float(raw.replace(",", "."))
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        return float(raw)
+    return None
+
+
+def _amounts(text: str) -> List[Tuple[float, Optional[float], re.Match]]:
+    """(number, multiplier or None, match) for each amount that reads as money."""
+    found = []
+    for match in _AMOUNT.finditer(text):
+        suffix = match.group("suf")
+        number = _parse_number(match.group("num"), bool(suffix))
+        if number is None:
+            continue
+        multiplier = _SUFFIX[suffix] if suffix else None
+        found.append((number, multiplier, match))
+    return found
+
+
+def _bucket_for_amount(yearly: float) -> str:
+    # Edges: 5k and 25k fall in the bucket whose label they end; 100k is "$25k–$100k".
+    if yearly < 5_000:
+        return UNDER_5K
+    if yearly <= 25_000:
+        return FROM_5K_TO_25K
+    if yearly <= 100_000:
+        return FROM_25K_TO_100K
+    return OVER_100K
+
+
+def normalise_budget(raw: object) -> Optional[str]:
+    """One of BUDGET_BUCKETS, or None when the text cannot be placed."""
+    text = _fold(raw).replace(" / ", "/").replace(" /", "/")
+    if not text or is_payload(text):
+        return None
+    spaced = text.replace("/", " / ")
+    for bucket, keys in _BUDGET_KEYS.items():
+        if text in keys or spaced in keys or text.replace(" ", "") in {k.replace(" ", "") for k in keys}:
+            return bucket
+    amounts = _amounts(text)
+    if not amounts:
+        return NOT_SURE if _UNSURE.search(text) else None
+    if _PER_SEAT.search(text):
+        return None  # "$15 per user" says nothing about the total without the number of users
+    number, multiplier, match = amounts[0]
+    high: Optional[float] = None
+    if len(amounts) > 1 and _RANGE_JOIN.match(text[match.end() : amounts[1][2].start()]):
+        high_number, high_multiplier, _ = amounts[1]
+        if multiplier is None and high_multiplier is not None and number < high_number:
+            multiplier = high_multiplier  # "10-20k" means 10k to 20k
+        high = high_number * (high_multiplier or 1.0)
+    has_currency = bool(match.group("cur") or match.group("cur2"))
+    value = number * (multiplier or 1.0)
+    if multiplier is None and not has_currency and value < 100 and high is None:
+        return None  # "about 50": fifty what? Ask rather than guess.
+    if high is not None:
+        value = (value + high) / 2
+    if _MONTHLY.search(text):
+        value *= 12
+    elif _QUARTERLY.search(text):
+        value *= 4
+    if _BELOW.search(text):
+        value -= 0.01
+    elif _ABOVE.search(text):
+        value += 0.01
+    return _bucket_for_amount(value)
+
+
+# -- which field to correct ------------------------------------------------------
+
+FIELD_ALIASES: Dict[str, str] = {
+    **{slot: slot for slot in LEAD_SLOTS},
+    "name": LEAD_NAME, "full name": LEAD_NAME, "my name": LEAD_NAME,
+    "email": LEAD_EMAIL, "e-mail": LEAD_EMAIL, "mail": LEAD_EMAIL, "email address": LEAD_EMAIL,
+    "e-mail address": LEAD_EMAIL, "address": LEAD_EMAIL,
+    "company": LEAD_COMPANY, "company name": LEAD_COMPANY, "organisation": LEAD_COMPANY,
+    "organization": LEAD_COMPANY, "business": LEAD_COMPANY, "employer": LEAD_COMPANY,
+    "role": LEAD_ROLE, "job": LEAD_ROLE, "job title": LEAD_ROLE, "title": LEAD_ROLE, "position": LEAD_ROLE,
+    "need": LEAD_NEED, "needs": LEAD_NEED, "use case": LEAD_NEED, "requirements": LEAD_NEED,
+    "requirement": LEAD_NEED,
+    "timeline": LEAD_TIMELINE, "timing": LEAD_TIMELINE, "timeframe": LEAD_TIMELINE, "time frame": LEAD_TIMELINE,
+    "when": LEAD_TIMELINE, "date": LEAD_TIMELINE,
+    "budget": LEAD_BUDGET, "spend": LEAD_BUDGET, "price": LEAD_BUDGET,
+}
+
+
+def resolve_field(value: object) -> Optional[str]:
+    """The lead slot a correction refers to ("e-mail" -> lead_email), or None."""
+    if value is None:
+        return None
+    key = _fold(value)
+    return FIELD_ALIASES.get(key) or FIELD_ALIASES.get(key.replace("_", " "))

@@ -1,0 +1,168 @@
+"""The sales form: validate_sales_form, action_submit_lead and action_correct_lead."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Callable, Dict, List, Optional
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
+from rasa_sdk.types import DomainDict
+
+from actions.base import EngageAction, EngageFormValidation
+from actions.clients.eventlog import EventSink
+from actions.constants import (
+    ACTION_CORRECT_LEAD,
+    ACTION_SUBMIT_LEAD,
+    FIELD,
+    LEAD_BUDGET,
+    LEAD_COMPANY,
+    LEAD_EMAIL,
+    LEAD_NAME,
+    LEAD_NEED,
+    LEAD_ROLE,
+    LEAD_SLOTS,
+    LEAD_TIMELINE,
+    SALES_FORM,
+    VALIDATE_SALES_FORM,
+)
+from actions.conversation import in_use_context, truncate
+from actions.references import reference
+from actions.lead_fields import (
+    Checked,
+    check_company,
+    check_email,
+    check_name,
+    check_need,
+    check_role,
+    normalise_budget,
+    normalise_timeline,
+    resolve_field,
+)
+from analytics.schema import LEAD_FIELD_CAPTURED, LEAD_SUBMITTED
+
+FIELD_LABELS = {
+    LEAD_NAME: "name",
+    LEAD_EMAIL: "e-mail",
+    LEAD_COMPANY: "company",
+    LEAD_ROLE: "role",
+    LEAD_NEED: "what you need",
+    LEAD_TIMELINE: "timeline",
+    LEAD_BUDGET: "budget",
+}
+ASK_FIELD_TO_CORRECT = "utter_ask_field_to_correct"
+MAX_RAW = 300
+
+
+class ValidateSalesForm(EngageFormValidation):
+    """Checks each answer, re-asks helpfully, logs one `lead_field_captured` per accepted answer."""
+
+    def __init__(self, writer: Optional[EventSink] = None, today: Callable[[], date] = date.today) -> None:
+        super().__init__(writer)
+        self._today = today
+
+    def name(self) -> str:
+        return VALIDATE_SALES_FORM
+
+    def _accept(
+        self, slot: str, raw: Any, checked: Checked, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> Dict[str, Any]:
+        if not checked.ok:
+            dispatcher.utter_message(text=checked.reask)
+            return {slot: None}
+        # Only the answer to the question just asked is a capture: when the form is
+        # activated with slots already filled, Rasa validates those again (no requested slot).
+        if tracker.get_slot(REQUESTED_SLOT) == slot:
+            data: Dict[str, Any] = {"field": slot, "value": checked.value}
+            raw_text = " ".join(str(raw).split())
+            if raw_text != checked.value:
+                data["raw"] = truncate(raw_text, MAX_RAW)
+            self.log(tracker, LEAD_FIELD_CAPTURED, data)
+        return {slot: checked.value}
+
+    async def validate_lead_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        return self._accept(LEAD_NAME, value, check_name(value), dispatcher, tracker)
+
+    async def validate_lead_email(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        return self._accept(LEAD_EMAIL, value, check_email(value), dispatcher, tracker)
+
+    async def validate_lead_company(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        return self._accept(LEAD_COMPANY, value, check_company(value), dispatcher, tracker)
+
+    async def validate_lead_role(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        return self._accept(LEAD_ROLE, value, check_role(value), dispatcher, tracker)
+
+    async def validate_lead_need(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        return self._accept(LEAD_NEED, value, check_need(value), dispatcher, tracker)
+
+    async def validate_lead_timeline(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        bucket = normalise_timeline(value, self._today())
+        checked = Checked(value=bucket) if bucket else Checked(
+            reask=(
+                "I couldn't place that on a timeline. Please pick the closest option below, "
+                "or tell me roughly when, e.g. \"within 3 months\"."
+            )
+        )
+        return self._accept(LEAD_TIMELINE, value, checked, dispatcher, tracker)
+
+    async def validate_lead_budget(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+        bucket = normalise_budget(value)
+        checked = Checked(value=bucket) if bucket else Checked(
+            reask=(
+                "I couldn't read a yearly budget from that. Please pick the closest option below, "
+                "or give a rough total, e.g. \"about 10k a year\"."
+            )
+        )
+        return self._accept(LEAD_BUDGET, value, checked, dispatcher, tracker)
+
+
+class ActionSubmitLead(EngageAction):
+    def name(self) -> str:
+        return ACTION_SUBMIT_LEAD
+
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        lead = {slot: tracker.get_slot(slot) for slot in LEAD_SLOTS}
+        missing = [slot for slot, value in lead.items() if not value]
+        if missing:
+            labels = ", ".join(FIELD_LABELS[slot] for slot in missing)
+            dispatcher.utter_message(text=f"Before I send this to our sales team I still need your {labels}.")
+            return [ActiveLoop(SALES_FORM)]
+        ref = reference("LEAD")
+        self.log(
+            tracker,
+            LEAD_SUBMITTED,
+            {"reference": ref, "lead": {slot.replace("lead_", ""): value for slot, value in lead.items()}, "context": in_use_context(tracker)},
+        )
+        dispatcher.utter_message(
+            text=(
+                f"Thank you, {lead[LEAD_NAME]}! I've sent your details to our sales team; "
+                f"they'll get in touch at {lead[LEAD_EMAIL]}. Your reference is {ref}."
+            )
+        )
+        return [SlotSet(slot, None) for slot in LEAD_SLOTS]
+
+
+class ActionCorrectLead(EngageAction):
+    """Clear the field the customer wants to change and reopen the form, which asks only for it.
+
+    The form is reopened with an ActiveLoop event (as bot/data/rules.yml expects): Rasa
+    then runs sales_form as an active loop, which requests the one empty slot without
+    re-validating the others.
+    """
+
+    def name(self) -> str:
+        return ACTION_CORRECT_LEAD
+
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        slot = None
+        for value in tracker.get_latest_entity_values(FIELD):
+            slot = resolve_field(value)
+            if slot:
+                break
+        if slot is None:
+            dispatcher.utter_message(response=ASK_FIELD_TO_CORRECT)
+            return []
+        dispatcher.utter_message(text=f"No problem, let's change your {FIELD_LABELS[slot]}.")
+        return [SlotSet(slot, None), ActiveLoop(SALES_FORM)]

@@ -1,0 +1,49 @@
+"""Exceptions of the knowledge base: invalid content, and a knowledge base that cannot be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+class KnowledgeBaseError(Exception):
+    """Base class of every knowledge-base error."""
+
+
+@dataclass(frozen=True)
+class FaqProblem:
+    """One thing wrong with the FAQ content, named by file and entry."""
+
+    file: str
+    entry: str  # "id 'sso-okta'" or "entry #3" when the entry has no usable id
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.entry}: {self.message}"
+
+
+class FaqValidationError(KnowledgeBaseError):
+    """The FAQ content is invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[FaqProblem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the FAQ content:\n{lines}")
+
+
+class SettingsError(KnowledgeBaseError):
+    """knowledge_base/config.yml is invalid."""
+
+
+class KnowledgeBaseUnavailable(KnowledgeBaseError):
+    """The knowledge base cannot answer: `reason` says why (logged with the unanswered question)."""
+
+    MISSING = "knowledge_base_missing"
+    EMPTY = "knowledge_base_empty"
+    INVALID = "knowledge_base_invalid"
+    LOAD_FAILED = "knowledge_base_load_failed"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")

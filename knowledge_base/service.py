@@ -1,0 +1,163 @@
+"""The loaded knowledge base (entries, index, encoder) and its once-per-process lazy provider."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Protocol, Sequence
+
+import numpy as np
+
+from knowledge_base.encoder import MiniLMEncoder
+from knowledge_base.errors import FaqValidationError, KnowledgeBaseError, KnowledgeBaseUnavailable
+from knowledge_base.loader import FaqEntry, load_directory
+from knowledge_base.policy import FaqHit
+from knowledge_base.search import VectorIndex, remove_terms
+from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FAQ_DIR = Path(__file__).resolve().parent / "faqs"
+FAQ_DIR_ENV = "ENGAGE_FAQ_DIR"
+
+
+class Encoder(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class KnowledgeBase:
+    entries: Sequence[FaqEntry]
+    index: VectorIndex
+    encoder: Encoder
+    settings: FaqSettings
+    by_id: Dict[str, FaqEntry] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {entry.id: entry for entry in self.entries}
+
+    @classmethod
+    def build(cls, entries: Sequence[FaqEntry], encoder: Encoder, settings: FaqSettings) -> "KnowledgeBase":
+        def encode(texts: Sequence[str]) -> np.ndarray:
+            return encoder.encode([remove_terms(text, settings.ignore_terms) for text in texts])
+
+        return cls(list(entries), VectorIndex.build(entries, encode), encoder, settings)
+
+    def get(self, faq_id: str) -> Optional[FaqEntry]:
+        return self.by_id.get(faq_id)
+
+    def search(self, query: str, k: Optional[int] = None) -> List[FaqHit]:
+        """Blocking (encodes the query): run it in an executor. Best first."""
+        # Two hits at least, so the policy can see how close the runner-up is.
+        k = k if k is not None else max(self.settings.max_suggestions, 2)
+        text = remove_terms(query[: self.settings.max_query_chars], self.settings.ignore_terms)
+        if not text.strip() or len(self.index) == 0:
+            return []
+        vector = self.encoder.encode([text])[0]
+        return [
+            FaqHit(self.entries[hit.entry], hit.score, self.index.texts[hit.row])
+            for hit in self.index.search(vector, k)
+        ]
+
+
+def faq_directory() -> Path:
+    configured = os.environ.get(FAQ_DIR_ENV)
+    return Path(configured) if configured else DEFAULT_FAQ_DIR
+
+
+class KnowledgeBaseProvider:
+    """Loads the knowledge base once per process, lazily, off the event loop.
+
+    A failed load is remembered for `retry_after` seconds, so a broken or missing
+    knowledge base costs one quick check per interval rather than one per question.
+    """
+
+    def __init__(
+        self,
+        directory: Optional[Path] = None,
+        config: Path = DEFAULT_CONFIG,
+        encoder_factory: Callable[[], Encoder] = MiniLMEncoder,
+        retry_after: float = 30.0,
+    ) -> None:
+        self._directory = directory
+        self._config = config
+        self._encoder_factory = encoder_factory
+        self._encoder: Optional[Encoder] = None
+        self._retry_after = retry_after
+        self._lock = threading.Lock()
+        self._loaded: Optional[KnowledgeBase] = None
+        self._failure: Optional[KnowledgeBaseUnavailable] = None
+        self._failed_at = 0.0
+
+    @property
+    def directory(self) -> Path:
+        return self._directory or faq_directory()
+
+    async def get(self) -> KnowledgeBase:
+        """The knowledge base, or KnowledgeBaseUnavailable saying why it cannot answer."""
+        if self._loaded is not None:
+            return self._loaded
+        return await asyncio.get_running_loop().run_in_executor(None, self.load)
+
+    def load(self) -> KnowledgeBase:
+        with self._lock:
+            if self._loaded is not None:
+                return self._loaded
+            if self._failure is not None and time.monotonic() - self._failed_at < self._retry_after:
+                raise self._failure
+            try:
+                self._loaded = self._build()
+            except KnowledgeBaseUnavailable as exc:
+                self._remember(exc)
+                raise
+            except FaqValidationError as exc:
+                logger.error("the FAQ content in %s is invalid:\n%s", self.directory, exc)
+                failure = KnowledgeBaseUnavailable(KnowledgeBaseUnavailable.INVALID, str(exc))
+                self._remember(failure)
+                raise failure from exc
+            except (KnowledgeBaseError, OSError, RuntimeError, ValueError) as exc:
+                logger.exception("the knowledge base in %s could not be loaded", self.directory)
+                failure = KnowledgeBaseUnavailable(KnowledgeBaseUnavailable.LOAD_FAILED, str(exc))
+                self._remember(failure)
+                raise failure from exc
+            return self._loaded
+
+    def _remember(self, failure: KnowledgeBaseUnavailable) -> None:
+        self._failure = failure
+        self._failed_at = time.monotonic()
+
+    def _build(self) -> KnowledgeBase:
+        settings = load_settings(self._config)
+        entries = load_directory(self.directory)
+        if not entries:
+            raise KnowledgeBaseUnavailable(KnowledgeBaseUnavailable.EMPTY, f"no FAQ entries in {self.directory}")
+        if self._encoder is None:
+            self._encoder = self._encoder_factory()
+        started = time.perf_counter()
+        knowledge_base = KnowledgeBase.build(entries, self._encoder, settings)
+        logger.info(
+            "knowledge base ready: %d entries, %d phrasings, from %s in %.1fs",
+            len(entries),
+            len(knowledge_base.index),
+            self.directory,
+            time.perf_counter() - started,
+        )
+        return knowledge_base
+
+
+_default: Optional[KnowledgeBaseProvider] = None
+_default_lock = threading.Lock()
+
+
+def default_provider() -> KnowledgeBaseProvider:
+    """The process-wide provider (created on first use, not at import)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = KnowledgeBaseProvider()
+        return _default

@@ -1,0 +1,124 @@
+"""The real action server with Engage's hooks: it starts, serves, stays quiet about versions, flushes on stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Iterator
+
+import pytest
+import redis
+from rasa_sdk import utils as sdk_utils
+
+from actions.server_hooks import silence_version_warning
+from analytics.schema import EVENTS_STREAM, FEEDBACK, LogEvent
+from tests.actions.conftest import make_tracker
+from tests.actions.test_registry import action_names
+from tests.conftest import ROOT, free_port
+
+PLUGIN_SHIM = '"""Test copy of the repository\'s rasa_sdk_plugins.py."""\nfrom actions.server_hooks import init_hooks\n'
+
+
+def test_only_the_version_mismatch_warning_is_silenced() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_version_warning()
+        sdk_utils.check_version_compatibility("3.6.21")
+        assert caught == []
+        sdk_utils.check_version_compatibility(None)  # a different warning from the same module
+        warnings.warn("unrelated", UserWarning)
+    assert [str(w.message).split(" ")[:4] for w in caught] == [["You", "are", "using", "an"], ["unrelated"]]
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, payload: Dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+class Server:
+    def __init__(self) -> None:
+        self.url = ""
+        self.log = ""
+
+
+@contextlib.contextmanager
+def action_server(tmp_path: Path, redis_url: str) -> Iterator[Server]:
+    """`python -m rasa_sdk --actions actions` as the stack runs it; stopped with SIGINT on exit."""
+    server = Server()
+    port = free_port()
+    paths = [str(ROOT)]
+    if not (ROOT / "rasa_sdk_plugins.py").exists():
+        (tmp_path / "plugin").mkdir()
+        (tmp_path / "plugin" / "rasa_sdk_plugins.py").write_text(PLUGIN_SHIM)
+        paths.insert(0, str(tmp_path / "plugin"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "REDIS_URL": redis_url,
+        "ENGAGE_DATA_DIR": str(tmp_path / "data"),
+        "ENGAGE_FAQ_DIR": str(tmp_path / "no-faqs"),
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(f"{server.url}/health") == {"status": "ok"}:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the action server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        # Sanic's worker answers before the main process has taken its ready-ack; a SIGINT in
+        # that gap leaves the main process waiting out its ack threshold (a Sanic race, seen
+        # with and without our hooks). A second is ample for the ack (polled every 0.1 s).
+        time.sleep(1.0)
+        yield server
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            # The whole session: killing only the main process would orphan the worker.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        server.log = log.read_text()
+
+
+def test_the_server_serves_every_action_quietly_and_flushes_the_log_on_stop(tmp_path: Path, redis_url: str) -> None:
+    tracker = make_tracker("the new dashboard is great", "give_feedback", sender_id="srv-1", metadata={"product": "Insights"})
+    payload = {"next_action": "action_capture_feedback", "sender_id": "srv-1", "version": "3.6.21", "domain": {}, "tracker": tracker.current_state()}
+    with action_server(tmp_path, redis_url) as server:
+        assert {item["name"] for item in _get(f"{server.url}/actions")} == action_names()
+        for _ in range(2):
+            reply = _post(f"{server.url}/webhook", payload)
+            assert reply["events"] == [] and reply["responses"][0]["text"].startswith("Thank you")
+    assert "might not be compatible" not in server.log
+    assert "event log: closed" in server.log, server.log[-2000:]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        records = [LogEvent.from_fields(fields) for _, fields in client.xrange(EVENTS_STREAM)]
+    finally:
+        client.close()
+    assert [(r.type, r.conversation_id, r.data["context"]) for r in records] == [(FEEDBACK, "srv-1", {"product": "Insights"})] * 2

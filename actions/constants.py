@@ -20,6 +20,7 @@ OUT_OF_SCOPE = "out_of_scope"
 NLU_FALLBACK = "nlu_fallback"
 STOP = "stop"  # leave a form ("never mind", "cancel")
 CORRECT_FIELD = "correct_field"  # change one answer of the sales form
+INFORM = "inform"  # a plain answer to a form question ("This quarter", "IT admin")
 
 # Entities
 FAQ_ID = "faq_id"  # set by "did you mean" buttons

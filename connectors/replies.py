@@ -17,15 +17,10 @@ import aiohttp
 from sanic import Sanic
 
 from analytics.schema import REPLY_FAILED, SOURCE_CONNECTOR, LogEvent
+from connectors.messages import APOLOGY_TEXT
 from bot.broker import RedisStreamEventBroker
 
 logger = logging.getLogger(__name__)
-
-# The one place the apology lives; every connector sends exactly this.
-APOLOGY_TEXT = (
-    "Sorry, something went wrong on our side and I couldn't answer that just now. "
-    "Please try again in a minute, or e-mail support@quillstack.example and we'll get back to you."
-)
 
 # `data.reason` of a reply_failed record.
 REASON_AGENT_NOT_READY = "agent_not_ready"  # no model loaded (or no agent at all)

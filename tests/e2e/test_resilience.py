@@ -11,7 +11,7 @@ import redis
 import requests
 
 from analytics.schema import SOURCE_RASA
-from connectors.replies import APOLOGY_TEXT
+from connectors.messages import APOLOGY_TEXT
 from scripts.stack import Stack
 from tests.e2e.conftest import log_events, texts, tracker
 

@@ -1,0 +1,7 @@
+"""What connectors say to customers in their own words (no Rasa imports: tests in the other runtime read it)."""
+
+# The one place the apology lives; every connector sends exactly this.
+APOLOGY_TEXT = (
+    "Sorry, something went wrong on our side and I couldn't answer that just now. "
+    "Please try again in a minute, or e-mail support@quillstack.example and we'll get back to you."
+)

@@ -11,9 +11,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.base import EngageAction, EngageFormValidation
 from actions.constants import ACTION_SUBMIT_IDEA, IDEA_BENEFIT, IDEA_SLOTS, IDEA_SUMMARY, VALIDATE_IDEA_FORM
-from actions.conversation import in_use_context, is_payload
+from actions.conversation import in_use_context
 from actions.references import reference
-from actions.validation import clean_text, describes_something
+from actions.validation import clean_text, describes_something, is_free_text_answer
 from analytics.schema import IDEA
 
 MAX_SUMMARY = 1000
@@ -54,7 +54,7 @@ class ValidateIdeaForm(EngageFormValidation):
     ) -> Dict[str, Any]:
         benefit = clean_text(slot_value, MAX_BENEFIT)
         # Any words are a fine answer here ("no idea" included); only payloads and emoji-only are not.
-        if not benefit or is_payload(benefit) or not any(ch.isalnum() for ch in benefit):
+        if not is_free_text_answer(benefit):
             dispatcher.utter_message(text=ASK_BENEFIT_AGAIN)
             return {IDEA_BENEFIT: None}
         return {IDEA_BENEFIT: benefit}

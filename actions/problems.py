@@ -17,10 +17,10 @@ from actions.constants import (
     PROBLEM_SLOTS,
     VALIDATE_PROBLEM_FORM,
 )
-from actions.conversation import in_use_context, is_payload
+from actions.conversation import in_use_context
 from actions.references import reference
 from actions.sentiment import analyse
-from actions.validation import clean_text, describes_something
+from actions.validation import clean_text, describes_something, is_free_text_answer
 from analytics.schema import PROBLEM
 
 MAX_DESCRIPTION = 2000
@@ -64,7 +64,7 @@ class ValidateProblemForm(EngageFormValidation):
     ) -> Dict[str, Any]:
         location = clean_text(slot_value, MAX_LOCATION)
         # "not sure" is an honest answer; only empty, payload or emoji-only text is re-asked.
-        if not location or is_payload(location) or not any(ch.isalnum() for ch in location):
+        if not is_free_text_answer(location):
             dispatcher.utter_message(text=ASK_LOCATION_AGAIN)
             return {PROBLEM_LOCATION: None}
         return {PROBLEM_LOCATION: location}

@@ -42,3 +42,8 @@ def describes_something(text: str, generic: FrozenSet[str]) -> bool:
     """False for "I have an idea", "I found a bug", a button payload or an emoji."""
     return bool(text) and not is_payload(text) and bool(specific_words(text, generic))
 
+
+
+def is_free_text_answer(text: str) -> bool:
+    """Any words will do ("no idea", "not sure"); empty text, a payload or emoji alone will not."""
+    return bool(text) and not is_payload(text) and any(ch.isalnum() for ch in text)

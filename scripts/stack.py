@@ -278,10 +278,15 @@ class Stack:
         if process.poll() is None:
             process.wait(timeout=5)
 
-    def stop(self) -> None:
+    def stop(self, verbose: bool = False) -> None:
         # Rasa first (it flushes its event broker into Redis), Redis last.
         for name in ("rasa", "actions", "redis"):
+            if name not in self.processes:
+                continue
+            started = time.monotonic()
             self.stop_process(name)
+            if verbose:
+                print(f"    {name} stopped in {time.monotonic() - started:.1f}s", flush=True)
 
     def __enter__(self) -> "Stack":
         return self.start()
@@ -340,12 +345,14 @@ def main() -> None:
                     raise StackError(f"{name} exited with code {process.returncode}; see {stack.logs / (name + '.log')}")
             time.sleep(1)
     except KeyboardInterrupt:
-        print("\n==> stopping…", flush=True)
+        # A second Ctrl-C must not abandon half-stopped children; each is killed after 20 s anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("\n==> stopping… (each process gets up to 20 s)", flush=True)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        stack.stop()
+        stack.stop(verbose=True)
         sys.exit(1)
-    stack.stop()
+    stack.stop(verbose=True)
     print("==> stopped.", flush=True)
 
 

@@ -45,9 +45,11 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
         assert reply.status_code == 200 and reply.json()
 
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
+        # Each process gets up to 20 s to stop gracefully before it is killed.
+        rest, _ = process.communicate(timeout=90)
         assert process.returncode == 0, rest
         assert "stopped." in rest
+        assert "rasa stopped in" in rest and "redis stopped in" in rest
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"left running: {[p.pid for p in alive]}"
         assert (tmp_path / "redis" / "appendonlydir").exists() or list((tmp_path / "redis").glob("*.aof"))

@@ -321,6 +321,9 @@ def main() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # A shell starting us in the background (`make run &`, CI) may hand us SIGINT ignored;
+    # Ctrl-C and `kill -INT` must still stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print("==> starting Redis, the action server and the Rasa server (logs in "
               f"{stack.logs})", flush=True)

@@ -23,6 +23,7 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
         [sys.executable, "scripts/stack.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     output = []
+    children: list = []
     try:
         deadline = time.monotonic() + 600
         assert process.stdout is not None
@@ -56,3 +57,6 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
     finally:
         if process.poll() is None:
             process.kill()
+        for child in children:  # a failed run must not leave servers behind
+            if child.is_running():
+                child.kill()

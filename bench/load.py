@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import statistics
@@ -202,7 +203,7 @@ def measure(stack: Stack, target: str, load: str, customers: int, seconds: float
         peak_rss_mb={k: round(v, 1) for k, v in memory.peak.items()},
     )
     print(f" {result.turns} turns, p50 {result.p50_ms} ms, p95 {result.p95_ms} ms, "
-          f"{result.turns_per_s} turns/s, {result.errors} errors", flush=True)
+          f"{result.turns_per_s} turns/s, {result.errors} errors, {result.empty_replies} empty", flush=True)
     return result
 
 
@@ -226,13 +227,13 @@ def machine() -> str:
 
 def table(results: List[Result]) -> str:
     lines = [
-        "| target | load | customers | turns | errors | p50 ms | p95 ms | p99 ms | turns/s | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| target | load | customers | turns | errors | empty replies | p50 ms | p95 ms | p99 ms | turns/s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         rss = ", ".join(f"{k} {v:.0f}" for k, v in r.peak_rss_mb.items())
         lines.append(
-            f"| {r.target} | {r.load} | {r.customers} | {r.turns} | {r.errors} | {r.p50_ms} | "
+            f"| {r.target} | {r.load} | {r.customers} | {r.turns} | {r.errors} | {r.empty_replies} | {r.p50_ms} | "
             f"{r.p95_ms} | {r.p99_ms} | {r.turns_per_s} | {rss} |"
         )
     return "\n".join(lines)
@@ -281,7 +282,7 @@ def main() -> None:
                 )
 
     report = (
-        f"Machine: {machine()}\nPython {platform.python_version()} (client), "
+        f"Machine: {machine()}; load average during the run {os.getloadavg()[0]:.1f}\nPython {platform.python_version()} (client), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
         f"{table(results)}\n\n{ratios(results)}\n"
     )

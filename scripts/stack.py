@@ -219,7 +219,7 @@ class Stack:
             [
                 str(rasa), "run",
                 "--model", str(self.model),
-                *(["--endpoints", str(self.endpoints)] if self.endpoints else []),
+                "--endpoints", str(self._endpoints_file()),
                 "--credentials", str(self.credentials),
                 "--port", str(self.rasa_port),
                 "--enable-api",
@@ -242,6 +242,15 @@ class Stack:
                 pass
             time.sleep(0.5)
         raise StackError(f"the Rasa server did not load its model; see {self.logs / 'rasa.log'}")
+
+    def _endpoints_file(self) -> Path:
+        if self.endpoints:
+            return Path(self.endpoints)
+        # `rasa run` reads ./endpoints.yml when not told otherwise: hand it an empty file.
+        empty = self.data_dir / "endpoints-none.yml"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.write_text("# bare Rasa: in-memory tracker and lock store, no event broker, no action server\n{}\n")
+        return empty
 
     def start(self) -> "Stack":
         try:

@@ -133,16 +133,18 @@ async def customer(
     counters: Dict[str, int],
     rng: random.Random,
 ) -> None:
+    # Each scenario is one conversation of a new visitor: conversations stay as long as
+    # real ones (4-9 turns) instead of one tracker growing for the whole run.
     sender = f"bench-{uuid.uuid4().hex[:10]}"
     scenario = rng.choice(SCENARIOS)
     turn = 0
     if pause:  # spread the realistic customers' first messages over one interval
         await asyncio.sleep(rng.uniform(0, pause[1]))
     while time.monotonic() < deadline:
-        text = scenario[turn % len(scenario)]
+        if turn == len(scenario):
+            sender, scenario, turn = f"bench-{uuid.uuid4().hex[:10]}", rng.choice(SCENARIOS), 0
+        text = scenario[turn]
         turn += 1
-        if turn % len(scenario) == 0:
-            scenario = rng.choice(SCENARIOS)
         started = time.perf_counter()
         try:
             async with session.post(url, json={"sender": sender, "message": text}) as response:

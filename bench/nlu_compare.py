@@ -297,6 +297,57 @@ def run_cv(name: str, spec: Dict[str, Any], rows: Sequence[Example], folds: int,
     return total
 
 
+def interleaved_latency(specs: Dict[str, Dict[str, Any]], chosen: Sequence[str], train_path: Path,
+                        tests: Sequence[Example], workdir: Path, rounds: int) -> Dict[str, Any]:
+    """Parse latency with all pipelines loaded and messages sent round-robin.
+
+    Each message goes to every pipeline in turn, so load from other jobs on the
+    shared cores hits all pipelines alike. DIET is trained for one epoch here:
+    inference cost does not depend on how long the weights were trained.
+    """
+    from rasa.core.agent import Agent
+
+    agents = {}
+    for name in chosen:
+        spec = json.loads(json.dumps(specs[name]))
+        for component in spec["pipeline"]:
+            if component["name"] == "DIETClassifier":
+                component["epochs"] = 1
+        run_dir = workdir / f"latency-{name}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"  -> latency / {name}: training (DIET 1 epoch)", flush=True)
+        model, _ = train(spec["pipeline"], train_path, run_dir, name)
+        agents[name] = Agent.load(model)
+
+    async def measure() -> Dict[str, List[float]]:
+        timings: Dict[str, List[float]] = {name: [] for name in agents}
+        for agent in agents.values():
+            await agent.parse_message("warm up the graph")
+        for round_index in range(rounds):
+            for example in tests:
+                names = list(agents)
+                if round_index % 2:
+                    names.reverse()  # neither pipeline always goes first
+                for name in names:
+                    started = time.perf_counter()
+                    await agents[name].parse_message(example.text)
+                    timings[name].append((time.perf_counter() - started) * 1000)
+            print(f"     round {round_index + 1}/{rounds} done", flush=True)
+        return timings
+
+    load_before = os.getloadavg()[0]
+    timings = asyncio.run(measure())
+    out: Dict[str, Any] = {"rounds": rounds, "messages": len(tests), "load_avg": load_before,
+                           "pipelines": {}}
+    for name, values in timings.items():
+        values.sort()
+        q = statistics.quantiles(values, n=100, method="inclusive")
+        out["pipelines"][name] = {"p50": q[49], "p95": q[94], "mean": statistics.fmean(values),
+                                  "n": len(values)}
+        print(f"     {name}: p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- metrics
 
 
@@ -400,14 +451,17 @@ def oos_at_budget(preds: Sequence[Prediction], is_oos: Any, budget: float,
                   oos_intents: Sequence[str] = ()) -> Dict[str, float]:
     """Best OOS handling over (threshold, ambiguity) whose in-scope fallback stays within budget.
 
-    Ties go to the setting that answers more in-scope messages correctly.
+    Ties go to the setting that answers more in-scope messages correctly, then to
+    the higher threshold: it costs nothing measurable here and abstains more on
+    topics that no test message covers.
     """
     best: Optional[Dict[str, float]] = None
     for ambiguity in AMBIGUITIES:
         for point in oos_sweep(preds, is_oos, ambiguity, oos_intents, FINE_THRESHOLDS):
             if not point["in_fallback"] <= budget:
                 continue
-            if best is None or (point["oos_handled"], point["in_correct"]) > (best["oos_handled"], best["in_correct"]):
+            key = (point["oos_handled"], point["in_correct"], point["threshold"])
+            if best is None or key > (best["oos_handled"], best["in_correct"], best["threshold"]):
                 best = point
     if best is None:
         nan = float("nan")
@@ -634,6 +688,20 @@ def render(summaries: List[Dict[str, Any]], specs: Dict[str, Dict[str, Any]], in
                                  f"{fmt(point['oos_handled'], 2)}")
                 sweep_rows.append(cells)
             parts += [table(headers, sweep_rows), ""]
+    lat = info.get("latency")
+    if lat:
+        parts += [
+            "## Parse latency, interleaved",
+            "",
+            f"All pipelines loaded at once, trained on nlu_data/nlu; each of the {lat['messages']} project "
+            f"test messages sent to every pipeline in turn, {lat['rounds']} rounds (order reversed every "
+            f"other round), so other jobs on the shared cores slow all pipelines alike. "
+            f"1-minute load average at the start: {lat['load_avg']:.2f}.",
+            "",
+            table(["pipeline", "n", "p50 ms", "p95 ms", "mean ms"],
+                  [(name, v["n"], v["p50"], v["p95"], v["mean"]) for name, v in lat["pipelines"].items()]),
+            "",
+        ]
     parts += ["## Decision", "", info.get("decision", "_(written after the run)_"), ""]
     return "\n".join(parts)
 
@@ -653,6 +721,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--limit-test", type=int, default=0, help="smoke runs: first N test messages only")
     parser.add_argument("--cv-folds", type=int, default=0,
                         help="also cross-validate on nlu_data/nlu to choose the fallback threshold")
+    parser.add_argument("--latency-rounds", type=int, default=0,
+                        help="interleaved latency pass over the project test set (rounds); 0: skip")
+    parser.add_argument("--latency-only", action="store_true", help="only the interleaved latency pass")
     parser.add_argument("--raw-dir", type=Path, default=RAW_DIR)
     parser.add_argument("--raw-name", default="runs.json",
                         help="raw results file in --raw-dir; the report merges every *.json there")
@@ -696,6 +767,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     about += f"; held out (never trained): {', '.join(meta['held_out'])}"
                 if meta.get("data_sha256"):
                     about += f"; nlu_data sha256 {meta['data_sha256']}"
+                if args.latency_only:
+                    continue
                 stored["info"].setdefault("experiments", {})[exp] = {**meta, "about": about}
                 print(f"== {exp}: {about}", flush=True)
                 for name in chosen:
@@ -708,7 +781,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     }
                     raw_file.write_text(json.dumps(stored))
             project = next((e for e in experiments if e[0] == "project"), None)
-            if args.cv_folds and project:
+            if args.cv_folds and project and not args.latency_only:
                 exp, train_rows = "project_cv", project[1]
                 meta = {"cv_folds": args.cv_folds, "data_sha256": project[3]["data_sha256"]}
                 about = (f"{args.cv_folds}-fold cross-validation on nlu_data/nlu ({len(train_rows)} examples), "
@@ -724,6 +797,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "meta": meta,
                     }
                     raw_file.write_text(json.dumps(stored))
+            if args.latency_rounds and project:
+                print("== latency: interleaved over the project test set", flush=True)
+                stored["latency"] = interleaved_latency(
+                    specs, chosen, Path(project[3]["train_path"]),
+                    project[2][: args.limit_test] if args.limit_test else project[2],
+                    Path(tmp), args.latency_rounds)
+                raw_file.write_text(json.dumps(stored))
         stored["info"]["machine"] = machine()
         raw_file.write_text(json.dumps(stored))
 
@@ -735,6 +815,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         merged["info"]["experiments"].update(data.get("info", {}).get("experiments", {}))
         if "machine" in data.get("info", {}):
             merged["info"]["machine"] = data["info"]["machine"]
+        if "latency" in data:
+            merged["info"]["latency"] = data["latency"]
     stored = merged
 
     summaries = []

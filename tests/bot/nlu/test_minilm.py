@@ -164,14 +164,39 @@ def test_fingerprint_follows_the_export_not_the_path(model_dir: Path, tmp_path: 
     assert MiniLMFeaturizer.fingerprint_addon({"model_dir": str(copy)}) != before
 
 
+def project_pipeline(model_dir: Path) -> List[Dict[str, Any]]:
+    """config.yml's NLU pipeline, with the export's absolute path (tests may run from anywhere)."""
+    import yaml
+
+    pipeline = yaml.safe_load((ROOT / "config.yml").read_text())["pipeline"]
+    for component in pipeline:
+        if component["name"] == "bot.nlu.minilm.MiniLMFeaturizer":
+            component["model_dir"] = str(model_dir)
+    return pipeline
+
+
+def diet_pipeline(model_dir: Path) -> List[Dict[str, Any]]:
+    """DIET takes MiniLM's dense sentence features next to sparse sequence features."""
+    return [
+        {"name": "WhitespaceTokenizer"},
+        {"name": "bot.nlu.minilm.MiniLMFeaturizer", "model_dir": str(model_dir)},
+        {"name": "CountVectorsFeaturizer"},
+        {"name": "DIETClassifier", "epochs": 30, "random_seed": 1},
+    ]
+
+
+def test_config_yml_uses_this_featurizer() -> None:
+    import yaml
+
+    names = [c["name"] for c in yaml.safe_load((ROOT / "config.yml").read_text())["pipeline"]]
+    assert "bot.nlu.minilm.MiniLMFeaturizer" in names
+    assert "FallbackClassifier" in names
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("classifier", [
-    {"name": "LogisticRegressionClassifier"},
-    # DIET takes MiniLM's dense sentence features next to sparse sequence features.
-    {"name": "DIETClassifier", "epochs": 30, "random_seed": 1},
-])
+@pytest.mark.parametrize("make_pipeline", [project_pipeline, diet_pipeline], ids=["config.yml", "diet"])
 def test_trains_and_parses_in_a_rasa_pipeline(
-    model_dir: Path, tmp_path: Path, classifier: Dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, tmp_path: Path, make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import yaml
     from rasa.core.agent import Agent
@@ -179,22 +204,18 @@ def test_trains_and_parses_in_a_rasa_pipeline(
 
     # Rasa would otherwise write its training cache into the checkout.
     monkeypatch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "cache"))
-    pipeline: List[Dict[str, Any]] = [
-        {"name": "WhitespaceTokenizer"},
-        {"name": "bot.nlu.minilm.MiniLMFeaturizer", "model_dir": str(model_dir)},
-    ]
-    if classifier["name"] == "DIETClassifier":
-        pipeline.append({"name": "CountVectorsFeaturizer"})
-    pipeline.append(classifier)
+    pipeline = make_pipeline(model_dir)
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump({"recipe": "default.v1", "language": "en", "pipeline": pipeline}))
     nlu = tmp_path / "nlu.yml"
     nlu.write_text(yaml.safe_dump({"version": "3.1", "nlu": [
         {"intent": "ask_pricing", "examples": "- how much does it cost\n- what are your prices\n"
-                                              "- pricing for the team plan\n- is there a discount\n"},
-        {"intent": "greet", "examples": "- hello\n- hi there\n- good morning\n- hey\n"},
+                                              "- pricing for the team plan\n- is there a discount\n"
+                                              "- what do you charge per seat\n"},
+        {"intent": "greet", "examples": "- hello\n- hi there\n- good morning\n- hey\n- good evening\n"},
         {"intent": "report_problem", "examples": "- the app crashes\n- I get an error when saving\n"
-                                                 "- login is broken\n- it does not load\n"},
+                                                 "- login is broken\n- it does not load\n"
+                                                 "- the export fails\n"},
     ]}))
     model = train_nlu(str(config), str(nlu), str(tmp_path / "models"))
     assert model

@@ -38,8 +38,7 @@ RESULTS_MD = ROOT / "bench" / "results" / "nlu_pipelines.md"
 RAW_DIR = ROOT / "results" / "nlu_compare"
 SEED = 42
 OUT_OF_SCOPE = "out_of_scope"
-NLU_FALLBACK = "nlu_fallback"
-AMBIGUITY_THRESHOLD = 0.1  # FallbackClassifier's default; config.yml does not change it
+AMBIGUITY_THRESHOLD = 0.1  # FallbackClassifier's default (the sweeps also show 0.0)
 THRESHOLDS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 FINE_THRESHOLDS = [i / 100 for i in range(0, 100)]
 AMBIGUITIES = (0.0, 0.05, 0.1)
@@ -473,7 +472,10 @@ def oos_at_budget(preds: Sequence[Prediction], is_oos: Any, budget: float,
 # ---------------------------------------------------------------- experiments
 
 
-def banking_experiments(ks: Sequence[int], oos_k: int, oos_held: int) -> List[Tuple[str, List[Example], List[Example], Dict[str, Any]]]:
+Experiment = Tuple[str, List[Example], List[Example], Dict[str, Any]]  # name, train, test, meta
+
+
+def banking_experiments(ks: Sequence[int], oos_k: int, oos_held: int) -> List[Experiment]:
     train_rows = load_banking77("train")
     test_rows = load_banking77("test")
     intents = sorted({r.intent for r in train_rows})
@@ -492,7 +494,7 @@ def banking_experiments(ks: Sequence[int], oos_k: int, oos_held: int) -> List[Tu
     return out
 
 
-def project_experiment() -> Optional[Tuple[str, List[Example], List[Example], Dict[str, Any]]]:
+def project_experiment() -> Optional[Experiment]:
     train_dir, test_dir = ROOT / "nlu_data" / "nlu", ROOT / "nlu_data" / "test"
     if not train_dir.exists() or not test_dir.exists():
         print(f"  (project data missing: {train_dir} or {test_dir}; skipped)", flush=True)
@@ -713,7 +715,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", default="", help="comma-separated subset of pipeline names")
     parser.add_argument("--ks", default="20,50", help="Banking77 examples per intent for the 77-intent runs")
-    parser.add_argument("--oos-k", type=int, default=50, help="examples per intent for the held-out run (0: skip)")
+    parser.add_argument("--oos-k", type=int, default=20, help="examples per intent for the held-out run (0: skip)")
     parser.add_argument("--oos-held", type=int, default=10, help="Banking77 intents held out")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--no-banking77", action="store_true")

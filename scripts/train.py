@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -52,7 +53,9 @@ def model_hash(files: Iterable[Path]) -> str:
     ).stdout.splitlines()[:1]
     digest.update("".join(version).encode())
     if ENCODER_MANIFEST.exists():
-        digest.update(ENCODER_MANIFEST.read_bytes())
+        # Only what changes the encoder's output: not when or where it was exported.
+        manifest = json.loads(ENCODER_MANIFEST.read_text())
+        digest.update(json.dumps({k: manifest.get(k) for k in ("hash", "files", "opset", "pooling", "normalize")}, sort_keys=True).encode())
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")

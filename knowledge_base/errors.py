@@ -47,3 +47,23 @@ class KnowledgeBaseUnavailable(KnowledgeBaseError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+class IndexUnavailable(KnowledgeBaseError):
+    """A saved index cannot be used; the message says why and what to do."""
+
+
+class IndexMissing(IndexUnavailable):
+    """No index (or no manifest) where one was expected."""
+
+
+class IndexCorrupt(IndexUnavailable):
+    """The index files are unreadable, truncated or do not match their manifest."""
+
+
+class IndexMismatch(IndexUnavailable):
+    """The index was built with another model or dimension than the encoder in use."""
+
+
+class IndexStale(IndexUnavailable):
+    """The index was built from other FAQ content (or settings) than the current ones."""

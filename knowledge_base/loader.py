@@ -56,10 +56,14 @@ def load_directory(directory: Path) -> List[FaqEntry]:
     FaqValidationError when any file is invalid. An existing directory without FAQ
     files gives an empty list: the caller decides what an empty knowledge base means.
     """
+    return load_files(faq_files(directory))
+
+
+def faq_files(directory: Path) -> List[Path]:
+    """The FAQ files (.yml, .yaml, .json) directly in `directory`, sorted by name."""
     if not directory.is_dir():
         raise KnowledgeBaseUnavailable(KnowledgeBaseUnavailable.MISSING, f"no FAQ directory at {directory}")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in FAQ_SUFFIXES)
-    return load_files(files)
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in FAQ_SUFFIXES)
 
 
 def load_files(files: Iterable[Path]) -> List[FaqEntry]:

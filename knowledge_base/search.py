@@ -1,4 +1,4 @@
-"""Exact inner-product search over FAQ phrasings: functions take vectors, not a model.
+"""Search helpers over FAQ phrasings: functions take vectors, not a model.
 
 Every question and alternative is one row of the matrix, and `owners[row]`
 names the entry it belongs to; an entry scores as its best-matching phrasing.
@@ -10,13 +10,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Pattern, Sequence, Tuple
+from typing import List, Pattern, Sequence, Tuple
 
 import numpy as np
 
 from knowledge_base.loader import FaqEntry
-
-Encode = Callable[[Sequence[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def best_per_entry(query: np.ndarray, vectors: np.ndarray, owners: np.ndarray, k: int) -> List[Hit]:
-    """The `k` best entries for `query`, best first, each scored by its best row.
+    """The `k` best entries for `query`, best first, each scored by its best row (exact, numpy).
 
     `vectors` is (rows, dim), `owners` is (rows,) entry numbers, `query` is (dim,).
     Ties keep row order, so results are deterministic.
@@ -67,14 +65,25 @@ def best_per_entry(query: np.ndarray, vectors: np.ndarray, owners: np.ndarray, k
     if owners.shape != (vectors.shape[0],):
         raise ValueError(f"owners of shape {owners.shape} do not match {vectors.shape[0]} rows")
     scores = vectors @ query
+    order = np.argsort(-scores, kind="stable")
+    return top_entries(order, scores[order], owners, k)
+
+
+def top_entries(rows: Sequence[int], scores: Sequence[float], owners: np.ndarray, k: int) -> List[Hit]:
+    """Fold rows ranked best first (as a FAISS search returns them) into the `k` best entries.
+
+    An entry scores as its first (best) row; FAISS's -1 padding rows are skipped.
+    """
     hits: List[Hit] = []
     seen = set()
-    for row in np.argsort(-scores, kind="stable"):
+    for row, score in zip(rows, scores):
+        if row < 0:
+            continue
         entry = int(owners[row])
         if entry in seen:
             continue
         seen.add(entry)
-        hits.append(Hit(entry=entry, score=float(scores[row]), row=int(row)))
+        hits.append(Hit(entry=entry, score=float(score), row=int(row)))
         if len(hits) == k:
             break
     return hits
@@ -89,28 +98,3 @@ def phrasing_table(entries: Sequence[FaqEntry]) -> Tuple[List[str], np.ndarray]:
             texts.append(text)
             owners.append(number)
     return texts, np.asarray(owners, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class VectorIndex:
-    """Normalised phrasing vectors with their owning entries."""
-
-    vectors: np.ndarray
-    owners: np.ndarray
-    texts: Tuple[str, ...]
-
-    @classmethod
-    def build(cls, entries: Sequence[FaqEntry], encode: Encode) -> "VectorIndex":
-        texts, owners = phrasing_table(entries)
-        if not texts:
-            return cls(np.zeros((0, 0), dtype=np.float32), owners, ())
-        vectors = normalise(encode(texts))
-        if vectors.shape[0] != len(texts):
-            raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(texts)} texts")
-        return cls(vectors, owners, tuple(texts))
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def search(self, query: np.ndarray, k: int) -> List[Hit]:
-        return best_per_entry(normalise(query), self.vectors, self.owners, k)

@@ -9,65 +9,69 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
-import numpy as np
-
-from knowledge_base.encoder import MiniLMEncoder
-from knowledge_base.errors import FaqValidationError, KnowledgeBaseError, KnowledgeBaseUnavailable
-from knowledge_base.loader import FaqEntry, load_directory
+from knowledge_base import store
+from knowledge_base.build import build_index, expected_hash
+from knowledge_base.encoder import Encoder, MiniLMEncoder
+from knowledge_base.errors import FaqValidationError, IndexUnavailable, KnowledgeBaseError, KnowledgeBaseUnavailable
+from knowledge_base.index import PhrasingIndex, set_threads
+from knowledge_base.loader import FaqEntry, faq_files, load_files
 from knowledge_base.policy import FaqHit
-from knowledge_base.search import VectorIndex, remove_terms
+from knowledge_base.search import phrasing_table, remove_terms
 from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, load_settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent / "faqs"
 FAQ_DIR_ENV = "ENGAGE_FAQ_DIR"
-
-
-class Encoder(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+INDEX_DIR_ENV = "ENGAGE_FAQ_INDEX"
 
 
 @dataclass
 class KnowledgeBase:
     entries: Sequence[FaqEntry]
-    index: VectorIndex
+    index: PhrasingIndex
     encoder: Encoder
     settings: FaqSettings
+    manifest: Optional[store.Manifest] = None
     by_id: Dict[str, FaqEntry] = field(init=False)
+    texts: List[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {entry.id: entry for entry in self.entries}
+        self.texts, _ = phrasing_table(self.entries)
 
     @classmethod
-    def build(cls, entries: Sequence[FaqEntry], encoder: Encoder, settings: FaqSettings) -> "KnowledgeBase":
-        def encode(texts: Sequence[str]) -> np.ndarray:
-            return encoder.encode([remove_terms(text, settings.ignore_terms) for text in texts])
-
-        return cls(list(entries), VectorIndex.build(entries, encode), encoder, settings)
+    def from_saved(cls, saved: store.SavedIndex, encoder: Encoder, settings: FaqSettings) -> "KnowledgeBase":
+        return cls(saved.entries, saved.index, encoder, settings, saved.manifest)
 
     def get(self, faq_id: str) -> Optional[FaqEntry]:
         return self.by_id.get(faq_id)
 
     def search(self, query: str, k: Optional[int] = None) -> List[FaqHit]:
-        """Blocking (encodes the query): run it in an executor. Best first."""
+        """Blocking (encodes the query, searches FAISS): run it in an executor. Best first."""
         # Two hits at least, so the policy can see how close the runner-up is.
         k = k if k is not None else max(self.settings.max_suggestions, 2)
         text = remove_terms(query[: self.settings.max_query_chars], self.settings.ignore_terms)
         if not text.strip() or len(self.index) == 0:
             return []
         vector = self.encoder.encode([text])[0]
-        return [
-            FaqHit(self.entries[hit.entry], hit.score, self.index.texts[hit.row])
-            for hit in self.index.search(vector, k)
-        ]
+        return [FaqHit(self.entries[hit.entry], hit.score, self.texts[hit.row]) for hit in self.index.search(vector, k)]
 
 
 def faq_directory() -> Path:
     configured = os.environ.get(FAQ_DIR_ENV)
     return Path(configured) if configured else DEFAULT_FAQ_DIR
+
+
+def index_directory() -> Path:
+    """Where the built index lives: $ENGAGE_FAQ_INDEX, else the cache outside the checkout."""
+    configured = os.environ.get(INDEX_DIR_ENV)
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("ENGAGE_CACHE") or Path.home() / ".cache" / "engage"
+    return Path(cache) / "faq-index"
 
 
 class KnowledgeBaseProvider:
@@ -83,8 +87,10 @@ class KnowledgeBaseProvider:
         config: Path = DEFAULT_CONFIG,
         encoder_factory: Callable[[], Encoder] = MiniLMEncoder,
         retry_after: float = 30.0,
+        index_dir: Optional[Path] = None,
     ) -> None:
         self._directory = directory
+        self._index_dir = index_dir
         self._config = config
         self._encoder_factory = encoder_factory
         self._encoder: Optional[Encoder] = None
@@ -97,6 +103,10 @@ class KnowledgeBaseProvider:
     @property
     def directory(self) -> Path:
         return self._directory or faq_directory()
+
+    @property
+    def index_dir(self) -> Path:
+        return self._index_dir or index_directory()
 
     async def get(self) -> KnowledgeBase:
         """The knowledge base, or KnowledgeBaseUnavailable saying why it cannot answer."""
@@ -133,18 +143,35 @@ class KnowledgeBaseProvider:
 
     def _build(self) -> KnowledgeBase:
         settings = load_settings(self._config)
-        entries = load_directory(self.directory)
+        sources = faq_files(self.directory)
+        entries = load_files(sources)
         if not entries:
             raise KnowledgeBaseUnavailable(KnowledgeBaseUnavailable.EMPTY, f"no FAQ entries in {self.directory}")
         if self._encoder is None:
             self._encoder = self._encoder_factory()
+        encoder = self._encoder
         started = time.perf_counter()
-        knowledge_base = KnowledgeBase.build(entries, self._encoder, settings)
+        try:
+            saved = store.load(self.index_dir, encoder.identity(), settings.index, expected_hash(entries, encoder, settings))
+            how = f"loaded the index built {saved.manifest.built_at}"
+        except IndexUnavailable as exc:
+            logger.warning("building the FAQ index in process: %s", exc)
+            saved = build_index(entries, encoder, settings, sources)
+            how = "built the index"
+            try:
+                store.save(self.index_dir, saved)
+                how += f" and saved it to {self.index_dir}"
+            except OSError as save_error:
+                logger.warning("could not save the FAQ index to %s (%s); it is used from memory", self.index_dir, save_error)
+        set_threads(settings.index.threads)
+        knowledge_base = KnowledgeBase(entries, saved.index, encoder, settings, saved.manifest)
         logger.info(
-            "knowledge base ready: %d entries, %d phrasings, from %s in %.1fs",
+            "knowledge base ready: %d entries, %d phrasings (%s index) from %s; %s in %.1fs",
             len(entries),
-            len(knowledge_base.index),
+            len(saved.index),
+            saved.index.kind,
             self.directory,
+            how,
             time.perf_counter() - started,
         )
         return knowledge_base

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Tuple, Type, TypeVar
 
 import yaml
 
 from knowledge_base.errors import SettingsError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yml"
+
+Settings = TypeVar("Settings", "IndexSettings", "FaqSettings")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How the FAISS index is built and searched (see knowledge_base/index.py)."""
+
+    exact_max_vectors: int = 20_000  # exact inner product up to this many phrasings, HNSW above
+    hnsw_m: int = 32  # HNSW graph degree
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128  # query time: candidates explored; higher is slower and more exact
+    threads: int = 1  # FAISS OpenMP threads in the action server
+
+    def __post_init__(self) -> None:
+        for name in ("exact_max_vectors", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "threads"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"index.{name} must be a positive whole number, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,7 @@ class FaqSettings:
     # pulls them together ("Quillstack for macOS" scored 0.77 against "Which tools does Quillstack
     # integrate with?"); every question is about Quillstack, so the word tells nothing apart.
     ignore_terms: Tuple[str, ...] = ()
+    index: IndexSettings = field(default_factory=IndexSettings)
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.suggest_threshold <= self.answer_threshold <= 1.0:
@@ -48,28 +67,40 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> FaqSettings:
         raise SettingsError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path}: is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: must be a mapping of settings")
-    known = {f.name: f for f in fields(FaqSettings)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise SettingsError(f"{path}: unknown setting(s) {', '.join(map(str, unknown))}")
-    values: Dict[str, Any] = {}
-    for name, value in raw.items():
-        if name == "ignore_terms":
-            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-                raise SettingsError(f"{path}: 'ignore_terms' must be a list of words, got {value!r}")
-            values[name] = tuple(v.strip() for v in value)
-            continue
-        expected = float if known[name].type in ("float", float) else int
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingsError(f"{path}: '{name}' must be a number, got {value!r}")
-        if expected is int and not float(value).is_integer():
-            raise SettingsError(f"{path}: '{name}' must be a whole number, got {value!r}")
-        values[name] = expected(value)
     try:
-        return FaqSettings(**values)
-    except TypeError as exc:  # a required setting is missing
-        raise SettingsError(f"{path}: {exc}") from exc
+        return _settings(FaqSettings, raw, "")
     except SettingsError as exc:
         raise SettingsError(f"{path}: {exc}") from exc
+
+
+def _settings(kind: Type[Settings], raw: Any, prefix: str) -> Settings:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"'{prefix.rstrip('.') or 'the file'}' must be a mapping of settings")
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(map(str, raw)) - set(known))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(prefix + name for name in unknown)}")
+    values: Dict[str, Any] = {}
+    for name, value in raw.items():
+        values[name] = _value(known[name].type, value, prefix + name)
+    try:
+        return kind(**values)
+    except TypeError as exc:  # a required setting is missing
+        raise SettingsError(str(exc)) from exc
+
+
+def _value(declared: Any, value: Any, name: str) -> Any:
+    declared = str(getattr(declared, "__name__", declared))
+    if declared == "IndexSettings":
+        return _settings(IndexSettings, value, f"{name}.")
+    if declared.startswith("Tuple[str"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise SettingsError(f"'{name}' must be a list of words, got {value!r}")
+        return tuple(v.strip() for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"'{name}' must be a number, got {value!r}")
+    if declared == "int":
+        if not float(value).is_integer():
+            raise SettingsError(f"'{name}' must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)

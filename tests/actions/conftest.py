@@ -12,6 +12,7 @@ from rasa_sdk import Tracker
 
 from analytics.eventlog import BufferedStreamWriter
 from analytics.schema import EVENTS_STREAM, LogEvent
+from tests.knowledge_base.helpers import private_index_dir  # noqa: F401 - an autouse fixture
 
 
 def user_event(

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+import pytest
 import yaml
+
+from knowledge_base.encoder import EncoderIdentity
 
 DIM = 512
 _WORD = re.compile(r"[a-z0-9]+")
@@ -24,6 +27,9 @@ class BagOfWordsEncoder:
     def __init__(self) -> None:
         self.calls = 0
         self.texts: List[str] = []
+
+    def identity(self) -> EncoderIdentity:
+        return EncoderIdentity("test/bag-of-words", "crc32", DIM)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
@@ -104,3 +110,11 @@ def write_sample_kb(root: Path, config: Optional[dict] = None) -> tuple[Path, Pa
     write_yaml(faq_dir / "sample.yml", SAMPLE_FAQ)
     config_path = write_yaml(root / "config.yml", config or TEST_CONFIG)
     return faq_dir, config_path
+
+
+@pytest.fixture(autouse=True)
+def private_index_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's knowledge base saves its index in a private folder, never in the user's cache."""
+    directory = tmp_path_factory.mktemp("faq-index") / "index"
+    monkeypatch.setenv("ENGAGE_FAQ_INDEX", str(directory))
+    return directory

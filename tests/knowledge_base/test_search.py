@@ -1,4 +1,4 @@
-"""Exact inner-product search on tiny hand-made vectors."""
+"""Search helpers on tiny hand-made vectors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from knowledge_base.loader import FaqEntry
-from knowledge_base.search import VectorIndex, best_per_entry, normalise, phrasing_table, remove_terms
+from knowledge_base.search import best_per_entry, normalise, phrasing_table, remove_terms, top_entries
 
 # Rows 0-1 belong to entry 0, row 2 to entry 1, row 3 to entry 2.
 VECTORS = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
@@ -68,15 +68,8 @@ def test_phrasing_table_points_every_phrasing_at_its_entry() -> None:
     assert owners.tolist() == [0, 0, 0, 1]
 
 
-def test_vector_index_builds_from_an_encoder_function() -> None:
-    table = {"qa": [1.0, 0.0], "a1": [2.0, 2.0], "qb": [0.0, 5.0]}
-    index = VectorIndex.build([_entry("a", "qa", "a1"), _entry("b", "qb")], lambda texts: np.array([table[t] for t in texts]))
-    assert len(index) == 3
-    hits = index.search(np.array([0.0, 3.0]), k=2)
-    assert [(h.entry, index.texts[h.row]) for h in hits] == [(1, "qb"), (0, "a1")]
-    assert hits[1].score == pytest.approx(np.sqrt(0.5))
-
-
-def test_vector_index_rejects_an_encoder_that_loses_rows() -> None:
-    with pytest.raises(ValueError, match="returned 1 vectors for 2 texts"):
-        VectorIndex.build([_entry("a", "qa", "a1")], lambda texts: np.ones((1, 2)))
+def test_top_entries_folds_ranked_rows_into_entries_and_skips_padding() -> None:
+    owners = np.array([0, 0, 1, 2])
+    hits = top_entries([1, -1, 0, 3, 2], [0.9, 0.0, 0.8, 0.5, 0.4], owners, k=2)
+    assert [(h.entry, h.row, h.score) for h in hits] == [(0, 1, pytest.approx(0.9)), (2, 3, pytest.approx(0.5))]
+    assert len(top_entries([1, 0], [0.9, 0.8], owners, k=5)) == 1  # fewer entries than asked for

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,63 @@ async def test_a_failure_is_remembered_then_retried(tmp_path: Path) -> None:
 def test_directory_comes_from_the_environment_when_not_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ENGAGE_FAQ_DIR", str(tmp_path))
     assert KnowledgeBaseProvider().directory == tmp_path
+
+
+async def test_a_saved_index_is_loaded_instead_of_encoding_again(tmp_path: Path, private_index_dir: Path) -> None:
+    await provider_for(tmp_path, BagOfWordsEncoder()).get()
+    assert (private_index_dir / "manifest.json").is_file()
+    encoder = BagOfWordsEncoder()
+    knowledge_base = await provider_for(tmp_path, encoder).get()  # as a restarted action server would
+    assert encoder.calls == 0, "an up-to-date index must not be rebuilt"
+    assert knowledge_base.search("forgot password")[0].entry.id == "reset-password"
+    assert knowledge_base.manifest is not None and knowledge_base.manifest.entries == 4
+
+
+async def test_changed_content_rebuilds_the_index(tmp_path: Path, private_index_dir: Path) -> None:
+    await provider_for(tmp_path, BagOfWordsEncoder()).get()
+    faq_dir = tmp_path / "faqs"
+    data = (faq_dir / "sample.yml").read_text().replace("Use 'Forgot password'", "Click 'Forgot password'")
+    (faq_dir / "sample.yml").write_text(data)
+    encoder = BagOfWordsEncoder()
+    knowledge_base = await KnowledgeBaseProvider(directory=faq_dir, config=tmp_path / "config.yml", encoder_factory=lambda: encoder).get()
+    assert encoder.calls == 1
+    assert knowledge_base.get("reset-password").answer.startswith("Click")
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "other-model"])
+async def test_an_unusable_index_is_rebuilt_and_the_reason_logged(
+    tmp_path: Path, private_index_dir: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    await provider_for(tmp_path, BagOfWordsEncoder()).get()
+    if damage == "corrupt":
+        (private_index_dir / "index.faiss").write_bytes(b"\0" * 64)
+    elif damage == "missing":
+        (private_index_dir / "manifest.json").unlink()
+    else:
+        manifest = json.loads((private_index_dir / "manifest.json").read_text())
+        manifest["model"]["model"] = "other/model"
+        (private_index_dir / "manifest.json").write_text(json.dumps(manifest))
+    encoder = BagOfWordsEncoder()
+    with caplog.at_level(logging.WARNING, logger="knowledge_base.service"):
+        knowledge_base = await provider_for(tmp_path, encoder).get()
+    assert encoder.calls == 1
+    assert "building the FAQ index in process" in caplog.text
+    assert knowledge_base.search("forgot password")[0].entry.id == "reset-password"
+    assert json.loads((private_index_dir / "manifest.json").read_text())["model"]["model"] == "test/bag-of-words"
+
+
+async def test_an_unwritable_index_folder_still_answers_from_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the index folder's parent should be")
+    with caplog.at_level(logging.WARNING, logger="knowledge_base.service"):
+        knowledge_base = await provider_for(tmp_path, BagOfWordsEncoder(), index_dir=blocker / "index").get()
+    assert "could not save the FAQ index" in caplog.text
+    assert knowledge_base.search("forgot password")[0].entry.id == "reset-password"
+
+
+def test_index_directory_comes_from_the_environment_or_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENGAGE_FAQ_INDEX", str(tmp_path / "i"))
+    assert KnowledgeBaseProvider().index_dir == tmp_path / "i"
+    monkeypatch.delenv("ENGAGE_FAQ_INDEX")
+    monkeypatch.setenv("ENGAGE_CACHE", str(tmp_path / "cache"))
+    assert KnowledgeBaseProvider().index_dir == tmp_path / "cache" / "faq-index"

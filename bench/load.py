@@ -33,6 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
 
 # Multi-turn scenarios a customer walks through, in a loop.
@@ -214,17 +215,11 @@ def warm_up(stack: Stack) -> None:
     asyncio.run(run_load(stack.rest_webhook, 2, 8, None, seed=0))
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
+def machine_line() -> str:
+    info = machine()
+    cpu = info["cpu"] or "unknown CPU"
+    mem = (info["ram_bytes"] or psutil.virtual_memory().total) / 2**30
+    return f"{info['os']} {info['arch']}, {info['cores']} cores ({cpu}), {mem:.0f} GiB RAM"
 
 
 def table(results: List[Result]) -> str:
@@ -284,7 +279,7 @@ def main() -> None:
                 )
 
     report = (
-        f"Machine: {machine()}; load average during the run {os.getloadavg()[0]:.1f}\nPython {platform.python_version()} (client), "
+        f"Machine: {machine_line()}; load average during the run {os.getloadavg()[0]:.1f}\nPython {platform.python_version()} (client), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
         f"{table(results)}\n\n{ratios(results)}\n"
     )

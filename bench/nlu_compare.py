@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import sys
@@ -31,6 +30,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from bench.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BANKING77 = Path("/work/shared/data/banking77")
@@ -510,30 +511,18 @@ def project_experiment() -> Optional[Experiment]:
 # ---------------------------------------------------------------- report
 
 
-def machine() -> Dict[str, str]:
-    model = "unknown"
-    ram = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        ram = "unknown"
+def run_info() -> Dict[str, str]:
+    info = machine()
+    ram = f"{info['ram_bytes'] / 2**30:.1f} GiB" if info["ram_bytes"] else "unknown"
     import rasa
     import onnxruntime
     import tensorflow
 
     return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
+        "nproc": str(info["cores"]),
+        "cpu": info["cpu"] or "unknown",
         "ram": ram,
-        "python": platform.python_version(),
+        "python": info["python"],
         "rasa": rasa.__version__,
         "tensorflow": tensorflow.__version__,
         "onnxruntime": onnxruntime.__version__,
@@ -806,7 +795,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     project[2][: args.limit_test] if args.limit_test else project[2],
                     Path(tmp), args.latency_rounds)
                 raw_file.write_text(json.dumps(stored))
-        stored["info"]["machine"] = machine()
+        stored["info"]["machine"] = run_info()
         raw_file.write_text(json.dumps(stored))
 
     # Merge every raw file (runs made by separate invocations), newest last.

@@ -39,6 +39,13 @@ def encode_all(encoder: Encoder, texts: Sequence[str], progress: bool = False, l
     return np.concatenate(parts) if parts else np.zeros((0, encoder.identity().dim), dtype=np.float32)
 
 
+def warm_up(encoder: Encoder) -> float:
+    """Load the model (on first use) with one tiny encode; returns the seconds it took."""
+    started = time.perf_counter()
+    encoder.encode(["warm up"])
+    return time.perf_counter() - started
+
+
 def build_index(
     entries: Sequence[FaqEntry], encoder: Encoder, settings: FaqSettings, sources: Sequence[Path] = (), progress: bool = False
 ) -> SavedIndex:
@@ -46,7 +53,7 @@ def build_index(
     texts, owners = phrasing_table(entries)
     kind = choose_kind(len(texts), settings.index)
     params = build_params(kind, settings.index)
-    started = time.perf_counter()
+    started = time.perf_counter()  # includes loading the model unless the caller warmed it up
     vectors = encode_all(encoder, [remove_terms(text, settings.ignore_terms) for text in texts], progress)
     if vectors.shape != (len(texts), identity.dim):
         raise ValueError(f"the encoder returned vectors of shape {vectors.shape} for {len(texts)} texts of dimension {identity.dim}")

@@ -1,7 +1,7 @@
 """Load and validate FAQ entries from YAML and JSON files.
 
-Each file holds a list of entries with `id`, `question`, `alternatives` and
-`answer`, and optionally `url`, `tags` and `product_area`. Every problem is
+Each file holds a list of entries with `id`, `question` and `answer`, and
+optionally `alternatives` (other phrasings), `url`, `tags` and `product_area`. Every problem is
 collected and reported with its file and entry, so an author fixes them all in
 one pass; nothing is returned unless the whole content is valid.
 """
@@ -20,8 +20,8 @@ import yaml
 from knowledge_base.errors import FaqProblem, FaqValidationError, KnowledgeBaseUnavailable
 
 FAQ_SUFFIXES = (".yml", ".yaml", ".json")
-REQUIRED_FIELDS = ("id", "question", "alternatives", "answer")
-OPTIONAL_FIELDS = ("url", "tags", "product_area")
+REQUIRED_FIELDS = ("id", "question", "answer")
+OPTIONAL_FIELDS = ("alternatives", "url", "tags", "product_area")
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
 
 # Ids travel inside a button payload (`/ask_question{"faq_id":"<id>"}`) and into
@@ -196,7 +196,7 @@ def _validate_entry(raw: Any, file: str, position: int) -> Tuple[Optional[FaqEnt
         entry_id = None
     question = _text(raw.get("question"), "question", problem, required="question" in raw)
     answer = _text(raw.get("answer"), "answer", problem, required="answer" in raw, keep_lines=True)
-    alternatives = _text_list(raw.get("alternatives"), "alternatives", problem) if "alternatives" in raw else ()
+    alternatives = _text_list(raw.get("alternatives"), "alternatives", problem) if raw.get("alternatives") is not None else ()
     tags = _text_list(raw.get("tags"), "tags", problem) if raw.get("tags") is not None else ()
     product_area = _text(raw.get("product_area"), "product_area", problem, required=False)
     url = _url(raw.get("url"), problem)

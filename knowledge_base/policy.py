@@ -17,6 +17,7 @@ class FaqHit:
     entry: FaqEntry
     score: float
     matched: str
+    coverage: float = 1.0  # share of the query's content words found in the entry's text
 
 
 class Outcome(str, enum.Enum):
@@ -44,7 +45,10 @@ def decide(hits: Sequence[FaqHit], settings: FaqSettings) -> Decision:
     runner_up = hits[1].score if len(hits) > 1 else None
     # The epsilon keeps "exactly the margin" a clear winner despite float rounding (0.7 - 0.65 < 0.05).
     clear_winner = runner_up is None or best.score - runner_up >= settings.answer_margin - 1e-9
-    if best.score >= settings.answer_threshold and clear_winner:
+    # A near-miss ("does the Slack integration support Enterprise Grid?") scores high against the
+    # entry it resembles; the words the entry lacks are what tell it apart.
+    covered = best.coverage >= settings.min_coverage - 1e-9
+    if best.score >= settings.answer_threshold and clear_winner and covered:
         return Decision(Outcome.ANSWER, (best,), best)
     if best.score >= settings.suggest_threshold:
         suggestions = tuple(h for h in hits if h.score >= settings.suggest_threshold)

@@ -9,16 +9,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
+
+import numpy as np
 
 from knowledge_base import store
+from knowledge_base.bm25 import Bm25Index, content_terms, coverage, entry_document
 from knowledge_base.build import build_index, expected_hash
 from knowledge_base.encoder import Encoder, MiniLMEncoder
 from knowledge_base.errors import FaqValidationError, IndexUnavailable, KnowledgeBaseError, KnowledgeBaseUnavailable
-from knowledge_base.index import PhrasingIndex, set_threads
+from knowledge_base.index import RESCORE_CANDIDATES, PhrasingIndex, set_threads
 from knowledge_base.loader import FaqEntry, faq_files, load_files
 from knowledge_base.policy import FaqHit
-from knowledge_base.search import phrasing_table, remove_terms
+from knowledge_base.search import Hit, phrasing_table, remove_terms
 from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -37,10 +40,14 @@ class KnowledgeBase:
     manifest: Optional[store.Manifest] = None
     by_id: Dict[str, FaqEntry] = field(init=False)
     texts: List[str] = field(init=False)
+    terms: List[FrozenSet[str]] = field(init=False)
+    lexical: Bm25Index = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {entry.id: entry for entry in self.entries}
         self.texts, _ = phrasing_table(self.entries)
+        self.terms = [content_terms(entry_document(entry)) for entry in self.entries]
+        self.lexical = Bm25Index.from_entries(self.entries)
 
     @classmethod
     def from_saved(cls, saved: store.SavedIndex, encoder: Encoder, settings: FaqSettings) -> "KnowledgeBase":
@@ -51,13 +58,37 @@ class KnowledgeBase:
 
     def search(self, query: str, k: Optional[int] = None) -> List[FaqHit]:
         """Blocking (encodes the query, searches FAISS): run it in an executor. Best first."""
-        # Two hits at least, so the policy can see how close the runner-up is.
-        k = k if k is not None else max(self.settings.max_suggestions, 2)
-        text = remove_terms(query[: self.settings.max_query_chars], self.settings.ignore_terms)
+        text = self.clean(query)
         if not text.strip() or len(self.index) == 0:
             return []
-        vector = self.encoder.encode([text])[0]
-        return [FaqHit(self.entries[hit.entry], hit.score, self.texts[hit.row]) for hit in self.index.search(vector, k)]
+        return self.rank(text, self.encoder.encode([text])[0], k)
+
+    def clean(self, query: str) -> str:
+        """The part of a query that is searched: cut to max_query_chars, ignored words removed."""
+        return remove_terms(query[: self.settings.max_query_chars], self.settings.ignore_terms)
+
+    def rank(self, text: str, vector: np.ndarray, k: Optional[int] = None) -> List[FaqHit]:
+        """Entries for the cleaned query `text` and its vector: dense candidates, re-ranked with BM25."""
+        # Two hits at least, so the policy can see how close the runner-up is.
+        k = k if k is not None else max(self.settings.max_suggestions, 2)
+        found = self.index.search(vector, max(k, RESCORE_CANDIDATES), self.settings.centroid_weight)
+        hits = self.hits(text, found)
+        weight = self.settings.lexical_weight
+        if weight > 0 and len(hits) > 1:
+            lexical = self.lexical.scores(text)[[h.entry for h in found]]
+            fused = (1 - weight) * _min_max(np.array([h.score for h in hits])) + weight * _min_max(lexical)
+            hits = [hits[i] for i in np.argsort(-fused, kind="stable")]
+        return hits[:k]
+
+    def hits(self, text: str, found: Sequence[Hit]) -> List[FaqHit]:
+        """Index hits for the (cleaned) query `text`, with their entries, phrasings and word coverage."""
+        words = content_terms(text)
+        return [FaqHit(self.entries[h.entry], h.score, self.texts[h.row], coverage(words, self.terms[h.entry])) for h in found]
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    spread = float(values.max() - values.min()) if len(values) else 0.0
+    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values, dtype=np.float32)
 
 
 def faq_directory() -> Path:

@@ -38,6 +38,12 @@ class FaqSettings:
     answer_threshold: float  # best score at or above: answer directly...
     suggest_threshold: float  # best score at or above (and not answered): "did you mean"
     answer_margin: float = 0.0  # ...unless the runner-up entry is closer than this: then suggest both
+    min_coverage: float = 0.0  # ...or the entry's text holds less than this share of the query's words
+    # Scoring (bench/faq_retrieval.py): an entry's score is (1 - centroid_weight) * its best phrasing
+    # + centroid_weight * its centroid; candidates are ranked by (1 - lexical_weight) * that score +
+    # lexical_weight * BM25, both min-max scaled over the candidates. Thresholds apply to the score.
+    centroid_weight: float = 0.0
+    lexical_weight: float = 0.0
     max_suggestions: int = 3
     max_query_chars: int = 1000  # MiniLM reads 256 word pieces; longer text only costs time
     # Words removed before encoding. The brand name appears in phrasings of unrelated entries and
@@ -56,6 +62,9 @@ class FaqSettings:
             raise SettingsError(f"max_suggestions must be between 1 and 10, got {self.max_suggestions}")
         if not 0.0 <= self.answer_margin <= 1.0:
             raise SettingsError(f"answer_margin must be between 0 and 1, got {self.answer_margin}")
+        for name in ("min_coverage", "centroid_weight", "lexical_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SettingsError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.max_query_chars < 1:
             raise SettingsError(f"max_query_chars must be positive, got {self.max_query_chars}")
 

@@ -1,4 +1,4 @@
-"""A built index on disk: `index.faiss`, `entries.json` and `manifest.json`, checked when loaded.
+"""A built index on disk: `index.faiss`, `centroids.npy`, `entries.json` and `manifest.json`, checked when loaded.
 
 The manifest records the model and dimension, a hash of everything the vectors were
 built from (entries, encoder, ignore_terms, index kind and parameters), the index kind,
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import faiss
+import numpy as np
 
 from knowledge_base.encoder import EncoderIdentity
 from knowledge_base.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStale
@@ -34,6 +35,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 ENTRIES_FILE = "entries.json"
+CENTROIDS_FILE = "centroids.npy"
 REBUILD_HINT = "python -m knowledge_base build SOURCE... --out {directory}"
 
 
@@ -52,7 +54,7 @@ class Manifest:
     build_seconds: float
     faiss_version: str
     sources: List[Dict[str, str]]  # {"path", "sha256"} of each FAQ file read
-    files: Dict[str, str]  # sha256 of index.faiss and entries.json
+    files: Dict[str, str]  # sha256 of index.faiss, centroids.npy and entries.json
 
     @classmethod
     def from_dict(cls, raw: Any, where: Path) -> "Manifest":
@@ -124,9 +126,10 @@ def save(directory: Path, built: SavedIndex) -> Manifest:
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         faiss.write_index(built.index.faiss_index, str(staging / INDEX_FILE))
+        np.save(staging / CENTROIDS_FILE, built.index.centroids, allow_pickle=False)
         entries = [_entry_dict(entry, with_source=True) for entry in built.entries]
         (staging / ENTRIES_FILE).write_text(json.dumps(entries, ensure_ascii=False, indent=1), encoding="utf-8")
-        files = {name: file_sha256(staging / name) for name in (INDEX_FILE, ENTRIES_FILE)}
+        files = {name: file_sha256(staging / name) for name in (INDEX_FILE, CENTROIDS_FILE, ENTRIES_FILE)}
         manifest = Manifest(**{**asdict(built.manifest), "files": files})
         (staging / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)
@@ -199,14 +202,28 @@ def load(directory: Path, identity: EncoderIdentity, settings: IndexSettings, ex
         raise IndexCorrupt(f"{directory / INDEX_FILE} is not a readable FAISS index; rebuild it: {_hint(directory)}") from exc
     entries = _read_entries(directory)
     _, owners = phrasing_table(entries)
-    if faiss_index.d != manifest.dim or faiss_index.ntotal != manifest.vectors or len(owners) != faiss_index.ntotal:
+    centroids = _read_centroids(directory)
+    if (
+        faiss_index.d != manifest.dim
+        or faiss_index.ntotal != manifest.vectors
+        or len(owners) != faiss_index.ntotal
+        or centroids.shape != (len(entries), manifest.dim)
+    ):
         raise IndexCorrupt(
-            f"{directory}: the index holds {faiss_index.ntotal} vectors of {faiss_index.d} dimensions, the manifest says "
-            f"{manifest.vectors} of {manifest.dim} and the entries have {len(owners)} phrasings; rebuild it: {_hint(directory)}"
+            f"{directory}: the index holds {faiss_index.ntotal} vectors of {faiss_index.d} dimensions and {centroids.shape} "
+            f"centroids, the manifest says {manifest.vectors} of {manifest.dim} and the entries have {len(owners)} phrasings; "
+            f"rebuild it: {_hint(directory)}"
         )
-    index = PhrasingIndex(faiss_index, owners, manifest.index_kind, dict(manifest.index_params))
+    index = PhrasingIndex(faiss_index, owners, manifest.index_kind, dict(manifest.index_params), centroids)
     index.tune(settings)
     return SavedIndex(manifest, index, entries)
+
+
+def _read_centroids(directory: Path) -> np.ndarray:
+    try:
+        return np.load(directory / CENTROIDS_FILE, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{directory / CENTROIDS_FILE} cannot be read ({exc}); rebuild it: {_hint(directory)}") from exc
 
 
 def _read_entries(directory: Path) -> List[FaqEntry]:

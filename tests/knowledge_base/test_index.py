@@ -69,3 +69,16 @@ def test_empty_index_and_bad_shapes() -> None:
         index.search(np.array([1.0, 0.0]), k=1)
     with pytest.raises(ValueError, match="owners"):
         PhrasingIndex.build(VECTORS, OWNERS[:2], IndexSettings())
+
+
+def test_centroid_weight_rescoring_prefers_an_entry_whose_phrasings_agree() -> None:
+    # Entry 0: one phrasing right on the query, one far off. Entry 1: two phrasings close to it.
+    vectors = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.95, 0.31, 0.0], [0.95, -0.31, 0.0]], dtype=np.float32)
+    owners = np.array([0, 0, 1, 1])
+    index = PhrasingIndex.build(vectors, owners, IndexSettings())
+    query = np.array([1.0, 0.0, 0.0])
+    assert [h.entry for h in index.search(query, k=2)] == [0, 1]  # best phrasing alone
+    rescored = index.search(query, k=2, centroid_weight=0.5)
+    assert [h.entry for h in rescored] == [1, 0]
+    assert rescored[0].score == pytest.approx(0.5 * 0.95 + 0.5 * 1.0, abs=1e-3)
+    assert index.centroids.shape == (2, 3)

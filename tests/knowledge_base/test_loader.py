@@ -96,7 +96,12 @@ def test_missing_required_fields_are_each_reported(tmp_path: Path) -> None:
     found = problems(tmp_path)
     assert any("entry #1" in p and "missing required field 'id'" in p for p in found)
     assert any("missing required field 'answer'" in p for p in found)
-    assert any("missing required field 'alternatives'" in p for p in found)
+    assert not any("'alternatives'" in p for p in found)
+
+
+def test_alternatives_are_optional(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "a.yml", [{"id": "x", "question": "Q?", "answer": "A."}, {"id": "y", "question": "R?", "alternatives": None, "answer": "B."}])
+    assert [e.alternatives for e in load_directory(tmp_path)] == [(), ()]
 
 
 def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:

@@ -50,3 +50,12 @@ def test_low_scores_are_unknown_but_keep_the_nearest_entry() -> None:
 def test_no_hits_is_unknown_without_a_score() -> None:
     decision = decide([], SETTINGS)
     assert decision.outcome is Outcome.UNKNOWN and decision.score is None
+
+
+def test_an_entry_lacking_the_questions_words_is_suggested_not_answered() -> None:
+    settings = FaqSettings(answer_threshold=0.7, suggest_threshold=0.5, min_coverage=0.4)
+    entry = FaqEntry(id="slack", question="Slack integration", alternatives=(), answer="a")
+    near_miss = [FaqHit(entry, 0.8, "Slack integration", coverage=0.25)]
+    assert decide(near_miss, settings).outcome is Outcome.SUGGEST
+    covered = [FaqHit(entry, 0.8, "Slack integration", coverage=0.4)]
+    assert decide(covered, settings).outcome is Outcome.ANSWER

@@ -11,7 +11,7 @@ import pytest
 
 from knowledge_base.errors import KnowledgeBaseUnavailable
 from knowledge_base.service import KnowledgeBaseProvider
-from tests.knowledge_base.helpers import BagOfWordsEncoder, write_sample_kb, write_yaml
+from tests.knowledge_base.helpers import TEST_CONFIG, BagOfWordsEncoder, write_sample_kb, write_yaml
 
 
 def provider_for(tmp_path: Path, encoder: BagOfWordsEncoder, **kwargs: object) -> KnowledgeBaseProvider:
@@ -165,3 +165,16 @@ def test_index_directory_comes_from_the_environment_or_the_cache(monkeypatch: py
     monkeypatch.delenv("ENGAGE_FAQ_INDEX")
     monkeypatch.setenv("ENGAGE_CACHE", str(tmp_path / "cache"))
     assert KnowledgeBaseProvider().index_dir == tmp_path / "cache" / "faq-index"
+
+
+async def test_lexical_weight_reranks_candidates_and_coverage_is_reported(tmp_path: Path) -> None:
+    faq_dir, _ = write_sample_kb(tmp_path)
+    config = {**TEST_CONFIG, "lexical_weight": 1.0}
+    write_yaml(tmp_path / "lexical.yml", config)
+    provider = KnowledgeBaseProvider(directory=faq_dir, config=tmp_path / "lexical.yml", encoder_factory=BagOfWordsEncoder)
+    knowledge_base = await provider.get()
+    # Only BM25 counts: "PDF" appears in the export-pdf entry's text.
+    hits = knowledge_base.search("the pdf")
+    assert hits[0].entry.id == "export-pdf"
+    assert hits[0].coverage == pytest.approx(1.0)  # "pdf" is in its text; "the" is a stop word
+    assert [h.coverage for h in knowledge_base.search("pdf spreadsheet")][:1] == [pytest.approx(0.5)]

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from knowledge_base.errors import SettingsError
-from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, load_settings
+from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, IndexSettings, load_settings
 from tests.knowledge_base.helpers import TEST_CONFIG, write_yaml
 
 
 def test_the_shipped_config_loads() -> None:
     settings = load_settings(DEFAULT_CONFIG)
-    assert 0 < settings.suggest_threshold < settings.answer_threshold < 1
+    assert 0 < settings.suggest_threshold <= settings.answer_threshold < 1
     assert settings.max_suggestions == 3
 
 
@@ -35,6 +35,12 @@ def test_values_are_read(tmp_path: Path) -> None:
         ({"answer_margin": 2}, "answer_margin must be between 0 and 1"),
         ({"ignore_terms": "Quillstack"}, "'ignore_terms' must be a list"),
         ({"threshold": 0.5}, "unknown setting(s) threshold"),
+        ({"min_coverage": 1.5}, "min_coverage must be between 0 and 1"),
+        ({"lexical_weight": -0.1}, "lexical_weight must be between 0 and 1"),
+        ({"index": {"exact_max_vectors": 0}}, "index.exact_max_vectors must be a positive whole number"),
+        ({"index": {"hnsw_ef_search": 1.5}}, "'index.hnsw_ef_search' must be a whole number"),
+        ({"index": {"efSearch": 64}}, "unknown setting(s) index.efSearch"),
+        ({"index": [1]}, "'index' must be a mapping"),
     ],
 )
 def test_bad_values_name_the_file(tmp_path: Path, change: dict, message: str) -> None:
@@ -42,6 +48,12 @@ def test_bad_values_name_the_file(tmp_path: Path, change: dict, message: str) ->
     with pytest.raises(SettingsError) as caught:
         load_settings(path)
     assert message in str(caught.value) and "c.yml" in str(caught.value)
+
+
+def test_the_index_block_is_read_with_defaults_for_what_it_leaves_out(tmp_path: Path) -> None:
+    settings = load_settings(write_yaml(tmp_path / "c.yml", {**TEST_CONFIG, "index": {"exact_max_vectors": 10, "threads": 2}}))
+    assert settings.index == IndexSettings(exact_max_vectors=10, threads=2)
+    assert load_settings(write_yaml(tmp_path / "d.yml", TEST_CONFIG)).index == IndexSettings()
 
 
 def test_missing_threshold_and_unreadable_files(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def built(tmp_path: Path):
 
 def test_the_manifest_records_what_the_index_is_built_from(built) -> None:
     directory, manifest, encoder, settings, entries = built
-    assert sorted(p.name for p in directory.iterdir()) == ["entries.json", "index.faiss", "manifest.json"]
+    assert sorted(p.name for p in directory.iterdir()) == ["centroids.npy", "entries.json", "index.faiss", "manifest.json"]
     on_disk = json.loads((directory / "manifest.json").read_text())
     assert on_disk["model"] == {"model": "test/bag-of-words", "weights": "crc32", "dim": DIM}
     assert on_disk["dim"] == DIM and on_disk["index_kind"] == "flat" and on_disk["index_params"] == {}
@@ -39,7 +39,7 @@ def test_the_manifest_records_what_the_index_is_built_from(built) -> None:
     assert on_disk["content_hash"] == expected_hash(entries, encoder, settings)
     assert on_disk["built_at"].endswith("+00:00") and on_disk["build_seconds"] >= 0
     assert [Path(s["path"]).name for s in on_disk["sources"]] == ["sample.yml"]
-    assert set(on_disk["files"]) == {"index.faiss", "entries.json"}
+    assert set(on_disk["files"]) == {"index.faiss", "centroids.npy", "entries.json"}
 
 
 def test_a_saved_index_loads_and_searches_like_the_built_one(built) -> None:

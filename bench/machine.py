@@ -1,0 +1,53 @@
+"""What a benchmark ran on, for its report. Standard library only: the bench scripts run in different runtimes."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _ram_bytes() -> Optional[int]:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _load_average() -> Optional[Tuple[float, float, float]]:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def machine() -> Dict[str, Any]:
+    """CPU model, logical cores, RAM, OS, Python version and the load average when called.
+
+    Keys: `os`, `os_release`, `arch`, `cpu` (None if unknown), `cores`, `ram_bytes` (None if unknown),
+    `python`, `load_avg` (1, 5 and 15 minutes, or None where the OS has none).
+    """
+    return {
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "arch": platform.machine(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_bytes": _ram_bytes(),
+        "python": platform.python_version(),
+        "load_avg": _load_average(),
+    }

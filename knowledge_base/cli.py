@@ -136,7 +136,7 @@ def _build(args: argparse.Namespace, encoder_factory: EncoderFactory) -> int:
             return 0
         except IndexUnavailable as exc:
             if not args.quiet:
-                print(f"building: {exc}", file=sys.stderr)
+                print(f"building {args.out}: {exc.problem}", file=sys.stderr)
     warm_up(encoder)  # so that the build time and rate are about encoding, not loading the model
     saved = build_index(entries, encoder, settings, files, progress=not args.quiet)
     manifest = store.save(args.out, saved)
@@ -177,13 +177,18 @@ def _query(args: argparse.Namespace, encoder_factory: EncoderFactory) -> int:
             "decision": decision.outcome.value,
             "answered": [h.entry.id for h in decision.hits],
             "search_ms": round(elapsed_ms, 2),
-            "hits": [{"faq_id": h.entry.id, "score": round(h.score, 4), "question": h.entry.question, "matched": h.matched, "url": h.entry.url} for h in hits],
+            "hits": [
+                {"faq_id": h.entry.id, "score": round(h.score, 4), "coverage": round(h.coverage, 3), "question": h.entry.question, "matched": h.matched, "url": h.entry.url}
+                for h in hits
+            ],
         }, ensure_ascii=False, indent=2))
         return 0
     if not hits:
         print(f"nothing left to search for once the ignored words ({', '.join(settings.ignore_terms)}) are removed")
+    elif settings.lexical_weight > 0:
+        print(f"ranked by score fused with BM25 (lexical_weight {settings.lexical_weight}); score = semantic similarity")
     for rank, hit in enumerate(hits, start=1):
-        print(f"{rank}. {hit.score:.3f}  {hit.entry.id}  {hit.entry.question}")
+        print(f"{rank}. {hit.score:.3f}  {hit.entry.id}  {hit.entry.question}  (words covered {hit.coverage:.0%})")
         if hit.matched != hit.entry.question:
             print(f"          matched: {hit.matched}")
     print(f"\nthe assistant would: {_describe(decision.outcome.value, [h.entry.id for h in decision.hits])}")
@@ -356,6 +361,9 @@ def _plot(path: Path, report: Dict[str, Any]) -> None:
             summary = report["dense"][key]
             rate = (summary["answered_right"] + summary["answered_wrong"] + summary["null_answered"]) / report["queries"]
             axis.plot([rate], [summary["precision"]], marker, markersize=11, label=f"policy, {key}")
+    for check in report.get("checks", []):
+        rate = (check["answered_right"] + check["answered_wrong"] + check["null_answered"]) / check["queries"]
+        axis.plot([rate], [check["precision"]], "X", markersize=10, label=f"policy on {Path(check['file']).name}")
     axis.set_xlabel("share of queries answered")
     axis.set_ylabel("precision of answers")
     axis.set_ylim(0, 1.02)

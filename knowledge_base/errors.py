@@ -50,11 +50,20 @@ class KnowledgeBaseUnavailable(KnowledgeBaseError):
 
 
 class IndexUnavailable(KnowledgeBaseError):
-    """A saved index cannot be used; the message says why and what to do."""
+    """A saved index cannot be used: `problem` says why; the message adds how to (re)build it."""
+
+    action = "rebuild it"
+
+    def __init__(self, problem: str, directory: object) -> None:
+        self.problem = problem
+        self.directory = directory
+        super().__init__(f"{problem}; {self.action}: python -m knowledge_base build SOURCE... --out {directory}")
 
 
 class IndexMissing(IndexUnavailable):
     """No index (or no manifest) where one was expected."""
+
+    action = "build it"
 
 
 class IndexCorrupt(IndexUnavailable):

@@ -186,7 +186,7 @@ class KnowledgeBaseProvider:
             saved = store.load(self.index_dir, encoder.identity(), settings.index, expected_hash(entries, encoder, settings))
             how = f"loaded the index built {saved.manifest.built_at}"
         except IndexUnavailable as exc:
-            logger.warning("building the FAQ index in process: %s", exc)
+            logger.warning("building the FAQ index in process: %s", exc.problem)
             saved = build_index(entries, encoder, settings, sources)
             how = "built the index"
             try:

@@ -36,7 +36,6 @@ MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 ENTRIES_FILE = "entries.json"
 CENTROIDS_FILE = "centroids.npy"
-REBUILD_HINT = "python -m knowledge_base build SOURCE... --out {directory}"
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, raw: Any, where: Path) -> "Manifest":
         if not isinstance(raw, dict):
-            raise IndexCorrupt(f"{where} is not a JSON object; rebuild the index: {_hint(where.parent)}")
+            raise IndexCorrupt(f"{where} is not a JSON object", where.parent)
         names = [name for name in cls.__dataclass_fields__]
         missing = [name for name in names if name not in raw]
         if missing:
-            raise IndexCorrupt(f"{where} lacks {', '.join(missing)}; rebuild the index: {_hint(where.parent)}")
+            raise IndexCorrupt(f"{where} lacks {', '.join(missing)}", where.parent)
         return cls(**{name: raw[name] for name in names})
 
 
@@ -157,14 +156,14 @@ def read_manifest(directory: Path) -> Manifest:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         what = "no index" if not Path(directory).exists() else f"no {MANIFEST}"
-        raise IndexMissing(f"{what} at {directory}; build it: {_hint(directory)}")
+        raise IndexMissing(f"{what} at {directory}", directory)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexCorrupt(f"{path} cannot be read ({exc}); rebuild the index: {_hint(directory)}") from exc
+        raise IndexCorrupt(f"{path} cannot be read ({exc})", directory) from exc
     manifest = Manifest.from_dict(raw, path)
     if manifest.format != FORMAT:
-        raise IndexStale(f"{directory} holds an index in format {manifest.format}, this version reads {FORMAT}; rebuild it: {_hint(directory)}")
+        raise IndexStale(f"{directory} holds an index in format {manifest.format}, this version reads {FORMAT}", directory)
     return manifest
 
 
@@ -174,12 +173,14 @@ def check_identity(manifest: Manifest, identity: EncoderIdentity, directory: Pat
         raise IndexMismatch(
             f"the index at {directory} was built with {built.get('model')} ({manifest.dim} dimensions), "
             f"but the encoder in use is {identity.model} ({identity.dim} dimensions); "
-            f"vectors from different models cannot be compared. Rebuild it: {_hint(directory)}"
+            "vectors from different models cannot be compared",
+            directory,
         )
     if built.get("weights") != identity.weights:
         raise IndexMismatch(
             f"the index at {directory} was built with other weights of {identity.model} "
-            f"({built.get('weights')}, in use: {identity.weights}). Rebuild it: {_hint(directory)}"
+            f"({built.get('weights')}, in use: {identity.weights})",
+            directory,
         )
 
 
@@ -189,17 +190,17 @@ def load(directory: Path, identity: EncoderIdentity, settings: IndexSettings, ex
     manifest = read_manifest(directory)
     check_identity(manifest, identity, directory)
     if expected_hash is not None and manifest.content_hash != expected_hash:
-        raise IndexStale(f"the index at {directory} was built from other FAQ content or settings; rebuild it: {_hint(directory)}")
+        raise IndexStale(f"the index at {directory} was built from other FAQ content or settings", directory)
     for name, expected in manifest.files.items():
         path = directory / name
         if not path.is_file():
-            raise IndexCorrupt(f"{path} is missing; rebuild the index: {_hint(directory)}")
+            raise IndexCorrupt(f"{path} is missing", directory)
         if file_sha256(path) != expected:
-            raise IndexCorrupt(f"{path} does not match its checksum in {MANIFEST}; rebuild the index: {_hint(directory)}")
+            raise IndexCorrupt(f"{path} does not match its checksum in {MANIFEST}", directory)
     try:
         faiss_index = faiss.read_index(str(directory / INDEX_FILE))
     except RuntimeError as exc:
-        raise IndexCorrupt(f"{directory / INDEX_FILE} is not a readable FAISS index; rebuild it: {_hint(directory)}") from exc
+        raise IndexCorrupt(f"{directory / INDEX_FILE} is not a readable FAISS index", directory) from exc
     entries = _read_entries(directory)
     _, owners = phrasing_table(entries)
     centroids = _read_centroids(directory)
@@ -211,8 +212,8 @@ def load(directory: Path, identity: EncoderIdentity, settings: IndexSettings, ex
     ):
         raise IndexCorrupt(
             f"{directory}: the index holds {faiss_index.ntotal} vectors of {faiss_index.d} dimensions and {centroids.shape} "
-            f"centroids, the manifest says {manifest.vectors} of {manifest.dim} and the entries have {len(owners)} phrasings; "
-            f"rebuild it: {_hint(directory)}"
+            f"centroids, the manifest says {manifest.vectors} of {manifest.dim} and the entries have {len(owners)} phrasings",
+            directory,
         )
     index = PhrasingIndex(faiss_index, owners, manifest.index_kind, dict(manifest.index_params), centroids)
     index.tune(settings)
@@ -223,7 +224,7 @@ def _read_centroids(directory: Path) -> np.ndarray:
     try:
         return np.load(directory / CENTROIDS_FILE, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"{directory / CENTROIDS_FILE} cannot be read ({exc}); rebuild it: {_hint(directory)}") from exc
+        raise IndexCorrupt(f"{directory / CENTROIDS_FILE} cannot be read ({exc})", directory) from exc
 
 
 def _read_entries(directory: Path) -> List[FaqEntry]:
@@ -234,7 +235,7 @@ def _read_entries(directory: Path) -> List[FaqEntry]:
             FaqEntry(**{**item, "alternatives": tuple(item["alternatives"]), "tags": tuple(item["tags"])}) for item in raw
         ]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise IndexCorrupt(f"{path} cannot be read as FAQ entries ({exc}); rebuild the index: {_hint(directory)}") from exc
+        raise IndexCorrupt(f"{path} cannot be read as FAQ entries ({exc})", directory) from exc
 
 
 def _entry_dict(entry: FaqEntry, with_source: bool) -> Dict[str, Any]:
@@ -244,7 +245,3 @@ def _entry_dict(entry: FaqEntry, with_source: bool) -> Dict[str, Any]:
     if not with_source:
         del data["source"]
     return data
-
-
-def _hint(directory: Path) -> str:
-    return REBUILD_HINT.format(directory=directory)

@@ -44,5 +44,9 @@ if [ -f scripts/export_minilm_onnx.py ]; then
   HF_HUB_OFFLINE=1 .venvs/actions/bin/python scripts/export_minilm_onnx.py
 fi
 
+step "FAQ index (FAISS) for the action server"
+PYTHONPATH="$PWD" HF_HUB_OFFLINE=1 .venvs/actions/bin/python -m knowledge_base build knowledge_base/faqs \
+  --out "${ENGAGE_FAQ_INDEX:-${ENGAGE_CACHE:-$HOME/.cache/engage}/faq-index}"
+
 step "Rasa model"
 "$PY" scripts/train.py

@@ -57,7 +57,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def action_server(tmp_path: Path, redis_url: str) -> Iterator[Server]:
+def action_server(tmp_path: Path, redis_url: str, **extra_env: str) -> Iterator[Server]:
     """`python -m rasa_sdk --actions actions` as the stack runs it; stopped with SIGINT on exit."""
     server = Server()
     port = free_port()
@@ -72,6 +72,7 @@ def action_server(tmp_path: Path, redis_url: str) -> Iterator[Server]:
         "REDIS_URL": redis_url,
         "ENGAGE_DATA_DIR": str(tmp_path / "data"),
         "ENGAGE_FAQ_DIR": str(tmp_path / "no-faqs"),
+        **extra_env,
     }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -122,3 +123,18 @@ def test_the_server_serves_every_action_quietly_and_flushes_the_log_on_stop(tmp_
     finally:
         client.close()
     assert [(r.type, r.conversation_id, r.data["context"]) for r in records] == [(FEEDBACK, "srv-1", {"product": "Insights"})] * 2
+
+
+@pytest.mark.minilm
+def test_a_corrupt_index_is_rebuilt_and_the_question_still_answered(tmp_path: Path, redis_url: str, private_index_dir: Path) -> None:
+    private_index_dir.mkdir(parents=True)
+    (private_index_dir / "manifest.json").write_text("{half a manifest")
+    (private_index_dir / "index.faiss").write_bytes(b"\0" * 100)
+    tracker = make_tracker("how do I connect Slack?", "ask_question", sender_id="srv-2")
+    payload = {"next_action": "action_answer_faq", "sender_id": "srv-2", "version": "3.6.21", "domain": {}, "tracker": tracker.current_state()}
+    with action_server(tmp_path, redis_url, ENGAGE_FAQ_DIR=str(ROOT / "knowledge_base" / "faqs")) as server:
+        reply = _post(f"{server.url}/webhook", payload)
+        assert "Slack" in reply["responses"][0]["text"]
+        assert _post(f"{server.url}/webhook", payload)["responses"] == reply["responses"]  # served on
+    assert "building the FAQ index in process" in server.log and "manifest.json cannot be read" in server.log
+    assert json.loads((private_index_dir / "manifest.json").read_text())["entries"] > 60

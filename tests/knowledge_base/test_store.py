@@ -53,7 +53,7 @@ def test_a_saved_index_loads_and_searches_like_the_built_one(built) -> None:
 
 def test_another_model_or_dimension_is_refused_with_a_clear_message(built) -> None:
     directory, manifest, encoder, settings, _ = built
-    with pytest.raises(IndexMismatch, match=r"built with test/bag-of-words \(512 dimensions\).*other/model \(384 dimensions\).*Rebuild"):
+    with pytest.raises(IndexMismatch, match=r"built with test/bag-of-words \(512 dimensions\).*other/model \(384 dimensions\).*rebuild it: python -m knowledge_base build"):
         store.load(directory, EncoderIdentity("other/model", "w", 384), settings.index)
     with pytest.raises(IndexMismatch, match="other weights"):
         store.load(directory, EncoderIdentity("test/bag-of-words", "retrained", DIM), settings.index)

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, body_too_large, parse_rest_payload
-from connectors.replies import (
-    ACTION_SERVER_NOT_PROBED,
-    APOLOGY_TEXT,
-    DEFAULT_HEALTH_TIMEOUT,
-    REASON_CANCELLED,
-    diagnose,
-    find_event_broker,
-    record_reply_failed,
-)
+from connectors.replies import DEFAULT_HEALTH_TIMEOUT, find_event_broker
 
 logger = logging.getLogger(__name__)
 
 _INT_OPTIONS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")
 KNOWN_OPTIONS = frozenset(_INT_OPTIONS + ("allowed_input_channels", "health_timeout"))
-
-OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
-
 
 class EngageRestInput(InputChannel):
     """Drop-in for Rasa's `rest` channel (same URL, same request and reply shape).
@@ -149,9 +138,6 @@ class EngageRestInput(InputChannel):
         self, app: Sanic, inbound: InboundMessage, on_new_message: OnNewMessage
     ) -> List[Dict[str, Any]]:
         """Pass a validated message to Rasa; return the replies (an apology if there are none)."""
-        broker = find_event_broker(app)
-        if broker is not None:
-            broker.remember_channel(inbound.sender_id, inbound.input_channel)
         collector = CollectingOutputChannel()
         message = UserMessage(
             inbound.text,
@@ -160,34 +146,8 @@ class EngageRestInput(InputChannel):
             input_channel=inbound.input_channel,
             metadata=inbound.metadata,
         )
-        error: Optional[Exception] = None
-        try:
-            await on_new_message(message)
-        except asyncio.CancelledError:
-            self._record(app, inbound, message, {"reason": REASON_CANCELLED, "action_server": ACTION_SERVER_NOT_PROBED})
-            raise
-        except Exception as exc:  # the customer still gets an answer; the details go to the log
-            logger.exception("rest: handling a message from %s failed", inbound.sender_id)
-            error = exc
-        if collector.messages and error is None:
-            return collector.messages
-        data = await diagnose(app, error, self.health_timeout)
-        self._record(app, inbound, message, data)
-        # Anything said before a failure is kept; the apology comes last.
-        await collector.send_text_message(inbound.sender_id, APOLOGY_TEXT)
+        await deliver(app, message, on_new_message, self.health_timeout)
         return collector.messages
-
-    @staticmethod
-    def _record(app: Sanic, inbound: InboundMessage, message: UserMessage, data: Dict[str, Any]) -> None:
-        record_reply_failed(
-            app,
-            conversation_id=inbound.sender_id,
-            channel=inbound.input_channel,
-            text=message.text or "",  # as Rasa saw it (stripped)
-            message_id=message.message_id,
-            data=data,
-            metadata=inbound.metadata,
-        )
 
 
 def _positive(key: str, value: Any, kind: Callable[[Any], Any]) -> Any:

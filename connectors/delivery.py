@@ -1,0 +1,110 @@
+"""Handing a checked message to Rasa, for every connector: the customer never gets silence.
+
+`deliver` names the channel for the event broker, runs the message through Rasa, and when
+nothing was sent (action server down, a handling error) sends the apology through the same
+output channel and writes a `reply_failed` record saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
+from sanic import Sanic
+
+from analytics.schema import SOURCE_CONNECTOR, LogEvent
+from connectors.replies import (
+    ACTION_SERVER_NOT_PROBED,
+    APOLOGY_TEXT,
+    DEFAULT_HEALTH_TIMEOUT,
+    REASON_CANCELLED,
+    diagnose,
+    find_event_broker,
+    record_reply_failed,
+)
+
+logger = logging.getLogger(__name__)
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class CountingOutput(OutputChannel):
+    """Wraps an output channel and counts what goes out, to tell a reply from silence."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    @classmethod
+    def name(cls) -> str:
+        return "counting"
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        self.sent += 1
+        await self.inner.send_text_message(recipient_id, text, **kwargs)
+
+
+def sent_count(output: OutputChannel) -> int:
+    if isinstance(output, CollectingOutputChannel):
+        return len(output.messages)
+    if isinstance(output, CountingOutput):
+        return output.sent
+    raise TypeError(f"cannot tell whether {type(output).__name__} sent anything; wrap it in CountingOutput")
+
+
+async def deliver(
+    app: Sanic, message: UserMessage, on_new_message: OnNewMessage, health_timeout: float = DEFAULT_HEALTH_TIMEOUT
+) -> None:
+    """Run `message` through Rasa; apologise through its output channel when nothing was sent."""
+    broker = find_event_broker(app)
+    channel = message.input_channel or "unknown"
+    if broker is not None:
+        broker.remember_channel(message.sender_id, channel)
+    error: Optional[Exception] = None
+    try:
+        await on_new_message(message)
+    except asyncio.CancelledError:
+        _record(app, message, {"reason": REASON_CANCELLED, "action_server": ACTION_SERVER_NOT_PROBED})
+        raise
+    except Exception as exc:  # the customer still gets an answer; the details go to the log
+        logger.exception("%s: handling a message from %s failed", channel, message.sender_id)
+        error = exc
+    if sent_count(message.output_channel) and error is None:
+        return
+    _record(app, message, await diagnose(app, error, health_timeout))
+    # Anything said before a failure is kept; the apology comes last.
+    await message.output_channel.send_text_message(message.sender_id, APOLOGY_TEXT)
+
+
+def _record(app: Sanic, message: UserMessage, data: Dict[str, Any]) -> None:
+    record_reply_failed(
+        app,
+        conversation_id=message.sender_id,
+        channel=message.input_channel or "unknown",
+        text=message.text or "",  # as Rasa saw it (stripped)
+        message_id=message.message_id,
+        data=data,
+        metadata=message.metadata,
+    )
+
+
+def record_connector_event(
+    app: Sanic, kind: str, conversation_id: str, channel: str, data: Dict[str, Any], text: str = ""
+) -> None:
+    """A record of what a connector did on its own (refused text, unsupported media, linked identity)."""
+    broker = find_event_broker(app)
+    if broker is None:
+        logger.error("no RedisStreamEventBroker configured: %s for %s not recorded", kind, conversation_id)
+        return
+    broker.publish_log_event(
+        LogEvent(type=kind, conversation_id=conversation_id, source=SOURCE_CONNECTOR, channel=channel, text=text, data=data)
+    )

@@ -31,7 +31,11 @@ OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
 class CountingOutput(OutputChannel):
-    """Wraps an output channel and counts what goes out, to tell a reply from silence."""
+    """Wraps an output channel and counts what goes out, to tell a reply from silence.
+
+    Every sending method is forwarded to the wrapped channel as it is, so the channel's
+    own formatting (quick replies, attachments) is kept.
+    """
 
     def __init__(self, inner: OutputChannel) -> None:
         self.inner = inner
@@ -44,13 +48,27 @@ class CountingOutput(OutputChannel):
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.inner, attribute)
 
-    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
-        self.sent += 1
-        await self.inner.send_response(recipient_id, message)
 
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        self.sent += 1
-        await self.inner.send_text_message(recipient_id, text, **kwargs)
+def _forward(method: str) -> Callable[..., Awaitable[None]]:
+    async def forward(self: CountingOutput, *args: Any, **kwargs: Any) -> None:
+        self.sent += 1  # send_response is forwarded whole, so it counts once too
+        await getattr(self.inner, method)(*args, **kwargs)
+
+    forward.__name__ = method
+    return forward
+
+
+for _method in (
+    "send_response",
+    "send_text_message",
+    "send_text_with_buttons",
+    "send_quick_replies",
+    "send_image_url",
+    "send_attachment",
+    "send_elements",
+    "send_custom_json",
+):
+    setattr(CountingOutput, _method, _forward(_method))
 
 
 def sent_count(output: OutputChannel) -> int:

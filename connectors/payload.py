@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from connectors.errors import RequestRejected
+from connectors.messages import too_long_text
 
 ALLOWED_FIELDS = frozenset({"sender", "message", "metadata", "input_channel"})
 SENDER_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]+")
@@ -131,14 +132,7 @@ def _check_message(payload: Dict[str, Any], limits: PayloadLimits) -> str:
     if not isinstance(text, str):
         raise RequestRejected(400, "invalid_message", "'message' must be a string.", ["message"])
     if len(text) > limits.max_message_chars:
-        raise RequestRejected(
-            413,
-            "message_too_long",
-            f"Sorry, that message is too long for me ({len(text)} characters). "
-            f"Please keep it under {limits.max_message_chars} characters, "
-            "or split it into a few shorter messages.",
-            ["message"],
-        )
+        raise RequestRejected(413, "message_too_long", too_long_text(len(text), limits.max_message_chars), ["message"])
     if not text.strip():
         raise RequestRejected(400, "empty_message", "'message' must not be empty.", ["message"])
     if not _is_encodable(text):

@@ -39,6 +39,9 @@ async def serving(app: Sanic) -> AsyncIterator[str]:
         await server.before_stop()
         for connection in list(server.connections):
             connection.close_if_idle()
+        await asyncio.sleep(0.05)
+        for connection in list(server.connections):  # a client that holds a long-poll open
+            connection.close()
         close = server.close()
         if close is not None:
             await close

@@ -1,0 +1,250 @@
+"""Web chat over socket.io, speaking Rasa's socketio protocol, plus Engage's own chat page.
+
+The open-source Rasa web chat widget connects unchanged: it emits `session_request`
+(answered with `session_confirm`) and `user_uttered` {message, session_id, customData},
+and listens for `bot_uttered`. Differences from Rasa's `socketio` channel:
+
+* the conversation id is the customer id resolved from the session (analytics.customers),
+  so a visitor who links an e-mail or logs into the portal keeps one conversation;
+* every socket is bound to one session (persistence always on: all tabs of a session get
+  the replies), and a message naming another session is refused;
+* messages are checked (text, size, metadata) and refused politely; a `message_id`
+  seen before is dropped; a message that gets no reply gets an apology;
+* GET /webhooks/socketio/chat serves a small chat page (no build step) that keeps its
+  session and transcript across reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from analytics.customers import WEB, Identity
+from connectors.dedup import Deduplicator
+from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
+from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
+from connectors.messages import APOLOGY_TEXT, too_long_text
+from connectors.options import Options
+
+logger = logging.getLogger(__name__)
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+PAGE = Path(__file__).resolve().parent / "static" / "webchat.html"
+MESSAGE_REFUSED = "message_refused"
+UNREADABLE_TEXT = "Sorry, I couldn't read that message. Could you type it again?"
+WRONG_SESSION_TEXT = "This chat window belongs to another session. Please reload the page."
+
+
+class WebChatOutput(SocketIOOutput):
+    """Replies go to the session's room (every open tab), whatever the conversation id."""
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, room: str) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.room = room
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        await self.sio.emit(self.bot_message_evt, response, room=self.room)
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        await self.sio.emit(self.bot_message_evt, json_message, room=self.room)
+
+
+class WebChatInput(InputChannel):
+    """`connectors.webchat.WebChatInput` in credentials.yml; every option is optional."""
+
+    OPTIONS = {
+        "user_message_evt": str,
+        "bot_message_evt": str,
+        "socketio_path": str,
+        "max_message_chars": int,
+        "max_metadata_bytes": int,
+        "max_packet_bytes": int,
+        "cors_allowed_origins": list,
+        "page_title": str,
+    }
+
+    def __init__(
+        self,
+        *,
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        socketio_path: str = "/socket.io",
+        max_message_chars: int = 4096,
+        max_metadata_bytes: int = 8192,
+        max_packet_bytes: int = 64 * 1024,
+        cors_allowed_origins: Optional[List[str]] = None,
+        page_title: str = "Chat with us",
+        resolver: Optional[IdentityResolver] = None,
+        deduplicator: Optional[Deduplicator] = None,
+    ) -> None:
+        self.user_message_evt = user_message_evt
+        self.bot_message_evt = bot_message_evt
+        self.socketio_path = socketio_path
+        self.max_message_chars = max_message_chars
+        self.max_metadata_bytes = max_metadata_bytes
+        self.max_packet_bytes = max_packet_bytes
+        self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
+        self.page_title = page_title
+        self.resolver = resolver or shared_resolver()
+        self.deduplicator = deduplicator or Deduplicator(self.resolver)
+        self.sio: Optional[AsyncServer] = None
+        self.app: Any = None
+
+    @classmethod
+    def name(cls) -> str:
+        # Rasa's name, so the widget's channel and the /webhooks/socketio/ prefix stay as documented.
+        return "socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WebChatInput":
+        options = Options.read(f"{__name__}.WebChatInput", credentials, cls.OPTIONS)
+        for key in ("max_message_chars", "max_metadata_bytes", "max_packet_bytes"):
+            options.positive(key)
+        return cls(**options.values)
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return None  # replies need the session's room; there is no channel-wide output
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        # The widget is served from other origins: the allowed ones come from credentials.yml
+        # ("*" for any); [] keeps python-socketio's default of same-origin only.
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=self.cors_allowed_origins or None,
+            max_http_buffer_size=self.max_packet_bytes,
+            # One socket's events are handled in order: a customer's messages must reach Rasa
+            # in the order they were typed (the default runs each in its own task).
+            async_handlers=False,
+        )
+        self.sio = sio
+        blueprint = SocketBlueprint(sio, self.socketio_path, "engage_webchat", __name__)
+        page = _page(self.page_title, self.socketio_path)
+
+        @blueprint.listener("before_server_start")
+        async def remember_app(app: Any, _: Any) -> None:
+            self.app = app  # socket.io handlers get no request to reach it through
+
+        @blueprint.listener("before_server_stop")
+        async def disconnect_everyone(app: Any, _: Any) -> None:
+            await self.disconnect_all()
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @blueprint.route("/chat", methods=["GET"])
+        async def chat_page(_: Request) -> HTTPResponse:
+            return response.html(page, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+        @sio.on("connect")
+        async def connect(sid: str, environ: Dict[str, Any], auth: Any = None) -> bool:
+            return True
+
+        @sio.on("session_request")
+        async def session_request(sid: str, data: Any = None) -> None:
+            requested = data.get("session_id") if isinstance(data, dict) else None
+            session_id = requested if isinstance(requested, str) and SESSION_ID.match(requested) else uuid.uuid4().hex
+            await self._bind(sid, session_id)
+            await sio.emit("session_confirm", session_id, room=sid)
+
+        @sio.on(self.user_message_evt)
+        async def user_uttered(sid: str, data: Any = None) -> None:
+            await self._on_message(sid, data, on_new_message)
+
+        return blueprint
+
+    async def disconnect_all(self) -> None:
+        """Close every socket. A stop does this first: pending long-polls end at once instead of
+        holding the server until the ping interval runs out."""
+        if self.sio is None:
+            return
+        engine = self.sio.eio
+        for engine_sid, socket in list(engine.sockets.items()):
+            # engineio's own disconnect() waits for the client to collect its queued packets,
+            # which a client that went quiet never does: close without waiting, as it then would.
+            await socket.close(wait=False)
+            engine.sockets.pop(engine_sid, None)
+
+    async def _bind(self, sid: str, session_id: str) -> None:
+        assert self.sio is not None
+        session = await self.sio.get_session(sid)
+        previous = session.get("session_id")
+        if previous and previous != session_id:
+            await self.sio.leave_room(sid, previous)
+        await self.sio.save_session(sid, {"session_id": session_id})
+        await self.sio.enter_room(sid, session_id)
+
+    async def _on_message(self, sid: str, data: Any, on_new_message: OnNewMessage) -> None:
+        assert self.sio is not None
+        session_id = (await self.sio.get_session(sid)).get("session_id")
+        claimed = data.get("session_id") if isinstance(data, dict) else None
+        if session_id is None and isinstance(claimed, str) and SESSION_ID.match(claimed):
+            session_id = claimed  # a client that skipped session_request (allowed by Rasa's protocol)
+            await self._bind(sid, session_id)
+        if session_id is None:
+            await self._refuse(sid, None, "no_session", UNREADABLE_TEXT)
+            return
+        if claimed is not None and claimed != session_id:
+            await self._refuse(sid, session_id, "session_mismatch", WRONG_SESSION_TEXT)
+            return
+        problem = self._check(data)
+        if problem is not None:
+            code, text = problem
+            await self._refuse(sid, session_id, code, text)
+            return
+        message_id = data.get("message_id")
+        if isinstance(message_id, str) and not await self.deduplicator.first_time("socketio", message_id):
+            logger.info("socketio: dropped a repeated message %s", message_id[:80])
+            return
+        output = CountingOutput(WebChatOutput(self.sio, self.bot_message_evt, room=session_id))
+        try:
+            customer_id = await self.resolver.customer_for([Identity.of(WEB, session_id)])
+        except IdentityUnavailable:
+            await output.send_text_message(session_id, APOLOGY_TEXT)
+            return
+        metadata = data.get("metadata", data.get("customData")) or {}
+        message = UserMessage(data["message"], output, customer_id, input_channel=self.name(), metadata=metadata)
+        await deliver(self.app, message, on_new_message)
+
+    def _check(self, data: Any) -> Optional[tuple]:
+        if not isinstance(data, dict):
+            return "not_an_object", UNREADABLE_TEXT
+        text = data.get("message")
+        if not isinstance(text, str) or not text.strip():
+            return "empty_message", UNREADABLE_TEXT
+        if len(text) > self.max_message_chars:
+            return "message_too_long", too_long_text(len(text), self.max_message_chars)
+        metadata = data.get("metadata", data.get("customData"))
+        if metadata is not None:
+            if not isinstance(metadata, dict):
+                return "invalid_metadata", UNREADABLE_TEXT
+            if len(json.dumps(metadata, ensure_ascii=False).encode("utf-8", "replace")) > self.max_metadata_bytes:
+                return "metadata_too_large", UNREADABLE_TEXT
+        return None
+
+    async def _refuse(self, sid: str, session_id: Optional[str], code: str, text: str) -> None:
+        assert self.sio is not None
+        logger.info("socketio: refused a message from %s: %s", session_id or sid, code)
+        await self.sio.emit(self.bot_message_evt, {"text": text}, room=sid)
+        if session_id is not None and code in ("message_too_long", "metadata_too_large"):
+            record_connector_event(self.app, MESSAGE_REFUSED, f"web:{session_id}", self.name(), {"reason": code})
+
+
+def _page(title: str, socketio_path: str) -> str:
+    html = PAGE.read_text(encoding="utf-8")
+    return html.replace("{{TITLE}}", _escape(title)).replace("{{SOCKETIO_PATH}}", json.dumps(socketio_path))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

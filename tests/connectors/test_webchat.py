@@ -1,0 +1,231 @@
+"""The web chat channel on a real Sanic app, driven by a real socket.io client speaking the widget's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
+
+import aiohttp
+import pytest
+import socketio
+from rasa.core.agent import Agent
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.utils.endpoints import EndpointConfig
+
+from analytics.customers import CUSTOMER_ID, CustomerDirectory, Identity
+from bot.broker import RedisStreamEventBroker
+from connectors.errors import ConnectorConfigError
+from connectors.identity import IdentityResolver
+from connectors.messages import APOLOGY_TEXT
+from connectors.webchat import WRONG_SESSION_TEXT, WebChatInput
+from tests.connectors.support import Recorder, dead_action_url, new_app, read_stream, serving
+
+WIDGET_SESSION = "0d1f6b1e9c2a4a7e8f3b5c6d7e8f9a0b"
+
+
+class Widget:
+    """What the Rasa web chat widget does on the wire: session_request, user_uttered, bot_uttered.
+
+    Long-polling only here: the Rasa runtime pins aiohttp 3.9, too old for python-socketio's
+    WebSocket client. The end-to-end tests (newer aiohttp) and the browser test use WebSockets.
+    """
+
+    opened: List["Widget"] = []
+
+    def __init__(self, base: str) -> None:
+        Widget.opened.append(self)
+        self.base = base
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.replies: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
+        self.session: "asyncio.Future[str]" = asyncio.get_running_loop().create_future()
+        self.client.on("bot_uttered", self._on_reply)
+        self.client.on("session_confirm", self._on_session)
+
+    async def _on_reply(self, data: Dict[str, Any]) -> None:
+        await self.replies.put(data)
+
+    async def _on_session(self, session_id: str) -> None:
+        if not self.session.done():
+            self.session.set_result(session_id)
+
+    async def open(self, session_id: Optional[str] = None, transports: Tuple[str, ...] = ("polling",)) -> str:
+        await self.client.connect(self.base, socketio_path="/socket.io", transports=list(transports))
+        await self.client.emit("session_request", {"session_id": session_id})
+        return await asyncio.wait_for(self.session, 10)
+
+    async def say(self, text: Any, session_id: str, **extra: Any) -> None:
+        await self.client.emit("user_uttered", {"message": text, "session_id": session_id, **extra} if not isinstance(text, dict) else text)
+
+    async def reply(self, timeout: float = 10) -> Dict[str, Any]:
+        return await asyncio.wait_for(self.replies.get(), timeout)
+
+    async def close(self) -> None:
+        # The server has closed the socket already; abort skips the client's wait for the
+        # close handshake (a long-poll timeout with this aiohttp).
+        with contextlib.suppress(Exception):
+            await self.client.eio.disconnect(abort=True)
+
+
+@contextlib.asynccontextmanager
+async def webchat(recorder: Recorder, redis_url: str, tmp_path: Path, **options: Any) -> AsyncIterator[Tuple[str, IdentityResolver]]:
+    """The channel on a real Sanic app. Widgets opened inside are disconnected by the server
+    (what a stop does), then closed, so the server has no open connection left."""
+    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
+    broker.start()
+    resolver = IdentityResolver(redis_url)
+    app = new_app()
+    app.ctx.agent = Agent(
+        tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker),
+        action_endpoint=EndpointConfig(url=dead_action_url()),
+    )
+    channel = WebChatInput(resolver=resolver, **options)
+    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/socketio")
+    try:
+        async with serving(app) as base:
+            yield base, resolver
+            await channel.disconnect_all()  # as a server stop does: ends the long-polls
+            for widget in Widget.opened:
+                await widget.close()
+            Widget.opened.clear()
+    finally:
+        await resolver.close()
+        await broker.close()
+
+
+async def test_the_widget_protocol_gets_a_session_and_replies(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder(replies=("Hello!",))
+    async with webchat(recorder, redis_url, tmp_path) as (base, resolver):
+        widget = Widget(base)
+        session = await widget.open(None)
+        assert len(session) == 32
+        await widget.say("hi there", session, customData={"page": "/pricing"})
+        assert await widget.reply() == {"text": "Hello!"}
+        (message,) = recorder.calls
+        assert CUSTOMER_ID.match(message.sender_id) and message.input_channel == "socketio"
+        assert message.text == "hi there" and message.metadata == {"page": "/pricing"}
+        assert await resolver.directory.owner(Identity.of("web", session)) == message.sender_id
+
+
+async def test_a_known_session_keeps_its_customer_and_every_tab_hears_the_replies(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder(replies=("one", "two"))
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        first, second = Widget(base), Widget(base)
+        assert await first.open(WIDGET_SESSION) == WIDGET_SESSION
+        assert await second.open(WIDGET_SESSION) == WIDGET_SESSION  # a second tab, or a reload
+        await first.say("hello", WIDGET_SESSION)
+        for widget in (first, second):
+            assert [(await widget.reply())["text"] for _ in range(2)] == ["one", "two"]
+        await second.say("again", WIDGET_SESSION)
+        assert (await first.reply())["text"] == "one"
+        assert recorder.calls[0].sender_id == recorder.calls[1].sender_id
+
+
+async def test_buttons_arrive_as_quick_replies(redis_url: str, tmp_path: Path) -> None:
+    class Buttons(Recorder):
+        async def __call__(self, message: Any) -> None:
+            self.calls.append(message)
+            await message.output_channel.send_text_with_buttons(message.sender_id, "Pick one", [{"title": "Pricing", "payload": "/ask_pricing"}])
+
+    async with webchat(Buttons(), redis_url, tmp_path) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say("menu", session)
+        reply = await widget.reply()
+        assert reply["text"] == "Pick one" and reply["quick_replies"] == [{"content_type": "text", "title": "Pricing", "payload": "/ask_pricing"}]
+
+
+@pytest.mark.parametrize(
+    "packet, expected",
+    [
+        ("x" * 5000, "too long for me (5000 characters)"),
+        ("   ", "couldn't read that message"),
+        (12, "couldn't read that message"),
+        ({"not": "a message"}, "couldn't read that message"),
+    ],
+    ids=["too-long", "blank", "not-text", "no-message-field"],
+)
+async def test_bad_messages_get_a_polite_reply_and_never_reach_rasa(redis_url: str, tmp_path: Path, packet: Any, expected: str) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say(packet, session)
+        assert expected in (await widget.reply())["text"]
+        await widget.say("still there?", session)  # the socket and the server carry on
+        assert (await widget.reply())["text"].startswith("Hi!")
+    assert [m.text for m in recorder.calls] == ["still there?"]
+
+
+async def test_oversized_metadata_and_other_sessions_are_refused(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path, max_metadata_bytes=100) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say("hi", session, customData={"blob": "y" * 500})
+        assert "couldn't read" in (await widget.reply())["text"]
+        await widget.say("hi", "ffffffffffffffffffffffffffffffff")
+        assert (await widget.reply())["text"] == WRONG_SESSION_TEXT
+    assert recorder.calls == []
+    assert [e.data["reason"] for e in read_stream(redis_url) if e.type == "message_refused"] == ["metadata_too_large"]
+
+
+async def test_a_repeated_message_id_is_handled_once(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        for _ in range(3):
+            await widget.say("only once", session, message_id="m-42")
+        await widget.say("next", session, message_id="m-43")
+        await widget.reply()
+        await widget.reply()
+        await asyncio.sleep(0.3)
+    assert [m.text for m in recorder.calls] == ["only once", "next"]
+
+
+async def test_silence_becomes_an_apology(redis_url: str, tmp_path: Path) -> None:
+    async with webchat(Recorder(replies=()), redis_url, tmp_path) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say("hello?", session)
+        assert (await widget.reply())["text"] == APOLOGY_TEXT
+    assert [e.type for e in read_stream(redis_url) if e.type == "reply_failed"] == ["reply_failed"]
+
+
+async def test_an_oversized_packet_drops_the_socket_not_the_server(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path, max_packet_bytes=2000) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say("z" * 10_000, session)
+        await asyncio.sleep(0.5)
+        again = Widget(base)
+        session = await again.open()
+        await again.say("hello", session)
+        assert (await again.reply())["text"].startswith("Hi!")
+    assert [m.text for m in recorder.calls] == ["hello"]
+
+
+async def test_the_chat_page_and_health_are_served(redis_url: str, tmp_path: Path) -> None:
+    async with webchat(Recorder(), redis_url, tmp_path, page_title="Quillstack <help>") as (base, _):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/webhooks/socketio/chat") as page:
+                html = await page.text()
+                assert page.status == 200 and page.content_type == "text/html"
+            async with session.get(f"{base}/webhooks/socketio/") as health:
+                assert await health.json() == {"status": "ok"}
+    assert "<title>Quillstack &lt;help&gt;</title>" in html and 'var PATH = "/socket.io";' in html
+
+
+def test_credentials_are_checked_by_name() -> None:
+    assert WebChatInput.from_credentials(None).max_message_chars == 4096
+    assert WebChatInput.from_credentials({"max_message_chars": 100, "cors_allowed_origins": ["https://quillstack.example"]}).max_message_chars == 100
+    with pytest.raises(ConnectorConfigError, match="unknown option"):
+        WebChatInput.from_credentials({"max_chars": 1})
+    with pytest.raises(ConnectorConfigError, match="must be positive"):
+        WebChatInput.from_credentials({"max_message_chars": 0})
+    with pytest.raises(ConnectorConfigError, match="must be int"):
+        WebChatInput.from_credentials({"max_message_chars": "lots"})

@@ -100,9 +100,9 @@ def index_directory() -> Path:
     """Where the built index lives: $ENGAGE_FAQ_INDEX, else the cache outside the checkout."""
     configured = os.environ.get(INDEX_DIR_ENV)
     if configured:
-        return Path(configured)
-    cache = os.environ.get("ENGAGE_CACHE") or Path.home() / ".cache" / "engage"
-    return Path(cache) / "faq-index"
+        return Path(configured).expanduser()
+    cache = os.environ.get("ENGAGE_CACHE") or "~/.cache/engage"
+    return Path(cache).expanduser() / "faq-index"
 
 
 class KnowledgeBaseProvider:

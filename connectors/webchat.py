@@ -118,10 +118,11 @@ class WebChatInput(InputChannel):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         # The widget is served from other origins: the allowed ones come from credentials.yml
-        # ("*" for any); [] keeps python-socketio's default of same-origin only.
+        # (["*"] for any); [] keeps python-socketio's default, same origin only.
+        origins = self.cors_allowed_origins
         sio = AsyncServer(
             async_mode="sanic",
-            cors_allowed_origins=self.cors_allowed_origins or None,
+            cors_allowed_origins="*" if "*" in origins else (origins or None),
             max_http_buffer_size=self.max_packet_bytes,
             # One socket's events are handled in order: a customer's messages must reach Rasa
             # in the order they were typed (the default runs each in its own task).

@@ -35,6 +35,19 @@ else
   fi
 fi
 
+step "Chromium for the web-chat browser test"
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  chromium --version 2>/dev/null || true
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver from Debian's packages (no browser downloads)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  chromium --version
+else
+  echo "warning: chromium and chromedriver are missing; the browser test will fail." >&2
+  echo "         Install them (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)." >&2
+fi
+
 PY=$(host_python)
 step "Python environments (Rasa 3.10 + actions 3.11)"
 "$PY" scripts/envs.py

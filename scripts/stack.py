@@ -132,6 +132,10 @@ class Stack:
     def rest_webhook(self) -> str:
         return f"{self.rasa_url}/webhooks/rest/webhook"
 
+    @property
+    def chat_page(self) -> str:
+        return f"{self.rasa_url}/webhooks/socketio/chat"
+
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(redis_env(self.effective_redis_url))
@@ -339,6 +343,7 @@ def main() -> None:
         stack.start()
         print(
             "\nEngage is running.\n"
+            f"  Chat in a browser:      {stack.chat_page}\n"
             f"  Chat in this terminal:  make shell\n"
             f"  REST channel:           POST {stack.rest_webhook}\n"
             f"                          curl -s {stack.rest_webhook} -H 'Content-Type: application/json' \\\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -21,7 +22,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".venvs"
@@ -44,6 +45,36 @@ def load_dotenv(path: Path = ROOT / ".env") -> None:
         value = value.strip().strip("'\"")
         if value:
             os.environ.setdefault(key.strip(), value)
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def enabled_channels(credentials: str, environ: Mapping[str, str]) -> Tuple[str, Dict[str, List[str]]]:
+    """Drop each top-level channel of a credentials.yml whose ${VARIABLES} are unset or empty.
+
+    Returns the remaining text and, for each channel left out, the variables it lacks.
+    """
+    blocks: List[List[str]] = [[]]
+    for line in credentials.splitlines(keepends=True):
+        if line[:1] not in ("", " ", "\t", "#", "\n") and line.rstrip().endswith(":"):
+            blocks.append([])
+        blocks[-1].append(line)
+    kept: List[str] = []
+    off: Dict[str, List[str]] = {}
+    for block in blocks:
+        text = "".join(block)
+        header = next((line for line in block if line[:1] not in (" ", "\t", "#", "\n")), "")
+        missing = sorted({name for name in _VARIABLE.findall(_without_comments(text)) if not environ.get(name)})
+        if header and missing:
+            off[header.strip().rstrip(":")] = missing
+            continue
+        kept.append(text)
+    return "".join(kept), off
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
 
 
 def free_port() -> int:
@@ -105,6 +136,7 @@ class Stack:
     rasa_args: List[str] = field(default_factory=list)
     quiet: bool = True
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
+    channels_off: Dict[str, List[str]] = field(default_factory=dict)  # channel -> unset variables
 
     def __post_init__(self) -> None:
         self.rasa_port = self.rasa_port or free_port()
@@ -212,6 +244,14 @@ class Stack:
         )
         wait_http(f"{self.actions_url}/health", 120, process, "the action server", self.logs / "actions.log")
 
+    def _credentials_file(self) -> Path:
+        """credentials.yml without the channels whose secrets are not set (Rasa would refuse to start)."""
+        text, off = enabled_channels(self.credentials.read_text(encoding="utf-8"), os.environ)
+        self.channels_off = off
+        path = self.data_dir / "credentials.yml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
     def start_rasa(self) -> None:
         rasa = VENVS / "rasa" / "bin" / "rasa"
         if not rasa.exists():
@@ -224,7 +264,7 @@ class Stack:
                 str(rasa), "run",
                 "--model", str(self.model),
                 "--endpoints", str(self._endpoints_file()),
-                "--credentials", str(self.credentials),
+                "--credentials", str(self._credentials_file()),
                 "--port", str(self.rasa_port),
                 "--enable-api",
                 "--auth-token", self.auth_token,
@@ -353,6 +393,10 @@ def main() -> None:
             f"  Redis:                  {stack.effective_redis_url} (interaction log: stream engage:events)\n"
             + (f"  API token (generated for this run; set RASA_AUTH_TOKEN to fix it): {stack.auth_token}\n"
                if generated_token else "  API token: RASA_AUTH_TOKEN from your environment\n")
+            + "".join(
+                f"  {channel.rsplit('.', 1)[-1]}: off (set {', '.join(names)} in .env to turn it on)\n"
+                for channel, names in stack.channels_off.items()
+            )
             + "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -49,7 +49,7 @@ def parse_rest_payload(
     """
     if len(body) > limits.max_body_bytes:
         raise body_too_large(limits)
-    payload = _load_json(body)
+    payload = load_json(body)
     if not isinstance(payload, dict):
         raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
     unknown = sorted(set(payload) - ALLOWED_FIELDS)
@@ -61,7 +61,7 @@ def parse_rest_payload(
             unknown,
         )
     sender = _check_sender(payload.get("sender"), limits)
-    text = _check_message(payload, limits)
+    text = check_message(payload, limits)
     metadata = _check_metadata(payload.get("metadata"), limits)
     channel = _check_channel(payload.get("input_channel"), default_channel, allowed_channels)
     return InboundMessage(sender_id=sender, text=text, metadata=metadata, input_channel=channel)
@@ -71,7 +71,7 @@ def body_too_large(limits: PayloadLimits) -> RequestRejected:
     return RequestRejected(413, "body_too_large", f"The request body is larger than {limits.max_body_bytes} bytes.")
 
 
-def _load_json(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
     try:
         return json.loads(
             body.decode("utf-8"),
@@ -127,7 +127,7 @@ def _check_sender(sender: Any, limits: PayloadLimits) -> str:
     return sender
 
 
-def _check_message(payload: Dict[str, Any], limits: PayloadLimits) -> str:
+def check_message(payload: Dict[str, Any], limits: PayloadLimits) -> str:
     text = payload.get("message")
     if not isinstance(text, str):
         raise RequestRejected(400, "invalid_message", "'message' must be a string.", ["message"])

@@ -1,0 +1,220 @@
+"""The customer portal's chat: messages signed by the portal's backend, carrying what the customer was doing.
+
+The portal's backend issues a short-lived JWT for the logged-in user (HS256 with a shared
+secret, or RS256 with the public key configured here) naming the account, the user, their
+e-mail and role; `exp`, `iat`, `aud` and `iss` are checked. Each message carries in-use
+context (product, feature, page, app version), which reaches the tracker as message
+metadata and is stored with any feedback, idea or problem captured from it.
+
+    POST /webhooks/portal/webhook
+    Authorization: Bearer <JWT>
+    {"message": "the export button does nothing", "message_id": "optional, for retries",
+     "context": {"product": "insights", "feature": "export", "page": "/insights/d/42", "app_version": "5.2.0"}}
+
+The answer is the list of replies, as on the REST channel. The JWT is verified evidence
+of who writes: its portal user and e-mail are linked to one customer (analytics.customers).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import jwt
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from analytics.customers import EMAIL, PORTAL, Identity, IdentityError
+from connectors.dedup import Deduplicator
+from connectors.delivery import OnNewMessage, deliver
+from connectors.errors import ConnectorConfigError, RequestRejected
+from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
+from connectors.messages import APOLOGY_TEXT
+from connectors.options import Options
+from connectors.payload import PayloadLimits, body_too_large, check_message, load_json
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_KEYS = ("product", "feature", "page", "app_version")
+MAX_CONTEXT_VALUE = 200
+FIELDS = frozenset({"message", "context", "message_id"})
+LEEWAY_SECONDS = 30
+ALGORITHMS = ("HS256", "RS256")
+
+
+@dataclass(frozen=True)
+class PortalUser:
+    account_id: str
+    user_id: str
+    email: Optional[str]
+    role: Optional[str]
+
+    def identities(self) -> List[Identity]:
+        found = [Identity.of(PORTAL, f"{self.account_id}:{self.user_id}")]
+        if self.email:
+            found.append(Identity.of(EMAIL, self.email))
+        return found
+
+
+class PortalInput(InputChannel):
+    """`connectors.portal.PortalInput` in credentials.yml."""
+
+    OPTIONS = {
+        "jwt_secret": str,
+        "jwt_public_key": str,
+        "jwt_algorithm": str,
+        "audience": str,
+        "issuer": str,
+        "max_message_chars": int,
+        "max_body_bytes": int,
+    }
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        algorithm: str,
+        audience: str,
+        issuer: str,
+        limits: PayloadLimits = PayloadLimits(),
+        resolver: Optional[IdentityResolver] = None,
+        deduplicator: Optional[Deduplicator] = None,
+    ) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ConnectorConfigError(f"{__name__}.PortalInput: jwt_algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        self.key = key
+        self.algorithm = algorithm
+        self.audience = audience
+        self.issuer = issuer
+        self.limits = limits
+        self.resolver = resolver or shared_resolver()
+        self.deduplicator = deduplicator or Deduplicator(self.resolver)
+
+    @classmethod
+    def name(cls) -> str:
+        return "portal"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "PortalInput":
+        owner = f"{__name__}.PortalInput"
+        options = Options.read(
+            owner,
+            credentials,
+            cls.OPTIONS,
+            required=("audience", "issuer"),
+            env_hint={"audience": "PORTAL_JWT_AUDIENCE", "issuer": "PORTAL_JWT_ISSUER"},
+        )
+        values = options.values
+        algorithm = values.get("jwt_algorithm", "HS256")
+        key_name = "jwt_public_key" if algorithm == "RS256" else "jwt_secret"
+        if not values.get(key_name):
+            hint = "PORTAL_JWT_PUBLIC_KEY" if key_name == "jwt_public_key" else "PORTAL_JWT_SECRET"
+            raise ConnectorConfigError(f"{owner}: missing {key_name} (set {hint}) for {algorithm}; secrets come from the environment, see .env.example")
+        if algorithm == "HS256" and len(values[key_name].encode()) < 32:
+            raise ConnectorConfigError(f"{owner}: jwt_secret must be at least 32 bytes for HS256")
+        options.positive("max_message_chars")
+        options.positive("max_body_bytes")
+        limits = PayloadLimits(
+            max_message_chars=values.get("max_message_chars", PayloadLimits.max_message_chars),
+            max_body_bytes=values.get("max_body_bytes", PayloadLimits.max_body_bytes),
+        )
+        return cls(key=values[key_name], algorithm=algorithm, audience=values["audience"], issuer=values["issuer"], limits=limits)
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        portal = Blueprint("engage_portal", __name__)
+
+        @portal.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @portal.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                user = self.verify(request.headers.get("authorization"))
+                text, context, message_id = self.parse(request.body or b"")
+            except RequestRejected as rejected:
+                logger.info("portal: rejected a request (%s): %s", rejected.code, rejected.detail)
+                headers = {"WWW-Authenticate": 'Bearer realm="engage-portal"'} if rejected.status == 401 else None
+                return response.json(rejected.body(), status=rejected.status, headers=headers)
+            if message_id and not await self.deduplicator.first_time("portal", f"{user.account_id}:{user.user_id}:{message_id}"):
+                return response.json([], status=200, headers={"X-Engage-Duplicate": "1"})
+            collector = CollectingOutputChannel()
+            try:
+                customer_id = await self.resolver.customer_for(user.identities())
+            except IdentityUnavailable:
+                return response.json([{"recipient_id": user.user_id, "text": APOLOGY_TEXT}], status=503)
+            metadata = {**context, "portal": {"account_id": user.account_id, "user_id": user.user_id, "role": user.role}}
+            message = UserMessage(text, collector, customer_id, input_channel=self.name(), metadata=metadata)
+            await deliver(request.app, message, on_new_message)
+            return response.json(collector.messages)
+
+        return portal
+
+    def verify(self, authorization: Optional[str]) -> PortalUser:
+        """The portal user a bearer token names; RequestRejected (401/403) when it is missing or not valid."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise RequestRejected(401, "missing_token", "Sign in to the portal: this chat needs the portal's bearer token.")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self.key,
+                algorithms=[self.algorithm],  # exactly one: never let the token choose ("none", HS/RS confusion)
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "aud", "iss", "sub"]},
+            )
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError) as exc:
+            raise RequestRejected(403, "token_not_for_us", f"The token is not meant for this chat ({exc}).") from None
+        except jwt.ExpiredSignatureError:
+            raise RequestRejected(401, "token_expired", "Your portal session has expired; please reload the page.") from None
+        except jwt.PyJWTError as exc:
+            raise RequestRejected(401, "invalid_token", f"The portal token is not valid ({exc}).") from None
+        account_id, user_id = claims.get("account_id"), claims.get("sub")
+        email, role = claims.get("email"), claims.get("role")
+        if not isinstance(account_id, (str, int)) or isinstance(account_id, bool):
+            raise RequestRejected(403, "invalid_claims", "The token names no account_id.")
+        try:
+            user = PortalUser(str(account_id), str(user_id), email if isinstance(email, str) else None, role if isinstance(role, str) else None)
+            user.identities()  # checks the account, user and e-mail formats
+        except IdentityError as exc:
+            raise RequestRejected(403, "invalid_claims", f"The token's account, user or e-mail is not usable: {exc}") from None
+        return user
+
+    def parse(self, body: bytes) -> "tuple[str, Dict[str, Any], Optional[str]]":
+        if len(body) > self.limits.max_body_bytes:
+            raise body_too_large(self.limits)
+        payload = load_json(body)
+        if not isinstance(payload, dict):
+            raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
+        unknown = sorted(set(payload) - FIELDS)
+        if unknown:
+            raise RequestRejected(400, "unknown_fields", f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(FIELDS))}.", unknown)
+        text = check_message(payload, self.limits)
+        message_id = payload.get("message_id")
+        if message_id is not None and (not isinstance(message_id, str) or not 0 < len(message_id) <= 128):
+            raise RequestRejected(400, "invalid_message_id", "'message_id' must be a string of at most 128 characters.", ["message_id"])
+        return text, _context(payload.get("context")), message_id
+
+
+def _context(raw: Any) -> Dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RequestRejected(400, "invalid_context", "'context' must be an object with product, feature, page and app_version.", ["context"])
+    unknown = sorted(set(raw) - set(CONTEXT_KEYS))
+    if unknown:
+        raise RequestRejected(400, "invalid_context", f"Unknown context field(s): {', '.join(unknown)}. Allowed: {', '.join(CONTEXT_KEYS)}.", ["context"])
+    context: Dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > MAX_CONTEXT_VALUE:
+            raise RequestRejected(400, "invalid_context", f"context.{key} must be text of at most {MAX_CONTEXT_VALUE} characters.", ["context"])
+        if value.strip():
+            context[key] = value.strip()
+    return context

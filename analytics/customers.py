@@ -234,6 +234,11 @@ class CustomerDirectory:
         return profile
 
 
+async def close(client: Any) -> None:
+    """Close a redis.asyncio client: aclose() on redis 5+, close() on the Rasa runtime's redis 4."""
+    await (client.aclose() if hasattr(client, "aclose") else client.close())
+
+
 def _check_customer_id(customer_id: str) -> None:
     if not isinstance(customer_id, str) or not CUSTOMER_ID.match(customer_id):
         raise IdentityError(f"{str(customer_id)[:40]!r} is not a customer id (C- and 16 hex digits)")

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any, Optional, Sequence, Tuple
 
-from analytics.customers import EVIDENCE, CustomerDirectory, Identity
+from analytics.customers import EVIDENCE, CustomerDirectory, Identity, close
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class IdentityResolver:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await close(self._client)
             self._client = None
             self._directory = None
 

@@ -15,6 +15,7 @@ from analytics.customers import (
     WEB,
     WHATSAPP,
     CustomerDirectory,
+    close,
     Identity,
     IdentityError,
 )
@@ -26,7 +27,7 @@ async def directory(redis_url: str) -> AsyncIterator[CustomerDirectory]:
     try:
         yield CustomerDirectory(client)
     finally:
-        await client.aclose() if hasattr(client, "aclose") else await client.close()
+        await close(client)
 
 
 WEB_1 = Identity.of(WEB, "session-aaaa1111")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import aiohttp
 
@@ -42,12 +42,26 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class ProviderClient:
-    """One aiohttp session per connector, created on first use (inside the server's loop)."""
+    """One aiohttp session per connector, created on first use (inside the server's loop).
 
-    def __init__(self, base_url: str, headers: Optional[Dict[str, str]] = None, policy: RetryPolicy = RetryPolicy()) -> None:
+    `label` names the provider in logs and errors instead of the URL, and every string in
+    `secrets` is masked in them: some providers put credentials in the URL (Telegram's bot
+    token). Subclasses read provider-specific hints with `wait_from_body` and `describe`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Optional[Dict[str, str]] = None,
+        policy: RetryPolicy = RetryPolicy(),
+        label: str = "",
+        secrets: Sequence[str] = (),
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.policy = policy
+        self.label = label
+        self.secrets = tuple(secret for secret in secrets if secret)
         self._session: Optional[aiohttp.ClientSession] = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -55,29 +69,47 @@ class ProviderClient:
             self._session = aiohttp.ClientSession(headers=self.headers)
         return self._session
 
+    def wait_from_body(self, body: Any) -> Optional[float]:
+        """Seconds a throttled answer asks us to wait, when the provider says so in the body."""
+        return None
+
+    def describe(self, body: Any) -> str:
+        return str(body)[:300]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "<secret>")
+        return text
+
     async def post_json(self, path: str, payload: Dict[str, Any]) -> Any:
         """POST `payload` to base_url + path; the decoded JSON answer, or OutboundError."""
         url = f"{self.base_url}/{path.lstrip('/')}"
+        shown = self.redact(f"{self.label} {path}" if self.label else url)
         last: Optional[str] = None
+        status: Optional[int] = None
+        body: Any = None
         for attempt in range(1, self.policy.attempts + 1):
             wait: Optional[float] = None
             try:
                 timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
                 async with self._client().post(url, json=payload, timeout=timeout) as response:
-                    body = await _body(response)
-                    if response.status < 300:
+                    status, body = response.status, await _body(response)
+                    if status < 300:
                         return body
-                    if response.status not in RETRY_STATUSES:
-                        raise OutboundError(f"{url} answered {response.status}: {str(body)[:300]}", response.status, body)
-                    last = f"{response.status}: {str(body)[:200]}"
+                    if status not in RETRY_STATUSES:
+                        raise OutboundError(f"{shown} answered {status}: {self.redact(self.describe(body))}", status, body)
+                    last = f"{status}: {self.redact(self.describe(body))[:200]}"
                     wait = _retry_after(response.headers.get("Retry-After"))
+                    if wait is None:
+                        wait = self.wait_from_body(body)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                status, body = None, None
+                last = self.redact(f"{type(exc).__name__}: {exc}")
             if attempt < self.policy.attempts:
                 delay = wait if wait is not None else self._backoff(attempt)
-                logger.warning("%s failed (%s); attempt %d of %d in %.1fs", url, last, attempt + 1, self.policy.attempts, delay)
+                logger.warning("%s failed (%s); attempt %d of %d in %.1fs", shown, last, attempt + 1, self.policy.attempts, delay)
                 await asyncio.sleep(delay)
-        raise OutboundError(f"{url} failed after {self.policy.attempts} attempts ({last})")
+        raise OutboundError(f"{shown} failed after {self.policy.attempts} attempts ({last})", status, body)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.policy.max_wait, self.policy.backoff * 2 ** (attempt - 1))
@@ -94,6 +126,11 @@ async def _body(response: aiohttp.ClientResponse) -> Any:
         return await response.json(content_type=None)
     except ValueError:
         return (await response.text())[:1000]
+
+
+def retry_after(value: Any, cap: float = 60.0) -> Optional[float]:
+    """A wait in seconds from a Retry-After header or a provider's retry_after field (capped)."""
+    return _retry_after(None if value is None else str(value), cap)
 
 
 def _retry_after(value: Optional[str], cap: float = 60.0) -> Optional[float]:

@@ -48,7 +48,7 @@ def parse_rest_payload(
     say, WhatsApp in the interaction log.
     """
     if len(body) > limits.max_body_bytes:
-        raise body_too_large(limits)
+        raise body_too_large(limits.max_body_bytes)
     payload = load_json(body)
     if not isinstance(payload, dict):
         raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
@@ -67,8 +67,8 @@ def parse_rest_payload(
     return InboundMessage(sender_id=sender, text=text, metadata=metadata, input_channel=channel)
 
 
-def body_too_large(limits: PayloadLimits) -> RequestRejected:
-    return RequestRejected(413, "body_too_large", f"The request body is larger than {limits.max_body_bytes} bytes.")
+def body_too_large(limit: int) -> RequestRejected:
+    return RequestRejected(413, "body_too_large", f"The request body is larger than {limit} bytes.")
 
 
 def load_json(body: bytes) -> Any:

@@ -187,7 +187,7 @@ class PortalInput(InputChannel):
 
     def parse(self, body: bytes) -> "tuple[str, Dict[str, Any], Optional[str]]":
         if len(body) > self.limits.max_body_bytes:
-            raise body_too_large(self.limits)
+            raise body_too_large(self.limits.max_body_bytes)
         payload = load_json(body)
         if not isinstance(payload, dict):
             raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")

@@ -12,7 +12,8 @@ from sanic.response import HTTPResponse
 
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
-from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, body_too_large, parse_rest_payload
+from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, parse_rest_payload
+from connectors.requests import read_body
 from connectors.replies import DEFAULT_HEALTH_TIMEOUT, find_event_broker
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class EngageRestInput(InputChannel):
                 if request.args.get("stream", "").lower() == "true":
                     raise RequestRejected(400, "stream_unsupported", "Streaming replies are not supported here.")
                 inbound = parse_rest_payload(
-                    await self._read_body(request),
+                    await read_body(request, self.limits.max_body_bytes),
                     self.limits,
                     default_channel=self.name(),
                     allowed_channels=self.allowed_input_channels,
@@ -115,24 +116,6 @@ class EngageRestInput(InputChannel):
             return response.json(await self.handle(request.app, inbound, on_new_message))
 
         return webhook
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.limits.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise body_too_large(self.limits)
-        if request.stream is None:  # body already read (route not streaming)
-            return request.body or b""
-        chunks: List[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.stream.read()
-            if chunk is None:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                raise body_too_large(self.limits)
-            chunks.append(chunk)
 
     async def handle(
         self, app: Sanic, inbound: InboundMessage, on_new_message: OnNewMessage

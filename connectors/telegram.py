@@ -29,7 +29,7 @@ import logging
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Coroutine, Deque, Dict, List, Optional, Set
+from typing import Any, Deque, Dict, List, Optional, Set
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -44,6 +44,7 @@ from connectors.identity import IdentityResolver, IdentityUnavailable, shared_re
 from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, too_long_text
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
+from connectors.requests import read_body, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class TelegramInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             try:
                 self._check_secret(request.headers.get(SECRET_HEADER))
-                update = _load_update(await self._read_body(request))
+                update = _load_update(await read_body(request, self.max_body_bytes))
             except RequestRejected as rejected:
                 logger.info("telegram: rejected a webhook request (%s)", rejected.code)
                 return response.json(rejected.body(), status=rejected.status)
@@ -319,24 +320,6 @@ class TelegramInput(InputChannel):
         if not hmac.compare_digest(given.encode("utf-8", "replace"), self.secret_token.encode("utf-8")):
             raise RequestRejected(403, "wrong_secret", f"The {SECRET_HEADER} header is wrong.")
 
-    async def _read_body(self, request: Request) -> bytes:
-        too_large = RequestRejected(413, "body_too_large", f"The request body is larger than {self.max_body_bytes} bytes.")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise too_large
-        if request.stream is None:
-            return request.body or b""
-        chunks: List[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.stream.read()
-            if chunk is None:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise too_large
-            chunks.append(chunk)
-
     # -- one user's updates, in order ----------------------------------------------------
 
     def _enqueue(self, app: Sanic, work: _Work, on_new_message: OnNewMessage) -> None:
@@ -347,7 +330,7 @@ class TelegramInput(InputChannel):
             return
         queue.append(work)
         if work.user_id not in self._workers:
-            self._workers[work.user_id] = _spawn(app, self._work_through(app, work.user_id, on_new_message))
+            self._workers[work.user_id] = spawn(app, self._work_through(app, work.user_id, on_new_message))
 
     async def _work_through(self, app: Sanic, user_id: int, on_new_message: OnNewMessage) -> None:
         queue = self._queues[user_id]
@@ -431,17 +414,6 @@ class TelegramInput(InputChannel):
             await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id})
         except OutboundError as exc:  # the spinner stops by itself; the press is still handled
             logger.warning("telegram: answerCallbackQuery failed: %s", exc)
-
-
-def _spawn(app: Sanic, work: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
-    """A background task through Sanic's add_task when the app runs under app.run (as in
-    `rasa run`); add_task cannot schedule anything once an app served with create_server has
-    started (it defers the task to a signal the finalised router refuses), so there the loop's."""
-    if app.is_running or app.asgi:
-        task = app.add_task(work)
-        if task is not None:
-            return task
-    return asyncio.get_running_loop().create_task(work)
 
 
 def _load_update(body: bytes) -> Dict[str, Any]:

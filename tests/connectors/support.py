@@ -125,3 +125,32 @@ def read_stream(url: str) -> List[LogEvent]:
         return [LogEvent.from_fields(fields) for _, fields in client.xrange(EVENTS_STREAM)]
     finally:
         client.close()
+
+
+@contextlib.asynccontextmanager
+async def channel_app(redis_url: str, tmp_path: Path) -> AsyncIterator[Tuple[Sanic, Any, Any]]:
+    """A Sanic app whose model-less Rasa agent holds our event broker, and a customer resolver.
+
+    Yields (app, broker, resolver); mount a channel's blueprint on the app and serve it.
+    """
+    from rasa.core.agent import Agent
+    from rasa.core.tracker_store import InMemoryTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import EndpointConfig
+
+    from bot.broker import RedisStreamEventBroker
+    from connectors.identity import IdentityResolver
+
+    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
+    broker.start()
+    resolver = IdentityResolver(redis_url)
+    app = new_app()
+    app.ctx.agent = Agent(
+        tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker),
+        action_endpoint=EndpointConfig(url=dead_action_url()),
+    )
+    try:
+        yield app, broker, resolver
+    finally:
+        await resolver.close()
+        await broker.close()

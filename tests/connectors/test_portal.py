@@ -16,17 +16,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from rasa.core.agent import Agent
-from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.utils.endpoints import EndpointConfig
 
-from analytics.customers import CUSTOMER_ID, Identity
-from bot.broker import RedisStreamEventBroker
-from connectors.errors import ConnectorConfigError
 from connectors.identity import IdentityResolver
+from analytics.customers import CUSTOMER_ID, Identity
+from connectors.dedup import Deduplicator
+from connectors.errors import ConnectorConfigError
 from connectors.portal import PortalInput
-from tests.connectors.support import Recorder, dead_action_url, new_app, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, read_stream, serving
 
 SECRET = "portal-test-secret-that-is-long-enough-0123456789"
 AUDIENCE, ISSUER = "engage-chat", "https://portal.quillstack.example"
@@ -55,21 +51,13 @@ def hs256_with(secret: bytes) -> str:
 
 @contextlib.asynccontextmanager
 async def portal(recorder: Recorder, redis_url: str, tmp_path: Path, channel: Optional[PortalInput] = None) -> AsyncIterator[Tuple[str, aiohttp.ClientSession, IdentityResolver]]:
-    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
-    broker.start()
-    resolver = IdentityResolver(redis_url)
     channel = channel or PortalInput(key=SECRET, algorithm="HS256", audience=AUDIENCE, issuer=ISSUER)
-    channel.resolver = resolver
-    channel.deduplicator._resolver = resolver
-    app = new_app()
-    app.ctx.agent = Agent(tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker), action_endpoint=EndpointConfig(url=dead_action_url()))
-    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/portal")
-    try:
+    async with channel_app(redis_url, tmp_path) as (app, _, resolver):
+        channel.resolver = resolver
+        channel.deduplicator = Deduplicator(resolver)
+        app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/portal")
         async with serving(app) as base, aiohttp.ClientSession() as session:
             yield f"{base}/webhooks/portal/webhook", session, resolver
-    finally:
-        await resolver.close()
-        await broker.close()
 
 
 async def send(session: aiohttp.ClientSession, url: str, body: Any, bearer: Optional[str], raw: Optional[bytes] = None) -> Tuple[int, Any]:

@@ -13,18 +13,13 @@ from typing import Any, AsyncIterator, Optional
 import aiohttp
 import pytest
 import redis
-from rasa.core.agent import Agent
-from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.utils.endpoints import EndpointConfig
 
-from analytics.customers import CUSTOMER_ID, Identity
-from bot.broker import RedisStreamEventBroker
-from connectors.errors import ConnectorConfigError
 from connectors.identity import IdentityResolver
+from analytics.customers import CUSTOMER_ID, Identity
+from connectors.errors import ConnectorConfigError
 from connectors.messages import TEXT_ONLY
 from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput, split_text
-from tests.connectors.support import Recorder, dead_action_url, new_app, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import telegram_api as tg
 from tests.fakes.telegram_api import FakeTelegramApi, wait_until
 
@@ -52,23 +47,14 @@ class Setup:
 
 @contextlib.asynccontextmanager
 async def telegram(recorder: Any, redis_url: str, tmp_path: Path, **options: Any) -> AsyncIterator[Setup]:
-    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
-    broker.start()
-    resolver = IdentityResolver(redis_url)
     fake = await FakeTelegramApi().start()
-    app = new_app()
-    app.ctx.agent = Agent(
-        tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker),
-        action_endpoint=EndpointConfig(url=dead_action_url()),
-    )
-    channel = TelegramInput(bot_token=fake.token, secret_token=SECRET, api_base_url=fake.base_url, resolver=resolver, **options)
-    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/telegram")
     try:
-        async with serving(app) as base, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            yield Setup(base, fake, resolver, http)
+        async with channel_app(redis_url, tmp_path) as (app, _, resolver):
+            channel = TelegramInput(bot_token=fake.token, secret_token=SECRET, api_base_url=fake.base_url, resolver=resolver, **options)
+            app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/telegram")
+            async with serving(app) as base, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+                yield Setup(base, fake, resolver, http)
     finally:  # the server's stop has drained the background work
-        await resolver.close()
-        await broker.close()
         await fake.close()
 
 

@@ -10,18 +10,13 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 import aiohttp
 import pytest
 import socketio
-from rasa.core.agent import Agent
-from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.utils.endpoints import EndpointConfig
 
-from analytics.customers import CUSTOMER_ID, CustomerDirectory, Identity
-from bot.broker import RedisStreamEventBroker
-from connectors.errors import ConnectorConfigError
 from connectors.identity import IdentityResolver
+from analytics.customers import CUSTOMER_ID, CustomerDirectory, Identity
+from connectors.errors import ConnectorConfigError
 from connectors.messages import APOLOGY_TEXT
 from connectors.webchat import WRONG_SESSION_TEXT, WebChatInput
-from tests.connectors.support import Recorder, dead_action_url, new_app, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, read_stream, serving
 
 WIDGET_SESSION = "0d1f6b1e9c2a4a7e8f3b5c6d7e8f9a0b"
 
@@ -73,26 +68,15 @@ class Widget:
 async def webchat(recorder: Recorder, redis_url: str, tmp_path: Path, **options: Any) -> AsyncIterator[Tuple[str, IdentityResolver]]:
     """The channel on a real Sanic app. Widgets opened inside are disconnected by the server
     (what a stop does), then closed, so the server has no open connection left."""
-    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
-    broker.start()
-    resolver = IdentityResolver(redis_url)
-    app = new_app()
-    app.ctx.agent = Agent(
-        tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker),
-        action_endpoint=EndpointConfig(url=dead_action_url()),
-    )
-    channel = WebChatInput(resolver=resolver, **options)
-    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/socketio")
-    try:
+    async with channel_app(redis_url, tmp_path) as (app, _, resolver):
+        channel = WebChatInput(resolver=resolver, **options)
+        app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/socketio")
         async with serving(app) as base:
             yield base, resolver
             await channel.disconnect_all()  # as a server stop does: ends the long-polls
             for widget in Widget.opened:
                 await widget.close()
             Widget.opened.clear()
-    finally:
-        await resolver.close()
-        await broker.close()
 
 
 async def test_the_widget_protocol_gets_a_session_and_replies(redis_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from connectors.identity import IdentityResolver
-from analytics.customers import CUSTOMER_ID, CustomerDirectory, Identity
+from analytics.customers import CUSTOMER_ID, Identity
 from connectors.errors import ConnectorConfigError
 from connectors.messages import APOLOGY_TEXT
 from connectors.webchat import WRONG_SESSION_TEXT, WebChatInput

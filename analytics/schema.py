@@ -41,7 +41,8 @@ LEAD_FIELD_CAPTURED = "lead_field_captured"
 LEAD_SUBMITTED = "lead_submitted"
 HANDOVER_REQUESTED = "handover_requested"
 FALLBACK = "fallback"
-MESSAGE_REJECTED = "message_rejected"
+MESSAGE_REFUSED = "message_refused"  # a channel refused a message politely (too long, bad metadata)
+UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...: "text only for now"
 REPLY_FAILED = "reply_failed"
 
 SEMANTIC_TYPES = frozenset(
@@ -56,7 +57,8 @@ SEMANTIC_TYPES = frozenset(
         LEAD_SUBMITTED,
         HANDOVER_REQUESTED,
         FALLBACK,
-        MESSAGE_REJECTED,
+        MESSAGE_REFUSED,
+        UNSUPPORTED_MESSAGE,
         REPLY_FAILED,
     }
 )

@@ -37,6 +37,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from analytics.customers import TELEGRAM, Identity, IdentityError
+from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.errors import ConnectorConfigError, RequestRejected
@@ -59,8 +60,6 @@ CALLBACK_KEY = "engage:tg:cb:"
 CALLBACK_TTL_SECONDS = 7 * 24 * 3600
 MAX_PENDING_PER_USER = 50  # updates queued for one user before more are dropped
 
-MESSAGE_REFUSED = "message_refused"
-UNSUPPORTED_MESSAGE = "unsupported_message"
 EXPIRED_BUTTON_TEXT = "Sorry, that button has expired. Please type your answer instead."
 CHOOSE_TEXT = "Please choose:"
 

@@ -31,6 +31,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from analytics.customers import WEB, Identity
+from analytics.schema import MESSAGE_REFUSED
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PAGE = Path(__file__).resolve().parent / "static" / "webchat.html"
-MESSAGE_REFUSED = "message_refused"
 UNREADABLE_TEXT = "Sorry, I couldn't read that message. Could you type it again?"
 WRONG_SESSION_TEXT = "This chat window belongs to another session. Please reload the page."
 

@@ -34,6 +34,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from analytics.customers import WHATSAPP, Identity, IdentityError
+from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
@@ -47,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-MESSAGE_REFUSED = "message_refused"
-UNSUPPORTED_MESSAGE = "unsupported_message"
 
 # Limits of the Messages API (interactive reply buttons and list messages).
 TEXT_LIMIT = 4096

@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.base import SUPPORT_EMAIL, EngageAction
 from actions.clients import handover as handover_client
+from actions.clients.redis_client import shared_client
 from actions.clients.eventlog import EventSink
 from actions.clients.handover import HandoverQueue, HandoverRequest
 from actions.constants import ACTION_REQUEST_HANDOVER
@@ -48,7 +49,7 @@ class ActionRequestHandover(EngageAction):
 
     @property
     def queue(self) -> HandoverQueue:
-        return self._queue if self._queue is not None else HandoverQueue(handover_client.shared_client())
+        return self._queue if self._queue is not None else HandoverQueue(shared_client())
 
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         request = HandoverRequest(

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import pluggy
 
 from actions.clients.eventlog import close_shared_writer
-from actions.clients.handover import close_shared_client
+from actions.clients.redis_client import close_shared_client
 from knowledge_base.errors import KnowledgeBaseUnavailable
 from knowledge_base.service import default_provider
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from actions.clients import settings
 from actions.errors import HandoverQueueError
 from analytics.schema import HANDOVER_QUEUE as QUEUE_KEY
 from analytics.schema import handover_request_key as request_key
@@ -69,34 +68,6 @@ class HandoverQueue:
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             raise HandoverQueueError(f"could not read the queue: {exc}", conversation_id=conversation_id) from exc
         return None if rank is None else int(rank) + 1
-
-
-_shared: Optional[Tuple[asyncio.AbstractEventLoop, "aioredis.Redis"]] = None
-
-
-def shared_client(timeout: float = 2.0) -> "aioredis.Redis":
-    """The process's Redis client for the queue, created inside the running loop."""
-    global _shared
-    loop = asyncio.get_running_loop()
-    if _shared is None or _shared[0] is not loop:
-        client = aioredis.Redis.from_url(
-            settings.redis_url(), socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
-        )
-        _shared = (loop, client)
-    return _shared[1]
-
-
-async def close_shared_client() -> None:
-    global _shared
-    if _shared is None:
-        return
-    loop, client = _shared
-    _shared = None
-    if loop is asyncio.get_running_loop():
-        try:
-            await client.aclose()
-        except RedisError:
-            pass
 
 
 def now() -> float:

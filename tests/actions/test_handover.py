@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import handover
 from actions.clients import eventlog as eventlog_client
-from actions.clients import handover as handover_client
+from actions.clients import redis_client
 from actions.clients.handover import QUEUE_KEY, HandoverQueue, request_key
 from actions.handover import ActionRequestHandover
 from analytics.eventlog import BufferedStreamWriter
@@ -100,14 +100,14 @@ async def test_redis_down_still_promises_follow_up_and_buffers_the_record(tmp_pa
 async def test_with_no_injection_it_uses_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("ENGAGE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(handover_client, "_shared", None)
+    monkeypatch.setattr(redis_client, "_shared", None)
     monkeypatch.setattr(eventlog_client, "_shared", None)
     tracker = make_tracker("a human, please", "request_human", sender_id="conv-h")
     try:
         await ActionRequestHandover().run(CollectingDispatcher(), tracker, {})
     finally:
         await eventlog_client.close_shared_writer()
-        await handover_client.close_shared_client()
+        await redis_client.close_shared_client()
     members, request = stored(redis_url)
     assert [m for m, _ in members] == ["conv-h"] and request["reason"] == "a human, please"
     client = redis.Redis.from_url(redis_url)

@@ -21,6 +21,7 @@ NLU_FALLBACK = "nlu_fallback"
 STOP = "stop"  # leave a form ("never mind", "cancel")
 CORRECT_FIELD = "correct_field"  # change one answer of the sales form
 INFORM = "inform"  # a plain answer to a form question ("This quarter", "IT admin")
+LINK_ACCOUNT = "link_account"  # "I already have an account": confirm an e-mail to join channels
 
 # Entities
 FAQ_ID = "faq_id"  # set by "did you mean" buttons
@@ -30,6 +31,7 @@ FIELD = "field"  # which lead field to correct
 IDEA_FORM = "idea_form"
 PROBLEM_FORM = "problem_form"
 SALES_FORM = "sales_form"
+LINK_FORM = "link_form"
 
 # Slots filled by the forms
 IDEA_SUMMARY = "idea_summary"
@@ -43,9 +45,12 @@ LEAD_ROLE = "lead_role"
 LEAD_NEED = "lead_need"
 LEAD_TIMELINE = "lead_timeline"
 LEAD_BUDGET = "lead_budget"
+LINK_EMAIL = "link_email"
+LINK_CODE = "link_code"
 
 IDEA_SLOTS = (IDEA_SUMMARY, IDEA_BENEFIT)
 PROBLEM_SLOTS = (PROBLEM_DESCRIPTION, PROBLEM_LOCATION)
+LINK_SLOTS = (LINK_EMAIL, LINK_CODE)
 LEAD_SLOTS = (LEAD_NAME, LEAD_EMAIL, LEAD_COMPANY, LEAD_ROLE, LEAD_NEED, LEAD_TIMELINE, LEAD_BUDGET)
 
 # Custom actions
@@ -57,7 +62,9 @@ ACTION_SUBMIT_LEAD = "action_submit_lead"
 ACTION_REQUEST_HANDOVER = "action_request_handover"
 ACTION_FALLBACK = "action_fallback"
 ACTION_CORRECT_LEAD = "action_correct_lead"
+ACTION_LINK_ACCOUNT = "action_link_account"
 VALIDATE_IDEA_FORM = "validate_idea_form"
+VALIDATE_LINK_FORM = "validate_link_form"
 VALIDATE_PROBLEM_FORM = "validate_problem_form"
 VALIDATE_SALES_FORM = "validate_sales_form"
 

@@ -44,6 +44,7 @@ FALLBACK = "fallback"
 MESSAGE_REFUSED = "message_refused"  # a channel refused a message politely (too long, bad metadata)
 UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...: "text only for now"
 REPLY_FAILED = "reply_failed"
+IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -60,6 +61,7 @@ SEMANTIC_TYPES = frozenset(
         MESSAGE_REFUSED,
         UNSUPPORTED_MESSAGE,
         REPLY_FAILED,
+        IDENTITY_LINKED,
     }
 )
 

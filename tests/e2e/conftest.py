@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -18,8 +19,19 @@ from scripts.stack import DEFAULT_MODEL, Stack
 Replies = List[Dict[str, Any]]
 
 
+# The portal channel is on only when its secrets are set (scripts/stack.py leaves it out
+# otherwise): the stack under test gets test values, and the tests sign tokens with them.
+PORTAL_ENV = {
+    "PORTAL_JWT_SECRET": "e2e-portal-secret-0123456789abcdef0123456789",
+    "PORTAL_JWT_AUDIENCE": "engage-chat",
+    "PORTAL_JWT_ISSUER": "https://portal.quillstack.example",
+}
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    for name, value in PORTAL_ENV.items():
+        os.environ.setdefault(name, value)
     if not DEFAULT_MODEL.exists():
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: run `make setup` first")
     running = Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=tmp_path_factory.mktemp("stack"))

@@ -121,3 +121,17 @@ def test_the_mailer_is_pluggable(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_the_log_mailer_writes_the_message_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
     await LogMailer().send("dana@acme.example", "Your code", "Your code is 123456.")
     assert "dana@acme.example" in caplog.text and "123456" in caplog.text
+
+
+async def test_the_shared_client_survives_a_redis_restart(redis_server, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actions.clients import redis_client
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setattr(redis_client, "_shared", None)
+    try:
+        codes = OneTimeCodes(redis_client.shared_client())
+        await codes.issue("C-00000000000000aa", "dana@acme.example")
+        redis_server.restart()
+        assert (await codes.check("C-00000000000000aa", "000000")).outcome in (CodeCheck.WRONG, CodeCheck.VERIFIED)
+    finally:
+        await redis_client.close_shared_client()

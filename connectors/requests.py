@@ -1,14 +1,18 @@
-"""Plumbing every webhook channel shares: reading a body with a size limit, and background work."""
+"""Plumbing every webhook channel shares: reading a body with a size limit, and background work kept in order."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, List
+import logging
+from collections import deque
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Hashable, List, Optional, Tuple
 
 from sanic import Sanic
 from sanic.request import Request
 
 from connectors.payload import body_too_large
+
+logger = logging.getLogger(__name__)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -49,3 +53,59 @@ def spawn(app: Sanic, work: Coroutine[Any, Any, Any]) -> "asyncio.Task[Any]":
         if task is not None:
             return task
     return asyncio.get_running_loop().create_task(work)
+
+
+Job = Callable[[], Awaitable[None]]
+
+
+class SenderQueues:
+    """Background work kept in each sender's order: one worker per busy sender, senders side by side.
+
+    A webhook is acknowledged at once and its messages are handled later; two messages from one
+    customer must still reach Rasa in the order they arrived. `submit` never awaits, so jobs queue
+    in call order; a failing job is logged and the sender's next job still runs.
+    """
+
+    def __init__(self, channel: str, max_pending: Optional[int] = None) -> None:
+        self.channel = channel
+        self.max_pending = max_pending
+        self._queues: Dict[Hashable, Deque[Tuple[Job, str]]] = {}
+        self._workers: Dict[Hashable, "asyncio.Task[None]"] = {}
+
+    def submit(self, app: Sanic, sender: Hashable, job: Job, label: str) -> bool:
+        """Queue `job` behind the sender's earlier ones; False (and a warning) when too many wait."""
+        queue = self._queues.setdefault(sender, deque())
+        if self.max_pending is not None and len(queue) >= self.max_pending:
+            logger.warning("%s: %d jobs pending for %s; dropped %s", self.channel, len(queue), sender, label)
+            return False
+        queue.append((job, label))
+        if sender not in self._workers:
+            self._workers[sender] = spawn(app, self._work_through(sender))
+        return True
+
+    async def _work_through(self, sender: Hashable) -> None:
+        queue = self._queues[sender]
+        try:
+            while queue:
+                job, label = queue.popleft()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one job's failure must not stop the next ones
+                    logger.exception("%s: handling %s failed", self.channel, label)
+        finally:
+            # Nothing awaited between the empty queue and here, so no job is left behind.
+            self._workers.pop(sender, None)
+            self._queues.pop(sender, None)
+
+    async def drain(self, timeout: float) -> None:
+        """Let running work finish (a server stop), cancelling what still runs after `timeout`."""
+        tasks = set(self._workers.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)

@@ -21,15 +21,14 @@ secret_token = the `secret_token` option). Then:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import re
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Set
+from functools import partial
+from typing import Any, Dict, List, Optional
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -45,7 +44,7 @@ from connectors.identity import IdentityResolver, IdentityUnavailable, shared_re
 from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, too_long_text
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
-from connectors.requests import read_body, spawn
+from connectors.requests import SenderQueues, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -259,8 +258,7 @@ class TelegramInput(InputChannel):
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
         self.callbacks = _CallbackStore(self.resolver)
-        self._queues: Dict[int, Deque[_Work]] = {}
-        self._workers: Dict[int, "asyncio.Task[None]"] = {}
+        self._work = SenderQueues(CHANNEL, max_pending=MAX_PENDING_PER_USER)
 
     @classmethod
     def name(cls) -> str:
@@ -322,41 +320,12 @@ class TelegramInput(InputChannel):
     # -- one user's updates, in order ----------------------------------------------------
 
     def _enqueue(self, app: Sanic, work: _Work, on_new_message: OnNewMessage) -> None:
-        # No await from here to the worker's start: updates queue in the order they arrived.
-        queue = self._queues.setdefault(work.user_id, deque())
-        if len(queue) >= MAX_PENDING_PER_USER:
-            logger.warning("telegram: %d updates pending for user %s; dropped update %s", len(queue), work.user_id, work.update_id)
-            return
-        queue.append(work)
-        if work.user_id not in self._workers:
-            self._workers[work.user_id] = spawn(app, self._work_through(app, work.user_id, on_new_message))
-
-    async def _work_through(self, app: Sanic, user_id: int, on_new_message: OnNewMessage) -> None:
-        queue = self._queues[user_id]
-        try:
-            while queue:
-                work = queue.popleft()
-                try:
-                    await self._handle(app, work, on_new_message)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # one update's failure must not stop the next ones
-                    logger.exception("telegram: handling update %s failed", work.update_id)
-        finally:
-            # Nothing awaited between the empty queue and here, so no update is left behind.
-            self._workers.pop(user_id, None)
-            self._queues.pop(user_id, None)
+        job = partial(self._handle, app, work, on_new_message)
+        self._work.submit(app, work.user_id, job, f"update {work.update_id}")
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let updates being handled finish (a server stop), cancelling what is still running after `timeout`."""
-        tasks: Set["asyncio.Task[None]"] = {task for task in self._workers.values() if task is not None}
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        await self._work.drain(timeout)
 
     # -- handling one update -------------------------------------------------------------
 

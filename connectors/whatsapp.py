@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 import re
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -42,7 +43,7 @@ from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, too_long_text
 from connectors.errors import RequestRejected
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy
-from connectors.requests import read_body, spawn
+from connectors.requests import SenderQueues, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +210,7 @@ class WhatsAppInput(InputChannel):
             RetryPolicy(attempts=attempts, timeout=timeout, backoff=backoff),
         )
         self.messages_path = f"{self.api_version}/{self.phone_number_id}/messages"
-        self._sender_locks: Dict[str, asyncio.Lock] = {}
-        self._sender_pending: Dict[str, int] = {}
-        self._tasks: "set[asyncio.Task[Any]]" = set()
+        self._work = SenderQueues(CHANNEL)
 
     @classmethod
     def name(cls) -> str:
@@ -280,7 +279,8 @@ class WhatsAppInput(InputChannel):
             if not _is_envelope(payload):
                 return response.json({"error": "unexpected_payload"}, status=400)
             for number, batch in self._batches(payload):
-                self._spawn(request.app, self._handle_sender(request.app, number, batch, on_new_message))
+                job = partial(self._handle_batch, request.app, number, batch, on_new_message)
+                self._work.submit(request.app, number, job, f"a webhook from {_masked(number)}")
             return response.json({"status": "received"})
 
         return webhook
@@ -289,21 +289,9 @@ class WhatsAppInput(InputChannel):
         expected = "sha256=" + hmac.new(self.app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected.encode("ascii"), header.strip().lower().encode("utf-8", "replace"))
 
-    def _spawn(self, app: Sanic, work: Any) -> None:
-        task = spawn(app, work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for messages being handled (a stop does this), then give up on the rest."""
-        pending = [task for task in self._tasks if not task.done()]
-        if not pending:
-            return
-        done, still = await asyncio.wait(pending, timeout=timeout)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=1.0)
+        await self._work.drain(timeout)
 
     def _batches(self, payload: Dict[str, Any]) -> List[Tuple[str, List[Tuple[Dict[str, Any], Dict[str, Any]]]]]:
         """The payload's messages grouped by sender, in order: [(number, [(message, contact)])]."""
@@ -330,27 +318,16 @@ class WhatsAppInput(InputChannel):
                     grouped.setdefault(message["from"], []).append((message, contact))
         return list(grouped.items())
 
-    async def _handle_sender(
+    async def _handle_batch(
         self, app: Sanic, number: str, batch: List[Tuple[Dict[str, Any], Dict[str, Any]]], on_new_message: OnNewMessage
     ) -> None:
-        # The lock is taken before the first await, so tasks queue in the order they were created
-        # (the order the webhooks arrived): one sender's messages reach Rasa in order.
-        lock = self._sender_locks.setdefault(number, asyncio.Lock())
-        self._sender_pending[number] = self._sender_pending.get(number, 0) + 1
-        try:
-            async with lock:
-                for message, contact in batch:
-                    try:
-                        await self._handle_message(app, number, message, contact, on_new_message)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        logger.exception("whatsapp: handling message %s failed", str(message.get("id"))[:80])
-        finally:
-            self._sender_pending[number] -= 1
-            if not self._sender_pending[number]:
-                del self._sender_pending[number]
-                self._sender_locks.pop(number, None)
+        for message, contact in batch:
+            try:
+                await self._handle_message(app, number, message, contact, on_new_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("whatsapp: handling message %s failed", str(message.get("id"))[:80])
 
     async def _handle_message(
         self, app: Sanic, number: str, message: Dict[str, Any], contact: Dict[str, Any], on_new_message: OnNewMessage

@@ -54,7 +54,9 @@ class Options:
             values[key] = value
         return cls(owner, values)
 
-    def positive(self, key: str) -> None:
-        value = self.values.get(key)
-        if value is not None and value <= 0:
-            raise ConnectorConfigError(f"{self.owner}: '{key}' must be positive, got {value!r}")
+    def positive(self, *keys: str) -> None:
+        """Each of `keys` that is set must be above zero."""
+        for key in keys:
+            value = self.values.get(key)
+            if value is not None and value <= 0:
+                raise ConnectorConfigError(f"{self.owner}: '{key}' must be positive, got {value!r}")

@@ -115,8 +115,7 @@ class PortalInput(InputChannel):
             raise ConnectorConfigError(f"{owner}: missing {key_name} (set {hint}) for {algorithm}; secrets come from the environment, see .env.example")
         if algorithm == "HS256" and len(values[key_name].encode()) < 32:
             raise ConnectorConfigError(f"{owner}: jwt_secret must be at least 32 bytes for HS256")
-        options.positive("max_message_chars")
-        options.positive("max_body_bytes")
+        options.positive("max_message_chars", "max_body_bytes")
         limits = PayloadLimits(
             max_message_chars=values.get("max_message_chars", PayloadLimits.max_message_chars),
             max_body_bytes=values.get("max_body_bytes", PayloadLimits.max_body_bytes),

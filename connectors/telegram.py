@@ -267,8 +267,7 @@ class TelegramInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "TelegramInput":
         options = Options.read(f"{__name__}.TelegramInput", credentials, cls.OPTIONS, cls.REQUIRED, cls.ENV_HINT)
-        for key in ("max_message_chars", "max_body_bytes", "timeout", "attempts"):
-            options.positive(key)
+        options.positive("max_message_chars", "max_body_bytes", "timeout", "attempts")
         if not SECRET_PATTERN.match(options.values["secret_token"]):
             raise ConnectorConfigError(
                 f"{options.owner}: 'secret_token' must be 1-256 characters of A-Z, a-z, 0-9, _ and - (what setWebhook accepts)"

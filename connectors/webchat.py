@@ -109,8 +109,7 @@ class WebChatInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WebChatInput":
         options = Options.read(f"{__name__}.WebChatInput", credentials, cls.OPTIONS)
-        for key in ("max_message_chars", "max_metadata_bytes", "max_packet_bytes"):
-            options.positive(key)
+        options.positive("max_message_chars", "max_metadata_bytes", "max_packet_bytes")
         return cls(**options.values)
 
     def get_output_channel(self) -> Optional[OutputChannel]:

@@ -219,8 +219,7 @@ class WhatsAppInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WhatsAppInput":
         options = Options.read(f"{__name__}.WhatsAppInput", credentials, cls.OPTIONS, cls.REQUIRED, cls.ENV)
-        for key in ("max_message_chars", "max_body_bytes", "timeout", "attempts"):
-            options.positive(key)
+        options.positive("max_message_chars", "max_body_bytes", "timeout", "attempts")
         return cls(**options.values)
 
     def get_output_channel(self) -> Optional[OutputChannel]:

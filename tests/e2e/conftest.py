@@ -2,40 +2,107 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 import redis
 import requests
 
 from analytics.schema import EVENTS_STREAM, LogEvent
-from scripts.stack import DEFAULT_MODEL, Stack
+from scripts.stack import DEFAULT_MODEL, ROOT, Stack
+from tests.fakes import telegram_api as tg
+from tests.fakes import whatsapp_graph as wa
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.whatsapp_graph import FakeGraph
 
 Replies = List[Dict[str, Any]]
+T = TypeVar("T")
 
-
-# The portal channel is on only when its secrets are set (scripts/stack.py leaves it out
-# otherwise): the stack under test gets test values, and the tests sign tokens with them.
-PORTAL_ENV = {
+# Channels are on only when their secrets are set (scripts/stack.py leaves them out
+# otherwise): the stack under test gets test values, the tests sign tokens and webhooks with
+# them, and the fake providers expect them.
+CHANNEL_ENV = {
     "PORTAL_JWT_SECRET": "e2e-portal-secret-0123456789abcdef0123456789",
     "PORTAL_JWT_AUDIENCE": "engage-chat",
     "PORTAL_JWT_ISSUER": "https://portal.quillstack.example",
+    "WHATSAPP_ACCESS_TOKEN": wa.ACCESS_TOKEN,
+    "WHATSAPP_APP_SECRET": wa.APP_SECRET,
+    "WHATSAPP_VERIFY_TOKEN": wa.VERIFY_TOKEN,
+    "WHATSAPP_PHONE_NUMBER_ID": wa.PHONE_NUMBER_ID,
+    "TELEGRAM_BOT_TOKEN": tg.TOKEN,
+    "TELEGRAM_WEBHOOK_SECRET": "e2e-telegram-webhook-secret",
 }
 
 
+class BackgroundLoop:
+    """An event loop in a daemon thread: the fake providers serve from it while tests block."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-providers", daemon=True)
+        self.thread.start()
+
+    def run(self, work: Awaitable[T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class Providers:
+    """The fake WhatsApp Graph API and Telegram Bot API the stack's channels talk to."""
+
+    graph: FakeGraph
+    telegram: FakeTelegramApi
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    for name, value in PORTAL_ENV.items():
-        os.environ.setdefault(name, value)
+def providers() -> Iterator[Providers]:
+    background = BackgroundLoop()
+    graph = background.run(FakeGraph().__aenter__())
+    telegram = background.run(FakeTelegramApi().start())
+    try:
+        yield Providers(graph, telegram)
+    finally:
+        background.run(graph.__aexit__(None, None, None))
+        background.run(telegram.close())
+        background.close()
+
+
+def credentials_for(providers: Providers, path: Path) -> Path:
+    """The project's credentials.yml with the messaging channels pointed at the fake providers."""
+    text = (ROOT / "credentials.yml").read_text(encoding="utf-8")
+    for header, url in (
+        ("connectors.whatsapp.WhatsAppInput:\n", providers.graph.base_url),
+        ("connectors.telegram.TelegramInput:\n", providers.telegram.base_url),
+    ):
+        assert header in text, f"credentials.yml no longer configures {header.strip()}"
+        text = text.replace(header, f"{header}  api_base_url: {url}\n")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Iterator[Stack]:
+    os.environ.update(CHANNEL_ENV)  # this test process's own environment, handed to the stack
     if not DEFAULT_MODEL.exists():
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: run `make setup` first")
-    running = Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=tmp_path_factory.mktemp("stack"))
+    data_dir = tmp_path_factory.mktemp("stack")
+    credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
+    running = Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=data_dir, credentials=credentials)
     running.start()
+    assert not running.channels_off, f"channels left out of the stack under test: {running.channels_off}"
     try:
         yield running
     finally:

@@ -41,7 +41,7 @@ from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, too_long_text
+from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text, utf16_units
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
 from connectors.requests import SenderQueues, read_body
@@ -128,32 +128,6 @@ class _CallbackStore:
         return stored.decode("utf-8") if isinstance(stored, bytes) else stored
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> List[str]:
-    """`text` in pieces of at most `limit` UTF-16 code units, cut at a line break or space when one is near."""
-    pieces: List[str] = []
-    while _utf16(text) > limit:
-        size = 0
-        end = 0
-        for index, char in enumerate(text):
-            size += 2 if ord(char) > 0xFFFF else 1
-            if size > limit:
-                end = index
-                break
-        cut = max(text.rfind("\n", 0, end), text.rfind(" ", 0, end))
-        if cut < end // 2:
-            cut = end  # no break near the end: cut mid-word
-        piece, text = text[:cut].rstrip(), text[cut:].lstrip(" \n")
-        if piece:
-            pieces.append(piece)
-    if text.strip():
-        pieces.append(text)
-    return pieces
-
-
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
 class TelegramOutput(OutputChannel):
     """Replies to one chat. A reply that cannot be sent is logged, never raised into Rasa
     (an exception there would lose the conversation's new events)."""
@@ -170,12 +144,12 @@ class TelegramOutput(OutputChannel):
         return CHANNEL
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        for piece in split_text(text or ""):
+        for piece in split_text(text or "", TEXT_LIMIT, utf16_units):
             await self._send({"chat_id": self.chat_id, "text": piece})
 
     async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any) -> None:
         keyboard = [[button] for button in [await self._button(b) for b in buttons] if button is not None]
-        pieces = split_text(text or "") or [CHOOSE_TEXT]
+        pieces = split_text(text or "", TEXT_LIMIT, utf16_units) or [CHOOSE_TEXT]
         for piece in pieces[:-1]:
             await self._send({"chat_id": self.chat_id, "text": piece})
         last: Dict[str, Any] = {"chat_id": self.chat_id, "text": pieces[-1]}

@@ -39,7 +39,7 @@ from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, too_long_text
+from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text
 from connectors.errors import RequestRejected
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy
@@ -413,24 +413,6 @@ def message_text(message: Dict[str, Any]) -> Tuple[Optional[str], str]:
 
 
 # --- outbound formatting ------------------------------------------------------------------------
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> List[str]:
-    """Parts of at most `limit` characters, cut at a paragraph, line or word break when there is one."""
-    text = text.strip()
-    if not text:
-        return []
-    parts: List[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text:
-        parts.append(text)
-    return parts
 
 
 def _shorten(text: str, limit: int) -> str:

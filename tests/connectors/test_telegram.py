@@ -18,7 +18,7 @@ from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from connectors.errors import ConnectorConfigError
 from connectors.messages import TEXT_ONLY
-from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput, split_text
+from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import telegram_api as tg
 from tests.fakes.telegram_api import FakeTelegramApi, wait_until
@@ -105,14 +105,6 @@ async def test_one_users_messages_are_handled_in_order_and_long_replies_are_spli
         await wait_until(lambda: len(t.fake.messages) == 2)
         first, second = t.fake.texts()
         assert len(first) <= 4096 and " ".join([first, second]) == long_reply
-
-
-def test_long_texts_are_split_in_utf16_units_at_spaces() -> None:
-    assert split_text("short") == ["short"]
-    emoji = "\U0001F600" * 3000  # 6000 UTF-16 code units
-    pieces = split_text(emoji)
-    assert "".join(pieces) == emoji and all(tg.utf16_length(p) <= 4096 for p in pieces)
-    assert split_text("aaa bbb ccc", limit=8) == ["aaa bbb", "ccc"]
 
 
 async def test_buttons_become_an_inline_keyboard_and_presses_come_back_as_payloads(redis_url: str, tmp_path: Path) -> None:

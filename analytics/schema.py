@@ -44,6 +44,7 @@ FALLBACK = "fallback"
 MESSAGE_REFUSED = "message_refused"  # a channel refused a message politely (too long, bad metadata)
 UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...: "text only for now"
 REPLY_FAILED = "reply_failed"
+REPLY_UNDELIVERED = "reply_undelivered"  # the provider (WhatsApp, Telegram) refused a reply even after retries
 IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
 
 SEMANTIC_TYPES = frozenset(
@@ -61,6 +62,7 @@ SEMANTIC_TYPES = frozenset(
         MESSAGE_REFUSED,
         UNSUPPORTED_MESSAGE,
         REPLY_FAILED,
+        REPLY_UNDELIVERED,
         IDENTITY_LINKED,
     }
 )

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from sanic import Sanic
 
-from analytics.schema import SOURCE_CONNECTOR, LogEvent
+from analytics.schema import REPLY_UNDELIVERED, SOURCE_CONNECTOR, LogEvent
 from connectors.replies import (
     ACTION_SERVER_NOT_PROBED,
     APOLOGY_TEXT,
@@ -28,6 +28,7 @@ from connectors.replies import (
 logger = logging.getLogger(__name__)
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+Undelivered = Callable[[str, str, str], None]  # (conversation id, message type, why)
 
 
 class CountingOutput(OutputChannel):
@@ -126,3 +127,12 @@ def record_connector_event(
     broker.publish_log_event(
         LogEvent(type=kind, conversation_id=conversation_id, source=SOURCE_CONNECTOR, channel=channel, text=text, data=data)
     )
+
+
+def undelivered_recorder(app: Sanic, channel: str) -> Undelivered:
+    """Records a reply the provider refused even after the retries, so staff can see who missed what."""
+
+    def record(conversation_id: str, kind: str, reason: str) -> None:
+        record_connector_event(app, REPLY_UNDELIVERED, conversation_id, channel, {"message_type": kind, "error": reason[:500]})
+
+    return record

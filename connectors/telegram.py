@@ -38,7 +38,7 @@ from sanic.response import HTTPResponse
 from analytics.customers import TELEGRAM, Identity, IdentityError
 from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
-from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
+from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
 from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text, utf16_units
@@ -132,12 +132,13 @@ class TelegramOutput(OutputChannel):
     """Replies to one chat. A reply that cannot be sent is logged, never raised into Rasa
     (an exception there would lose the conversation's new events)."""
 
-    def __init__(self, api: _BotApi, chat_id: int, callbacks: _CallbackStore) -> None:
+    def __init__(
+        self, api: _BotApi, chat_id: int, callbacks: _CallbackStore, on_undelivered: Optional[Undelivered] = None
+    ) -> None:
         self.api = api
         self.chat_id = chat_id
         self.callbacks = callbacks
-        self.delivered = 0
-        self.failed = 0
+        self.on_undelivered = on_undelivered
 
     @classmethod
     def name(cls) -> str:
@@ -145,22 +146,22 @@ class TelegramOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         for piece in split_text(text or "", TEXT_LIMIT, utf16_units):
-            await self._send({"chat_id": self.chat_id, "text": piece})
+            await self._send(recipient_id, {"chat_id": self.chat_id, "text": piece})
 
     async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any) -> None:
         keyboard = [[button] for button in [await self._button(b) for b in buttons] if button is not None]
         pieces = split_text(text or "", TEXT_LIMIT, utf16_units) or [CHOOSE_TEXT]
         for piece in pieces[:-1]:
-            await self._send({"chat_id": self.chat_id, "text": piece})
+            await self._send(recipient_id, {"chat_id": self.chat_id, "text": piece})
         last: Dict[str, Any] = {"chat_id": self.chat_id, "text": pieces[-1]}
         if keyboard:
             last["reply_markup"] = {"inline_keyboard": keyboard}
-        await self._send(last)
+        await self._send(recipient_id, last)
 
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
         """A custom payload with `text` is sent as a sendMessage (its other fields as given)."""
         if isinstance(json_message, dict) and isinstance(json_message.get("text"), str):
-            await self._send({**json_message, "chat_id": self.chat_id})
+            await self._send(recipient_id, {**json_message, "chat_id": self.chat_id})
         else:
             logger.warning("telegram: custom payload without text not sent: %s", str(json_message)[:200])
 
@@ -174,13 +175,13 @@ class TelegramOutput(OutputChannel):
         payload = str(button.get("payload") or title)
         return {"text": title, "callback_data": await self.callbacks.encode(payload)}
 
-    async def _send(self, payload: Dict[str, Any]) -> None:
+    async def _send(self, recipient_id: str, payload: Dict[str, Any]) -> None:
         try:
             await self.api.call("sendMessage", payload)
-            self.delivered += 1
         except OutboundError as exc:
-            self.failed += 1
             logger.error("telegram: a reply to chat %s was not delivered: %s", self.chat_id, exc)
+            if self.on_undelivered is not None:
+                self.on_undelivered(recipient_id, "text", str(exc))
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,7 @@ class TelegramInput(InputChannel):
         if not await self.deduplicator.first_time(CHANNEL, str(work.update_id)):
             logger.info("telegram: dropped a repeated update %s", work.update_id)
             return
-        output = CountingOutput(TelegramOutput(self.api, work.chat_id, self.callbacks))
+        output = CountingOutput(TelegramOutput(self.api, work.chat_id, self.callbacks, undelivered_recorder(app, CHANNEL)))
         text = work.text
         if work.kind == _CALLBACK:
             await self._answer_callback(work.callback_id)

@@ -37,7 +37,7 @@ from sanic.response import HTTPResponse
 from analytics.customers import WHATSAPP, Identity, IdentityError
 from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
-from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
+from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
 from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text
 from connectors.errors import RequestRejected
@@ -81,11 +81,13 @@ class WhatsAppOutput(OutputChannel):
         messages_path: str,
         to: Optional[str] = None,
         resolver: Optional[IdentityResolver] = None,
+        on_undelivered: Optional[Undelivered] = None,
     ) -> None:
         self.client = client
         self.messages_path = messages_path
         self.to = to
         self.resolver = resolver
+        self.on_undelivered = on_undelivered
 
     @classmethod
     def name(cls) -> str:
@@ -126,17 +128,25 @@ class WhatsAppOutput(OutputChannel):
             await self.send_text_message(recipient_id, json.dumps(json_message, ensure_ascii=False))
 
     async def _send(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        kind = str(message.get("type"))
         to = self.to or await self._number_of(recipient_id)
         if to is None:
-            logger.error("whatsapp: no WhatsApp number known for %s; a %s message was not sent", recipient_id, message.get("type"))
+            logger.error("whatsapp: no WhatsApp number known for %s; a %s message was not sent", recipient_id, kind)
+            self._undelivered(recipient_id, kind, "no WhatsApp number is linked to this customer")
             return
         payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **message}
         try:
             await self.client.post_json(self.messages_path, payload)
         except OutboundError as exc:  # never into Rasa: the conversation carries on
-            logger.error("whatsapp: a %s message to %s was not delivered: %s", message.get("type"), _masked(to), exc)
-        except Exception:
-            logger.exception("whatsapp: sending a %s message to %s failed", message.get("type"), _masked(to))
+            logger.error("whatsapp: a %s message to %s was not delivered: %s", kind, _masked(to), exc)
+            self._undelivered(recipient_id, kind, str(exc))
+        except Exception as exc:
+            logger.exception("whatsapp: sending a %s message to %s failed", kind, _masked(to))
+            self._undelivered(recipient_id, kind, f"{type(exc).__name__}: {exc}")
+
+    def _undelivered(self, recipient_id: str, kind: str, reason: str) -> None:
+        if self.on_undelivered is not None:
+            self.on_undelivered(recipient_id, kind, reason)
 
     async def _number_of(self, recipient_id: str) -> Optional[str]:
         try:
@@ -225,8 +235,8 @@ class WhatsAppInput(InputChannel):
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WhatsAppOutput(self.client, self.messages_path, resolver=self.resolver)
 
-    def output_for(self, number: str) -> WhatsAppOutput:
-        return WhatsAppOutput(self.client, self.messages_path, to=number, resolver=self.resolver)
+    def output_for(self, number: str, on_undelivered: Optional[Undelivered] = None) -> WhatsAppOutput:
+        return WhatsAppOutput(self.client, self.messages_path, to=number, resolver=self.resolver, on_undelivered=on_undelivered)
 
     # --- HTTP -----------------------------------------------------------------------------
 
@@ -344,7 +354,7 @@ class WhatsAppInput(InputChannel):
         except IdentityError as exc:
             logger.warning("whatsapp: ignored a message from an unusable number: %s", exc)
             return
-        output = CountingOutput(self.output_for(identity.value))
+        output = CountingOutput(self.output_for(identity.value, undelivered_recorder(app, CHANNEL)))
         try:
             customer_id = await self.resolver.customer_for([identity])
         except IdentityUnavailable:

@@ -232,6 +232,9 @@ async def test_a_reply_that_cannot_be_sent_is_logged_and_the_server_carries_on(
         await wait_until(lambda: t.fake.messages)
     assert [m.text for m in recorder.calls] == ["first", "second"]
     assert t.fake.messages == [{"chat_id": ADA, "text": "Hello!"}]
+    (missed,) = [e for e in read_stream(redis_url) if e.type == "reply_undelivered"]  # staff see who missed a reply
+    assert missed.conversation_id == recorder.calls[0].sender_id and missed.channel == "telegram"
+    assert "500" in missed.data["error"] and t.fake.token not in missed.data["error"]
 
 
 async def test_a_wrong_bot_token_is_a_logged_failure_not_a_crash(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

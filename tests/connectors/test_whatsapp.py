@@ -19,7 +19,7 @@ import pytest
 from bot.broker import RedisStreamEventBroker
 from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
-from analytics.schema import LogEvent
+from analytics.schema import REPLY_UNDELIVERED, LogEvent
 from connectors.errors import ConnectorConfigError
 from connectors.messages import TEXT_ONLY
 from connectors.whatsapp import WhatsAppInput, interactive_message
@@ -359,8 +359,12 @@ async def test_a_reply_that_cannot_be_delivered_is_logged_and_the_channel_carrie
         assert s.graph.sent == [] and [status for status, _ in s.graph.requests] == [500, 500, 500]
         await s.post(wa.text_message(ADA, "still there?"))
         await s.graph.wait_for(1)
+        await s.settled()
     assert [m.text for m in recorder.calls] == ["hi", "still there?"]
     assert any("was not delivered" in record.getMessage() for record in caplog.records)
+    (missed,) = [e for e in read_stream(redis_url) if e.type == REPLY_UNDELIVERED]  # staff see who missed a reply
+    assert missed.conversation_id == recorder.calls[0].sender_id and missed.channel == "whatsapp"
+    assert missed.data["message_type"] == "text" and "500" in missed.data["error"]
 
 
 async def test_a_wrong_access_token_is_not_retried(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -140,6 +140,18 @@ def chat(stack: Stack) -> Callable[..., Replies]:
     return send
 
 
+def eventually(check: Callable[[], Optional[T]], what: str, timeout: float = 60.0) -> T:
+    """The first truthy value of `check()`, polled until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def texts(replies: Replies) -> str:
     return "\n".join(r.get("text") or "" for r in replies)
 

@@ -4,10 +4,10 @@ the fake Bot API, which check them against the documented shapes."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
-import time
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Dict, List, Optional
 
 import redis
 import requests
@@ -15,41 +15,62 @@ import requests
 from analytics.customers import CUSTOMER_ID
 from connectors.messages import TEXT_ONLY
 from scripts.stack import Stack
-from tests.e2e.conftest import Providers, log_events, tracker
+from tests.e2e.conftest import Providers, eventually, log_events, tracker
 from tests.fakes import telegram_api as tg
 from tests.fakes import whatsapp_graph as wa
 
-T = TypeVar("T")
 SSO_QUESTION = "how can I set up SAML single sign-on for my team?"
 IDEA_PROMPT = "idea"  # the idea form asks for the idea first
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # connectors.telegram needs Rasa, not in this runtime
-
-
-def eventually(check: Callable[[], Optional[T]], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def user_texts(stack: Stack, customer: str) -> List[str]:
     return [e.get("text") for e in tracker(stack, customer)["events"] if e["event"] == "user"]
 
 
+class Messenger:
+    """One customer on a messaging app: posts webhooks as the provider does and reads what the
+    fake provider API received for them."""
+
+    channel = ""  # the channel name: webhook path and identity kind
+
+    def __init__(self, stack: Stack, store: redis.Redis, address: str) -> None:
+        self.stack, self.store, self.address = stack, store, address
+        self.url = f"{stack.rasa_url}/webhooks/{self.channel}/webhook"
+
+    def post(self, payload: Dict[str, Any]) -> requests.Response:
+        raise NotImplementedError
+
+    def received(self) -> List[Dict[str, Any]]:
+        raise NotImplementedError
+
+    def unsigned(self, payload: Dict[str, Any]) -> requests.Response:
+        """The payload without the provider's signature or secret header."""
+        return requests.post(self.url, data=json.dumps(payload), headers={"Content-Type": "application/json"}, timeout=10)
+
+    def send(self, payload: Dict[str, Any], replies: int = 1) -> List[Dict[str, Any]]:
+        """Post `payload`; the messages sent to this customer since, once there are `replies` more."""
+        before = len(self.received())
+        answer = self.post(payload)
+        assert answer.status_code == 200, answer.text
+        return eventually(lambda: self.received()[before:] if len(self.received()) >= before + replies else None,
+                          f"{replies} {self.channel} message(s) to {self.address}")
+
+    @property
+    def customer(self) -> str:
+        return str(self.store.get(f"engage:identity:{self.channel}:{self.address}") or "")
+
+
 # --- WhatsApp ------------------------------------------------------------------------------------
 
 
-class WhatsApp:
-    """One customer's phone: posts webhooks as Meta does and reads what the Graph API received."""
+class WhatsApp(Messenger):
+    channel = "whatsapp"
 
     def __init__(self, stack: Stack, providers: Providers, store: redis.Redis) -> None:
-        self.stack, self.graph, self.store = stack, providers.graph, store
-        self.number = f"49151{random.randrange(10**7, 10**8)}"
-        self.url = f"{stack.rasa_url}/webhooks/whatsapp/webhook"
+        super().__init__(stack, store, f"49151{random.randrange(10**7, 10**8)}")
+        self.graph = providers.graph
+        self.number = self.address
 
     def post(self, payload: Dict[str, Any], app_secret: str = wa.APP_SECRET) -> requests.Response:
         body, headers = wa.signed(payload, app_secret)
@@ -57,18 +78,6 @@ class WhatsApp:
 
     def received(self) -> List[Dict[str, Any]]:
         return [m for m in list(self.graph.sent) if m["to"] == self.number]
-
-    def send(self, payload: Dict[str, Any], replies: int = 1) -> List[Dict[str, Any]]:
-        """Post `payload`; the messages sent to this number since, once there are `replies` more."""
-        before = len(self.received())
-        answer = self.post(payload)
-        assert answer.status_code == 200 and answer.json() == {"status": "received"}, answer.text
-        return eventually(lambda: self.received()[before:] if len(self.received()) >= before + replies else None,
-                          f"{replies} WhatsApp message(s) to {self.number}")
-
-    @property
-    def customer(self) -> str:
-        return str(self.store.get(f"engage:identity:whatsapp:{self.number}") or "")
 
 
 def body_of(message: Dict[str, Any]) -> str:
@@ -120,9 +129,7 @@ def test_whatsapp_faq_answer_and_a_redelivered_webhook_is_answered_once(stack: S
 def test_whatsapp_refuses_bad_signatures_and_answers_media_with_text_only(stack: Stack, providers: Providers, store: redis.Redis) -> None:
     phone = WhatsApp(stack, providers, store)
     assert phone.post(wa.text_message(phone.number, "hi"), app_secret="not-the-app-secret").status_code == 403
-    unsigned = requests.post(phone.url, data=wa.encode(wa.text_message(phone.number, "hi")),
-                             headers={"Content-Type": "application/json"}, timeout=10)
-    assert unsigned.status_code == 401
+    assert phone.unsigned(wa.text_message(phone.number, "hi")).status_code == 401
     assert not phone.customer and not phone.received()  # nothing reached Rasa or the directory
 
     (reply,) = phone.send(wa.image_message(phone.number))
@@ -134,13 +141,13 @@ def test_whatsapp_refuses_bad_signatures_and_answers_media_with_text_only(stack:
 # --- Telegram ------------------------------------------------------------------------------------
 
 
-class Telegram:
-    """One Telegram user: posts updates as the Bot API does and reads what the bot sent."""
+class Telegram(Messenger):
+    channel = "telegram"
 
     def __init__(self, stack: Stack, providers: Providers, store: redis.Redis) -> None:
-        self.stack, self.api, self.store = stack, providers.telegram, store
         self.user_id = random.randrange(10**8, 10**9)
-        self.url = f"{stack.rasa_url}/webhooks/telegram/webhook"
+        super().__init__(stack, store, str(self.user_id))
+        self.api = providers.telegram
 
     def post(self, update: Dict[str, Any], secret: Optional[str] = None) -> requests.Response:
         secret = os.environ["TELEGRAM_WEBHOOK_SECRET"] if secret is None else secret
@@ -149,17 +156,6 @@ class Telegram:
 
     def received(self) -> List[Dict[str, Any]]:
         return [m for m in list(self.api.messages) if m["chat_id"] == self.user_id]
-
-    def send(self, update: Dict[str, Any], replies: int = 1) -> List[Dict[str, Any]]:
-        before = len(self.received())
-        answer = self.post(update)
-        assert answer.status_code == 200, answer.text
-        return eventually(lambda: self.received()[before:] if len(self.received()) >= before + replies else None,
-                          f"{replies} Telegram message(s) to {self.user_id}")
-
-    @property
-    def customer(self) -> str:
-        return str(self.store.get(f"engage:identity:telegram:{self.user_id}") or "")
 
 
 def test_telegram_inline_keyboard_and_a_pressed_button_open_the_idea_form(stack: Stack, providers: Providers, store: redis.Redis) -> None:
@@ -189,9 +185,7 @@ def test_telegram_faq_answer_and_a_repeated_update_is_handled_once(stack: Stack,
 def test_telegram_refuses_a_wrong_secret_and_answers_stickers_with_text_only(stack: Stack, providers: Providers, store: redis.Redis) -> None:
     user = Telegram(stack, providers, store)
     assert user.post(tg.text_update(user.user_id, "hi"), secret="guess").status_code == 403
-    unsigned = requests.post(user.url, data=tg.encode(tg.text_update(user.user_id, "hi")),
-                             headers={"Content-Type": "application/json"}, timeout=10)
-    assert unsigned.status_code == 401
+    assert user.unsigned(tg.text_update(user.user_id, "hi")).status_code == 401
     assert not user.customer and not user.received()
 
     (reply,) = user.send(tg.sticker_update(user.user_id))

@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -16,7 +15,7 @@ import socketio
 import yaml
 
 from scripts.stack import Stack
-from tests.e2e.conftest import log_events
+from tests.e2e.conftest import eventually, log_events
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "results" / "artifacts"
@@ -77,17 +76,6 @@ def _chromium() -> Any:
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
-def _wait(condition: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting in the browser")
-        time.sleep(0.2)
-
-
 def test_the_chat_page_answers_in_a_real_browser(stack: Stack, store: redis.Redis) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -96,23 +84,23 @@ def test_the_chat_page_answers_in_a_real_browser(stack: Stack, store: redis.Redi
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         browser.get(stack.chat_page)
-        _wait(lambda: browser.find_element(By.ID, "status").text == "Online")
+        eventually(lambda: browser.find_element(By.ID, "status").text == "Online", "the chat page to go online")
         field = browser.switch_to.active_element  # the page focuses the message field
         assert field.get_attribute("id") == "text"
         field.send_keys("How do I set up SAML single sign-on for my team?", Keys.ENTER)  # keyboard only
-        answer = _wait(lambda: [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.bot") if SSO_ANSWER[:40] in m.text])
+        answer = eventually(lambda: [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.bot") if SSO_ANSWER[:40] in m.text], "the answer on the page")
         assert answer
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
         browser.save_screenshot(str(ARTIFACTS / "webchat.png"))
         session_id = browser.execute_script("return localStorage.getItem('engage.webchat.session')")
 
         browser.refresh()  # the session and the transcript survive a reload
-        _wait(lambda: browser.find_element(By.ID, "status").text == "Online")
+        eventually(lambda: browser.find_element(By.ID, "status").text == "Online", "the chat page to go online")
         assert browser.execute_script("return localStorage.getItem('engage.webchat.session')") == session_id
         assert any(SSO_ANSWER[:40] in m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.bot"))
         before = len(browser.find_elements(By.CSS_SELECTOR, ".msg.bot"))
         browser.find_element(By.ID, "text").send_keys("what plans do you offer?", Keys.ENTER)
-        _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".msg.bot")) > before)
+        eventually(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".msg.bot")) > before, "a reply on the page")
         browser.save_screenshot(str(ARTIFACTS / "webchat-after-reload.png"))
     finally:
         browser.quit()

@@ -29,9 +29,9 @@ class Options:
         `env_hint` maps a required key to the environment variable that usually fills it
         (`${VAR}` in credentials.yml), so the message says what to set.
         """
+        if credentials is not None and not isinstance(credentials, Mapping):
+            raise ConnectorConfigError(f"{owner}: expected a mapping of options, got {type(credentials).__name__}")
         credentials = dict(credentials or {})
-        if not isinstance(credentials, dict):
-            raise ConnectorConfigError(f"{owner}: expected a mapping of options")
         unknown = sorted(set(credentials) - set(accepted))
         if unknown:
             raise ConnectorConfigError(f"{owner}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(accepted))}")

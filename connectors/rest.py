@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -12,14 +12,14 @@ from sanic.response import HTTPResponse
 
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
+from connectors.options import Options
 from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, parse_rest_payload
 from connectors.requests import read_body
 from connectors.replies import DEFAULT_HEALTH_TIMEOUT, find_event_broker
 
 logger = logging.getLogger(__name__)
 
-_INT_OPTIONS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")
-KNOWN_OPTIONS = frozenset(_INT_OPTIONS + ("allowed_input_channels", "health_timeout"))
+_LIMITS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")  # PayloadLimits' fields
 
 class EngageRestInput(InputChannel):
     """Drop-in for Rasa's `rest` channel (same URL, same request and reply shape).
@@ -30,6 +30,14 @@ class EngageRestInput(InputChannel):
     `reply_failed` record instead of an empty list. There is no idempotency key:
     a retried POST is handled as a new message, exactly as Rasa's `rest` does.
     """
+
+    OPTIONS = {
+        "max_message_chars": int,
+        "max_metadata_bytes": int,
+        "max_body_bytes": int,
+        "allowed_input_channels": list,
+        "health_timeout": float,
+    }
 
     def __init__(
         self,
@@ -50,33 +58,18 @@ class EngageRestInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "EngageRestInput":
         """Build from `connectors.rest.EngageRestInput:` in credentials.yml (all options optional)."""
-        credentials = credentials or {}
-        if not isinstance(credentials, dict):
-            raise ConnectorConfigError("connectors.rest.EngageRestInput: expected a mapping of options")
-        unknown = sorted(set(credentials) - KNOWN_OPTIONS)
-        if unknown:
+        options = Options.read(f"{__name__}.EngageRestInput", credentials, cls.OPTIONS)
+        options.positive(*_LIMITS, "health_timeout")
+        values = options.values
+        channels = values.get("allowed_input_channels", [])
+        if not all(isinstance(c, str) and CHANNEL_PATTERN.fullmatch(c) for c in channels):
             raise ConnectorConfigError(
-                f"connectors.rest.EngageRestInput: unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(KNOWN_OPTIONS))}"
+                f"{options.owner}: allowed_input_channels must be a list of short lower-case names"
             )
-        limits: Dict[str, int] = {}
-        for key in _INT_OPTIONS:
-            if credentials.get(key) is not None:
-                limits[key] = _positive(key, credentials[key], int)
-        channels = credentials.get("allowed_input_channels") or []
-        if not isinstance(channels, list) or not all(
-            isinstance(c, str) and CHANNEL_PATTERN.fullmatch(c) for c in channels
-        ):
-            raise ConnectorConfigError(
-                "connectors.rest.EngageRestInput: allowed_input_channels must be a list of short lower-case names"
-            )
-        timeout = credentials.get("health_timeout")
-        if timeout is not None:
-            timeout = _positive("health_timeout", timeout, float)
         return cls(
-            PayloadLimits(**limits),
+            PayloadLimits(**{key: values[key] for key in _LIMITS if key in values}),
             allowed_input_channels=frozenset(channels),
-            health_timeout=timeout or DEFAULT_HEALTH_TIMEOUT,
+            health_timeout=values.get("health_timeout", DEFAULT_HEALTH_TIMEOUT),
         )
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
@@ -131,13 +124,3 @@ class EngageRestInput(InputChannel):
         )
         await deliver(app, message, on_new_message, self.health_timeout)
         return collector.messages
-
-
-def _positive(key: str, value: Any, kind: Callable[[Any], Any]) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0:
-        raise ConnectorConfigError(f"connectors.rest.EngageRestInput: {key} must be a positive number, got {value!r}")
-    return number

@@ -257,6 +257,15 @@ def test_credentials_are_checked_at_start_up() -> None:
         EngageRestInput.from_credentials({"max_message_chars": 0})
     with pytest.raises(ConnectorConfigError, match="allowed_input_channels"):
         EngageRestInput.from_credentials({"allowed_input_channels": "portal"})
+    with pytest.raises(ConnectorConfigError, match="allowed_input_channels"):
+        EngageRestInput.from_credentials({"allowed_input_channels": ["Not A Channel!"]})
+    with pytest.raises(ConnectorConfigError, match="health_timeout"):
+        EngageRestInput.from_credentials({"health_timeout": -1})
+    with pytest.raises(ConnectorConfigError, match="expected a mapping of options, got str"):
+        EngageRestInput.from_credentials("max_message_chars: 10")  # type: ignore[arg-type]
+    built = EngageRestInput.from_credentials({"max_message_chars": 100, "allowed_input_channels": ["portal"], "health_timeout": 2})
+    assert built.limits.max_message_chars == 100 and built.limits.max_body_bytes == PayloadLimits().max_body_bytes
+    assert built.allowed_input_channels == {"portal"} and built.health_timeout == 2.0
 
 
 def test_rasa_builds_it_from_credentials_yml(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 PREFIX = "engage:"
 CUSTOMER_ID = re.compile(r"^C-[0-9a-f]{16}$")
@@ -156,12 +156,14 @@ end
 return cjson.encode({customer_id = winner, created = created, merged = merged, attached = attached})
 """
 
-# ARGV: prefix, customer id, identity. Returns 1 if it was linked to that customer.
+# ARGV: prefix, customer id, identity, then optionally a stream and the record's field/value
+# pairs, written in the same step. Returns 1 if it was linked to that customer.
 _UNLINK = """
 local prefix, customer, identity = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('GET', prefix .. 'identity:' .. identity) ~= customer then return 0 end
 redis.call('DEL', prefix .. 'identity:' .. identity)
 redis.call('HDEL', prefix .. 'customer:' .. customer .. ':identities', identity)
+if ARGV[4] then redis.call('XADD', ARGV[4], '*', unpack(ARGV, 5)) end
 return 1
 """
 
@@ -213,10 +215,19 @@ class CustomerDirectory:
             linked.append(LinkedIdentity(Identity.parse(_text(key)), str(data["evidence"]), float(data["linked_at"])))
         return sorted(linked, key=lambda item: (item.linked_at, str(item.identity)))
 
-    async def unlink(self, customer_id: str, identity: Identity) -> bool:
-        """Remove one identity from a customer; its next message starts a new customer."""
+    async def unlink(self, customer_id: str, identity: Identity, record: Optional[Tuple[str, Mapping[str, str]]] = None) -> bool:
+        """Remove one identity from a customer; its next message starts a new customer.
+
+        `record` is (stream, fields): an entry added in the same atomic step, only if the identity was removed.
+        """
         _check_customer_id(customer_id)
-        return bool(await self._unlink(args=[self._prefix, customer_id, str(identity)]))
+        args: List[Any] = [self._prefix, customer_id, str(identity)]
+        if record is not None:
+            stream, fields = record
+            args.append(stream)
+            for key, value in fields.items():
+                args.extend([key, value])
+        return bool(await self._unlink(args=args))
 
     async def owner(self, identity: Identity) -> Optional[str]:
         value = await self._client.get(f"{self._prefix}identity:{identity}")

@@ -2,7 +2,9 @@
 
     identities CUSTOMER            the channel identities linked to a customer, with how each was proven
     find KIND:VALUE                which customer an identity belongs to (e.g. email:dana@acme.example)
-    unlink CUSTOMER KIND:VALUE     remove one identity; its next message starts a new customer
+    unlink CUSTOMER KIND:VALUE     remove one identity; its next message starts a new customer.
+                                   Recorded in the interaction log as identity_unlinked, with
+                                   --by (default: your login name) and --reason.
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
 Exit status: 0 done, 1 not found, 2 bad input or Redis unreachable.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import json
 import os
 import sys
@@ -21,6 +24,7 @@ from typing import Optional, Sequence
 import redis.asyncio
 
 from analytics.customers import CustomerDirectory, Identity, IdentityError, close
+from analytics.schema import EVENTS_STREAM, IDENTITY_UNLINKED, SOURCE_STAFF, LogEvent
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
 
@@ -34,6 +38,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unlink = commands.add_parser("unlink")
     unlink.add_argument("customer")
     unlink.add_argument("identity", metavar="KIND:VALUE")
+    unlink.add_argument("--by", default=_login(), help="who unlinks it, for the record (default: %(default)s)")
+    unlink.add_argument("--reason", default="", help="why, for the record")
     args = parser.parse_args(argv)
     try:
         return asyncio.run(_run(args))
@@ -43,6 +49,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         print(f"error: cannot reach Redis at {_url()} ({exc}); is the assistant running (make run)?", file=sys.stderr)
         return 2
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
 
 
 def _url() -> str:
@@ -69,7 +82,15 @@ async def _run(args: argparse.Namespace) -> int:
             owner = await directory.owner(Identity.parse(args.identity))
             print(json.dumps({"identity": args.identity, "customer": owner}) if args.json else (owner or "no customer has this identity"))
             return 0 if owner else 1
-        removed = await directory.unlink(args.customer, Identity.parse(args.identity))
+        identity = Identity.parse(args.identity)
+        record = LogEvent(
+            type=IDENTITY_UNLINKED,
+            conversation_id=args.customer,
+            source=SOURCE_STAFF,
+            channel=identity.kind,
+            data={"identity": str(identity), "by": args.by, "reason": args.reason},
+        )
+        removed = await directory.unlink(args.customer, identity, record=(EVENTS_STREAM, record.to_fields()))
         print(f"unlinked {args.identity} from {args.customer}" if removed else f"{args.identity} is not linked to {args.customer}")
         return 0 if removed else 1
     finally:

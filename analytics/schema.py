@@ -29,6 +29,7 @@ def handover_request_key(conversation_id: str) -> str:
 SOURCE_RASA = "rasa"  # a tracker event published by the event broker
 SOURCE_ACTION = "action"  # a semantic event written by a custom action
 SOURCE_CONNECTOR = "connector"  # written by a channel connector (rejections, failed replies)
+SOURCE_STAFF = "staff"  # written by a staff command (an identity unlinked)
 
 # Semantic event types written by actions and connectors (tracker events keep Rasa's names).
 FAQ_ANSWERED = "faq_answered"
@@ -46,6 +47,7 @@ UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...:
 REPLY_FAILED = "reply_failed"
 REPLY_UNDELIVERED = "reply_undelivered"  # the provider (WhatsApp, Telegram) refused a reply even after retries
 IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
+IDENTITY_UNLINKED = "identity_unlinked"  # staff removed an identity from a customer
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -64,6 +66,7 @@ SEMANTIC_TYPES = frozenset(
         REPLY_FAILED,
         REPLY_UNDELIVERED,
         IDENTITY_LINKED,
+        IDENTITY_UNLINKED,
     }
 )
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 
+from typing import List
+
 import pytest
+import redis
 import redis.asyncio
 
 from analytics.customers import CustomerDirectory, Identity, close
 from analytics.customers_cli import main
+from analytics.schema import EVENTS_STREAM, LogEvent
 
 
 def _link(url: str) -> str:
@@ -25,6 +29,14 @@ def _link(url: str) -> str:
     return asyncio.run(go())
 
 
+def _records(url: str) -> List[LogEvent]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [LogEvent.from_fields(fields) for _, fields in client.xrange(EVENTS_STREAM)]
+    finally:
+        client.close()
+
+
 def test_staff_list_find_and_unlink(redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     customer = _link(redis_url)
@@ -32,9 +44,12 @@ def test_staff_list_find_and_unlink(redis_url: str, monkeypatch: pytest.MonkeyPa
     listed = json.loads(capsys.readouterr().out)
     assert {i["identity"]: i["evidence"] for i in listed["identities"]} == {"portal:acme:u-1": "portal_jwt", "email:dana@acme.example": "portal_jwt"}
     assert main(["find", "email:Dana@Acme.example"]) == 0 and capsys.readouterr().out.strip() == customer
-    assert main(["unlink", customer, "email:dana@acme.example"]) == 0
+    assert main(["unlink", customer, "email:dana@acme.example", "--by", "sam", "--reason", "shared inbox"]) == 0
     assert "unlinked" in capsys.readouterr().out
     assert main(["unlink", customer, "email:dana@acme.example"]) == 1
+    (record,) = _records(redis_url)  # the second unlink changed nothing and recorded nothing
+    assert (record.type, record.conversation_id, record.source, record.channel) == ("identity_unlinked", customer, "staff", "email")
+    assert record.data == {"identity": "email:dana@acme.example", "by": "sam", "reason": "shared inbox"}
     assert main(["find", "email:dana@acme.example"]) == 1
     capsys.readouterr()
     assert main(["identities", "not-a-customer"]) == 2

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 _LIMITS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")  # PayloadLimits' fields
 
+
 class EngageRestInput(InputChannel):
     """Drop-in for Rasa's `rest` channel (same URL, same request and reply shape).
 

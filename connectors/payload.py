@@ -47,24 +47,30 @@ def parse_rest_payload(
     listed in `allowed_channels`: otherwise any caller could pass itself off as,
     say, WhatsApp in the interaction log.
     """
-    if len(body) > limits.max_body_bytes:
-        raise body_too_large(limits.max_body_bytes)
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
-    unknown = sorted(set(payload) - ALLOWED_FIELDS)
-    if unknown:
-        raise RequestRejected(
-            400,
-            "unknown_fields",
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(ALLOWED_FIELDS))}.",
-            unknown,
-        )
+    payload = load_object(body, limits.max_body_bytes, ALLOWED_FIELDS)
     sender = _check_sender(payload.get("sender"), limits)
     text = check_message(payload, limits)
     metadata = _check_metadata(payload.get("metadata"), limits)
     channel = _check_channel(payload.get("input_channel"), default_channel, allowed_channels)
     return InboundMessage(sender_id=sender, text=text, metadata=metadata, input_channel=channel)
+
+
+def load_object(body: bytes, max_body_bytes: int, allowed_fields: FrozenSet[str]) -> Dict[str, Any]:
+    """A JSON object body of at most `max_body_bytes` with only `allowed_fields`; RequestRejected (413/400) otherwise."""
+    if len(body) > max_body_bytes:
+        raise body_too_large(max_body_bytes)
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
+    unknown = sorted(set(payload) - allowed_fields)
+    if unknown:
+        raise RequestRejected(
+            400,
+            "unknown_fields",
+            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed_fields))}.",
+            unknown,
+        )
+    return payload
 
 
 def body_too_large(limit: int) -> RequestRejected:

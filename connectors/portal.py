@@ -34,7 +34,8 @@ from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
 from connectors.messages import APOLOGY_TEXT
 from connectors.options import Options
-from connectors.payload import PayloadLimits, body_too_large, check_message, load_json
+from connectors.payload import PayloadLimits, check_message, load_object
+from connectors.requests import read_body
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +130,13 @@ class PortalInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @portal.route("/webhook", methods=["POST"])
+        # stream=True, as the other webhooks: the token is checked before any of the body is read,
+        # and an oversized body is refused after max_body_bytes instead of being buffered first.
+        @portal.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
                 user = self.verify(request.headers.get("authorization"))
-                text, context, message_id = self.parse(request.body or b"")
+                text, context, message_id = self.parse(await read_body(request, self.limits.max_body_bytes))
             except RequestRejected as rejected:
                 logger.info("portal: rejected a request (%s): %s", rejected.code, rejected.detail)
                 headers = {"WWW-Authenticate": 'Bearer realm="engage-portal"'} if rejected.status == 401 else None
@@ -185,14 +188,7 @@ class PortalInput(InputChannel):
         return user
 
     def parse(self, body: bytes) -> "tuple[str, Dict[str, Any], Optional[str]]":
-        if len(body) > self.limits.max_body_bytes:
-            raise body_too_large(self.limits.max_body_bytes)
-        payload = load_json(body)
-        if not isinstance(payload, dict):
-            raise RequestRejected(400, "not_an_object", "The request body must be a JSON object.")
-        unknown = sorted(set(payload) - FIELDS)
-        if unknown:
-            raise RequestRejected(400, "unknown_fields", f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(FIELDS))}.", unknown)
+        payload = load_object(body, self.limits.max_body_bytes, FIELDS)
         text = check_message(payload, self.limits)
         message_id = payload.get("message_id")
         if message_id is not None and (not isinstance(message_id, str) or not 0 < len(message_id) <= 128):

@@ -62,8 +62,6 @@ ROW_ID_LIMIT = 200
 ROW_DESCRIPTION_LIMIT = 72
 LIST_BUTTON_TEXT = "Choose"
 
-# Inbound types answered with TEXT_ONLY; anything not handled below is too.
-MEDIA_TYPES = frozenset({"image", "sticker", "audio", "video", "document", "location", "contacts"})
 # Inbound types ignored without an answer: a reaction to one of our messages, a number change notice.
 SILENT_TYPES = frozenset({"reaction", "system"})
 
@@ -399,7 +397,8 @@ def _is_envelope(payload: Any) -> bool:
 
 
 def message_text(message: Dict[str, Any]) -> Tuple[Optional[str], str]:
-    """(text for Rasa, "") or (None, the unsupported type)."""
+    """(text for Rasa, "") or (None, the unsupported type): images, stickers, audio, video, documents,
+    locations, contacts and any other type are answered with TEXT_ONLY."""
     kind = message.get("type")
     if kind == "text":
         body = (message.get("text") or {}).get("body") if isinstance(message.get("text"), dict) else None

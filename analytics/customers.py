@@ -27,7 +27,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-PREFIX = "engage:"
+from analytics.schema import KEY_PREFIX
+
+PREFIX = KEY_PREFIX
 CUSTOMER_ID = re.compile(r"^C-[0-9a-f]{16}$")
 
 WEB = "web"

@@ -22,6 +22,7 @@ from connectors.replies import (
     REASON_CANCELLED,
     diagnose,
     find_event_broker,
+    publish,
     record_reply_failed,
 )
 
@@ -120,13 +121,7 @@ def record_connector_event(
     app: Sanic, kind: str, conversation_id: str, channel: str, data: Dict[str, Any], text: str = ""
 ) -> None:
     """A record of what a connector did on its own (refused text, unsupported media, linked identity)."""
-    broker = find_event_broker(app)
-    if broker is None:
-        logger.error("no RedisStreamEventBroker configured: %s for %s not recorded", kind, conversation_id)
-        return
-    broker.publish_log_event(
-        LogEvent(type=kind, conversation_id=conversation_id, source=SOURCE_CONNECTOR, channel=channel, text=text, data=data)
-    )
+    publish(app, LogEvent(type=kind, conversation_id=conversation_id, source=SOURCE_CONNECTOR, channel=channel, text=text, data=data))
 
 
 def undelivered_recorder(app: Sanic, channel: str) -> Undelivered:

@@ -99,7 +99,7 @@ class ProviderClient:
                     if status not in RETRY_STATUSES:
                         raise OutboundError(f"{shown} answered {status}: {self.redact(self.describe(body))}", status, body)
                     last = f"{status}: {self.redact(self.describe(body))[:200]}"
-                    wait = _retry_after(response.headers.get("Retry-After"))
+                    wait = retry_after(response.headers.get("Retry-After"))
                     if wait is None:
                         wait = self.wait_from_body(body)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -130,11 +130,9 @@ async def _body(response: aiohttp.ClientResponse) -> Any:
 
 def retry_after(value: Any, cap: float = 60.0) -> Optional[float]:
     """A wait in seconds from a Retry-After header or a provider's retry_after field (capped)."""
-    return _retry_after(None if value is None else str(value), cap)
-
-
-def _retry_after(value: Optional[str], cap: float = 60.0) -> Optional[float]:
+    if value is None:
+        return None
     try:
-        return min(cap, max(0.0, float(value))) if value is not None else None
+        return min(cap, max(0.0, float(str(value))))
     except ValueError:
         return None

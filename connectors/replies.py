@@ -120,9 +120,14 @@ def record_reply_failed(
     logger.warning(
         "reply failed for conversation %s on %s: %s", conversation_id, channel, data.get("reason")
     )
+    return record if publish(app, record) else None
+
+
+def publish(app: Sanic, record: LogEvent) -> bool:
+    """Write a connector's record through our event broker; False (and an error logged) if it is not configured."""
     broker = find_event_broker(app)
     if broker is None:
-        logger.error("no RedisStreamEventBroker configured: reply_failed for %s not recorded", conversation_id)
-        return None
+        logger.error("no RedisStreamEventBroker configured: %s for %s not recorded", record.type, record.conversation_id)
+        return False
     broker.publish_log_event(record)
-    return record
+    return True

@@ -14,7 +14,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Optional
 
-PREFIX = "engage:otp:"
+from analytics.schema import KEY_PREFIX
+
+PREFIX = KEY_PREFIX + "otp:"
 DIGITS = 6
 
 

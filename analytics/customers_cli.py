@@ -17,17 +17,14 @@ import asyncio
 import datetime as dt
 import getpass
 import json
-import os
 import sys
 from typing import Optional, Sequence
 
 import redis.asyncio
 
 from analytics.customers import CustomerDirectory, Identity, IdentityError, close
+from analytics.redis_connect import redis_url
 from analytics.schema import EVENTS_STREAM, IDENTITY_UNLINKED, SOURCE_STAFF, LogEvent
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
-
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analytics.customers_cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        print(f"error: cannot reach Redis at {_url()} ({exc}); is the assistant running (make run)?", file=sys.stderr)
+        print(f"error: cannot reach Redis at {redis_url()} ({exc}); is the assistant running (make run)?", file=sys.stderr)
         return 2
 
 
@@ -58,12 +55,8 @@ def _login() -> str:
         return "unknown"
 
 
-def _url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-
-
 async def _run(args: argparse.Namespace) -> int:
-    client = redis.asyncio.Redis.from_url(_url(), socket_timeout=5, socket_connect_timeout=5)
+    client = redis.asyncio.Redis.from_url(redis_url(), socket_timeout=5, socket_connect_timeout=5)
     try:
         directory = CustomerDirectory(client)
         if args.command == "identities":

@@ -37,22 +37,9 @@ class IdentityResolver:
     def client(self) -> Any:
         """The connectors' redis.asyncio client (customer directory, dedup)."""
         if self._client is None:
-            import redis.asyncio
-            from redis.asyncio.retry import Retry
-            from redis.backoff import ExponentialBackoff
-            from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.exceptions import TimeoutError as RedisTimeoutError
+            from analytics.redis_connect import connect
 
-            url = self._redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
-            # A pooled connection goes stale when Redis restarts; retry once on a fresh one
-            # instead of failing the customer's message.
-            self._client = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=TIMEOUT,
-                socket_connect_timeout=TIMEOUT,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            )
+            self._client = connect(self._redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL, TIMEOUT)
         return self._client
 
     @property

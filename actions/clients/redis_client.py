@@ -6,12 +6,9 @@ import asyncio
 from typing import Optional, Tuple
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from actions.clients import settings
+from analytics.redis_connect import connect
 
 _shared: Optional[Tuple[asyncio.AbstractEventLoop, "aioredis.Redis"]] = None
 
@@ -21,15 +18,7 @@ def shared_client(timeout: float = 2.0) -> "aioredis.Redis":
     global _shared
     loop = asyncio.get_running_loop()
     if _shared is None or _shared[0] is not loop:
-        # A pooled connection goes stale when Redis restarts: retry on a fresh one.
-        client = aioredis.Redis.from_url(
-            settings.redis_url(),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
+        client = connect(settings.redis_url(), timeout, decode_responses=True)
         _shared = (loop, client)
     return _shared[1]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"  # the private Redis of `make run`
+from analytics.redis_connect import redis_url
+
+__all__ = ["redis_url", "data_dir", "spool_path"]
+
 DEFAULT_DATA_DIR = ".data"
-
-
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
 def data_dir() -> Path:

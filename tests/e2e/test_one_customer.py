@@ -16,7 +16,7 @@ import requests
 import socketio
 
 from scripts.stack import Stack
-from tests.e2e.conftest import log_events
+from tests.e2e.conftest import eventually, log_events, texts
 
 
 class WebChat:
@@ -39,24 +39,20 @@ class WebChat:
     async def say(self, text: str, quiet: float = 2.0) -> str:
         """Send one message; the text of every reply until the bot has been quiet for `quiet` seconds."""
         await self.client.emit("user_uttered", {"message": text, "session_id": self.session_id})
-        texts: List[str] = [(await asyncio.wait_for(self.replies.get(), 60)).get("text") or ""]
+        said: List[str] = [(await asyncio.wait_for(self.replies.get(), 60)).get("text") or ""]
         while True:
             try:
-                texts.append((await asyncio.wait_for(self.replies.get(), quiet)).get("text") or "")
+                said.append((await asyncio.wait_for(self.replies.get(), quiet)).get("text") or "")
             except asyncio.TimeoutError:
-                return "\n".join(texts)
+                return "\n".join(said)
 
 
 def code_sent_to(stack: Stack, email: str, timeout: float = 20.0) -> str:
     """The one-time code the default mailer wrote to the action server's log."""
     pattern = re.compile(rf"mail to {re.escape(email)} .*Your code is (\d{{6}})")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = pattern.findall((stack.logs / "actions.log").read_text(encoding="utf-8", errors="replace"))
-        if found:
-            return found[-1]
-        time.sleep(0.2)
-    raise AssertionError(f"no code for {email} in the action server's log")
+    log = stack.logs / "actions.log"
+    return eventually(lambda: (pattern.findall(log.read_text(encoding="utf-8", errors="replace")) or [None])[-1],
+                      f"a code for {email} in the action server's log", timeout)
 
 
 def portal_token(email: str, user: str) -> str:
@@ -95,7 +91,7 @@ def test_web_chat_then_portal_is_one_customer_with_one_conversation(stack: Stack
             timeout=60,
         )
         assert answer.status_code == 200, answer.text
-        return "\n".join(reply.get("text") or "" for reply in answer.json())
+        return texts(answer.json())
 
     # In the portal the same customer continues: the idea form is still waiting for the idea.
     asked = portal("let us export Insights dashboards straight to PowerPoint slides")

@@ -34,7 +34,6 @@ class Call:
     method: str
     payload: Any
     status: int
-    token_ok: bool = True
 
 
 @dataclass
@@ -95,8 +94,8 @@ class FakeTelegramApi:
     def messages(self) -> List[Dict[str, Any]]:
         return self.succeeded("sendMessage")
 
-    def texts(self, chat_id: Optional[int] = None) -> List[str]:
-        return [m["text"] for m in self.messages if chat_id is None or m["chat_id"] == chat_id]
+    def texts(self) -> List[str]:
+        return [m["text"] for m in self.messages]
 
     # -- serving -------------------------------------------------------------
 
@@ -107,7 +106,7 @@ class FakeTelegramApi:
         except (ValueError, UnicodeDecodeError):
             payload = None
         if bot != f"bot{self.token}":
-            self.calls.append(Call(method, payload, 401, token_ok=False))
+            self.calls.append(Call(method, payload, 401))
             return _error(401, "Unauthorized")
         if self._failures:
             failure = self._failures.pop(0)

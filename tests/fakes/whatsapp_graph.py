@@ -121,9 +121,6 @@ class FakeGraph:
     def fail_next(self, count: int, status: int = 429) -> None:
         self._failures.extend([status] * count)
 
-    def texts(self) -> List[str]:
-        return [m["text"]["body"] for m in self.sent if m.get("type", "text") == "text"]
-
     async def wait_for(self, count: int, timeout: float = 10.0) -> List[Dict[str, Any]]:
         """The accepted messages once there are at least `count`."""
         deadline = time.monotonic() + timeout

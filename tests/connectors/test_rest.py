@@ -10,11 +10,7 @@ from typing import Any, AsyncIterator, List, Optional, Tuple
 
 import aiohttp
 import pytest
-from rasa.core.agent import Agent
 from rasa.core.run import _create_single_channel, create_http_input_channels
-from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.utils.endpoints import EndpointConfig
 
 from analytics.schema import REPLY_FAILED
 from bot.broker import RedisStreamEventBroker
@@ -22,7 +18,7 @@ from connectors.errors import ConnectorConfigError
 from connectors.payload import PayloadLimits
 from connectors.replies import APOLOGY_TEXT, REASON_AGENT_NOT_READY
 from connectors.rest import EngageRestInput
-from tests.connectors.support import Recorder, dead_action_url, new_app, post, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, new_app, post, read_stream, serving
 
 WEBHOOK = "/webhooks/rest/webhook"
 GOOD = {"sender": "cust-1", "message": "How do I invite my team?", "metadata": {"product": "docs"}}
@@ -36,20 +32,11 @@ async def rest_channel(
     channel: Optional[EngageRestInput] = None,
 ) -> AsyncIterator[Tuple[str, aiohttp.ClientSession, RedisStreamEventBroker]]:
     """The channel's blueprint on a real Sanic app whose (model-less) Rasa agent holds our broker."""
-    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
-    broker.start()
-    app = new_app()
-    app.ctx.agent = Agent(
-        tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker),
-        action_endpoint=EndpointConfig(url=dead_action_url()),
-    )
-    channel = channel or EngageRestInput(health_timeout=0.5)
-    app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/rest")
-    async with serving(app) as base, aiohttp.ClientSession() as session:
-        try:
+    async with channel_app(redis_url, tmp_path) as (app, broker, _):
+        channel = channel or EngageRestInput(health_timeout=0.5)
+        app.blueprint(channel.blueprint(recorder), url_prefix="/webhooks/rest")
+        async with serving(app) as base, aiohttp.ClientSession() as session:
             yield base, session, broker
-        finally:
-            await broker.close()
 
 
 # (raw body or JSON payload, expected status, expected error code)

@@ -20,14 +20,13 @@ are logged, never raised into Rasa.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import re
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -285,9 +284,9 @@ class WhatsAppInput(InputChannel):
                 return response.json({"error": "malformed_json"}, status=400)
             if not _is_envelope(payload):
                 return response.json({"error": "unexpected_payload"}, status=400)
-            for number, batch in self._batches(payload):
-                job = partial(self._handle_batch, request.app, number, batch, on_new_message)
-                self._work.submit(request.app, number, job, f"a webhook from {_masked(number)}")
+            for number, message, contact in self._messages(payload):
+                job = partial(self._handle_message, request.app, number, message, contact, on_new_message)
+                self._work.submit(request.app, number, job, f"message {str(message.get('id'))[:80]} from {_masked(number)}")
             return response.json({"status": "received"})
 
         return webhook
@@ -300,9 +299,8 @@ class WhatsAppInput(InputChannel):
         """Wait for messages being handled (a stop does this), then give up on the rest."""
         await self._work.drain(timeout)
 
-    def _batches(self, payload: Dict[str, Any]) -> List[Tuple[str, List[Tuple[Dict[str, Any], Dict[str, Any]]]]]:
-        """The payload's messages grouped by sender, in order: [(number, [(message, contact)])]."""
-        grouped: Dict[str, List[Tuple[Dict[str, Any], Dict[str, Any]]]] = {}
+    def _messages(self, payload: Dict[str, Any]) -> Iterator[Tuple[str, Dict[str, Any], Dict[str, Any]]]:
+        """The payload's messages in order: (sender's number, message, sender's contact)."""
         for entry in payload["entry"]:
             changes = entry.get("changes") if isinstance(entry, dict) else None
             for change in changes if isinstance(changes, list) else []:
@@ -322,19 +320,7 @@ class WhatsAppInput(InputChannel):
                         logger.warning("whatsapp: ignored a message without a sender")
                         continue
                     contact = next((c for c in contacts if c.get("wa_id") == message["from"]), contacts[0] if contacts else {})
-                    grouped.setdefault(message["from"], []).append((message, contact))
-        return list(grouped.items())
-
-    async def _handle_batch(
-        self, app: Sanic, number: str, batch: List[Tuple[Dict[str, Any], Dict[str, Any]]], on_new_message: OnNewMessage
-    ) -> None:
-        for message, contact in batch:
-            try:
-                await self._handle_message(app, number, message, contact, on_new_message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("whatsapp: handling message %s failed", str(message.get("id"))[:80])
+                    yield message["from"], message, contact
 
     async def _handle_message(
         self, app: Sanic, number: str, message: Dict[str, Any], contact: Dict[str, Any], on_new_message: OnNewMessage

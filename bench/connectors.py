@@ -58,7 +58,7 @@ from rasa.core.channels.rest import RestInput  # noqa: E402
 from rasa.core.channels.socketio import SocketIOInput  # noqa: E402
 
 from analytics.customers import WHATSAPP, Identity  # noqa: E402
-from bench.machine import machine  # noqa: E402
+from bench.machine import machine, machine_line, uptime  # noqa: E402
 from connectors.dedup import Deduplicator  # noqa: E402
 from connectors.identity import IdentityResolver  # noqa: E402
 from connectors.portal import PortalInput  # noqa: E402
@@ -542,16 +542,6 @@ async def load(kind: str, redis_url: str, redis_pid: int, profile: Profile) -> D
 
 
 # ---------------------------------------------------------------- report
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def machine_line(info: Dict[str, Any]) -> str:
-    ram = info["ram_bytes"]
-    return (f"{info['os']} {info['os_release']} {info['arch']}, {info['cpu'] or 'unknown CPU'}, {info['cores']} cores, "
-            f"{f'{ram / 2**30:.1f} GiB RAM' if isinstance(ram, int) else 'RAM unknown'}, Python {info['python']}")
 
 
 def f2(value: Optional[float]) -> str:

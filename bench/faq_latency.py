@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bench.machine import machine  # noqa: E402
+from bench.machine import machine, machine_line, uptime  # noqa: E402
 from knowledge_base.bm25 import Bm25Index  # noqa: E402
 from knowledge_base.build import ENCODE_BATCH, encode_all  # noqa: E402
 from knowledge_base.encoder import Encoder, MiniLMEncoder  # noqa: E402
@@ -200,10 +200,6 @@ class LoadMonitor:
                 "load1_max": float(np.max(column(1))), "own_cores": float(np.mean(column(2))),
                 "other_cores_mean": float(np.mean(column(3))), "other_cores_max": float(np.max(column(3))),
                 "steal_cores_mean": float(np.mean(column(4)))}
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 # ---------------------------------------------------------------- 1. embed + search on the shipped FAQ
@@ -412,7 +408,7 @@ def measure_bm25(texts: Sequence[str], owners: np.ndarray, queries: Sequence[str
     documents: List[List[str]] = [[] for _ in range(int(owners.max()) + 1)]
     for text, owner in zip(texts, owners):
         documents[owner].append(text)
-    index = Bm25Index(["\n".join(group) for group in documents])
+    index = Bm25Index.from_documents(["\n".join(group) for group in documents])
     for query in queries[:WARM_UP_QUERIES]:
         index.search(query, 10)
     ms, _ = timed_ms(lambda q: index.search(q, 10), list(queries), f"BM25 {len(texts):,} texts")
@@ -420,13 +416,6 @@ def measure_bm25(texts: Sequence[str], owners: np.ndarray, queries: Sequence[str
 
 
 # ---------------------------------------------------------------- report
-
-
-def machine_line(info: Dict[str, Any]) -> str:
-    ram = info["ram_bytes"]
-    return (f"{info['os']} {info['os_release']} {info['arch']}, {info['cpu'] or 'unknown CPU'}, {info['cores']} cores, "
-            f"{f'{ram / 2**30:.1f} GiB RAM' if isinstance(ram, int) else 'RAM unknown'}, Python {info['python']}, "
-            f"faiss {faiss.__version__}")
 
 
 def fmt(value: float) -> str:
@@ -588,7 +577,7 @@ def render(report: Dict[str, Any], settings: IndexSettings) -> str:
         "",
         f"- Date: {report['date']}",
         f"- Command: `{report['command']}`",
-        f"- Machine: {machine_line(report['machine'])}",
+        f"- Machine: {machine_line(report['machine'], f'faiss {faiss.__version__}')}",
         f"- `uptime` at start: `{report['uptime_start']}`",
         f"- `uptime` at end: `{report['uptime_end']}`",
         f"- Run time: {report['seconds']:.0f} s",
@@ -689,7 +678,7 @@ def main() -> None:
     started = time.perf_counter()
     settings = load_settings()
     info, uptime_start = machine(), uptime()
-    print(f"== machine: {machine_line(info)}\n== uptime: {uptime_start}", flush=True)
+    print(f"== machine: {machine_line(info, f'faiss {faiss.__version__}')}\n== uptime: {uptime_start}", flush=True)
     monitor = LoadMonitor().start()
 
     faq: Dict[str, Dict[str, Any]] = {}

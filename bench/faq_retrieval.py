@@ -46,14 +46,14 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from bench.machine import machine
+from bench.machine import machine, machine_line
 from knowledge_base.bm25 import Bm25Index
-from knowledge_base.build import build_index
+from knowledge_base.build import build_index, encode_all
 from knowledge_base.encoder import THREADS_ENV, EncoderIdentity, MiniLMEncoder
 from knowledge_base.index import RESCORE_CANDIDATES, PhrasingIndex, set_threads
 from knowledge_base.loader import FaqEntry
 from knowledge_base.search import best_per_entry, normalise, phrasing_table, remove_terms
-from knowledge_base.service import KnowledgeBase
+from knowledge_base.service import KnowledgeBase, clean_query
 from knowledge_base.settings import DEFAULT_CONFIG, FaqSettings, IndexSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,13 +123,10 @@ def faq_entries(data: Banking77, alternatives: int, seed: int) -> List[FaqEntry]
 # ---------------------------------------------------------------- vectors
 
 
-def encode_all(texts: Sequence[str], encoder: MiniLMEncoder, batch: int = 256) -> Dict[str, np.ndarray]:
+def encode_distinct(texts: Sequence[str], encoder: MiniLMEncoder) -> Dict[str, np.ndarray]:
+    """Every distinct text's vector, by text, each encoded once (knowledge_base.build.encode_all)."""
     distinct = list(dict.fromkeys(texts))
-    vectors: Dict[str, np.ndarray] = {}
-    for start in tqdm(range(0, len(distinct), batch), desc="encoding", unit="batch"):
-        chunk = distinct[start : start + batch]
-        vectors.update(zip(chunk, encoder.encode(chunk)))
-    return vectors
+    return dict(zip(distinct, encode_all(encoder, distinct, progress=True)))
 
 
 class CachedEncoder:
@@ -158,15 +155,6 @@ class CachedEncoder:
 def cleaned_phrasings(entries: Sequence[FaqEntry], settings: FaqSettings) -> List[str]:
     """The phrasing texts build_index encodes (ignore_terms removed), so they can be cached beforehand."""
     return [remove_terms(text, settings.ignore_terms) for entry in entries for text in entry.phrasings]
-
-
-def cleaned_query(text: str, settings: FaqSettings) -> str:
-    """What KnowledgeBase.clean makes of a query, for caching its vector before any KnowledgeBase exists.
-
-    Only used to choose what to encode: ranking calls kb.clean itself, and a text
-    this misses is encoded later (counted in the report).
-    """
-    return remove_terms(text[: settings.max_query_chars], settings.ignore_terms)
 
 
 def flat_index(vectors: np.ndarray) -> faiss.IndexFlatIP:
@@ -211,6 +199,7 @@ def build_collection(
         raise ValueError("every entry needs the same number of phrasings")
     grouped = matrix.reshape(len(entries), per_entry, -1)
     alternatives = grouped[:, 1:, :]
+    kb = production_kb(entries, encoder, settings)
     return Collection(
         entries=entries,
         max_index=PhrasingIndex.build(matrix, owners, IndexSettings()),
@@ -223,8 +212,8 @@ def build_collection(
         questions=flat_index(grouped[:, 0, :]),
         centroids=flat_index(normalise(grouped.mean(axis=1))),
         alt_centroids=flat_index(normalise(alternatives.mean(axis=1))),
-        bm25=Bm25Index.from_entries(entries),
-        kb=production_kb(entries, encoder, settings),
+        bm25=kb.lexical,  # Bm25Index.from_entries(entries), as the knowledge base builds it
+        kb=kb,
         kb_number={entry.id: number for number, entry in enumerate(entries)},
     )
 
@@ -302,10 +291,7 @@ class Scorer:
         return all_scores(index, self.q(i))
 
     def bm25(self, i: int) -> np.ndarray:
-        scores = np.zeros(self.size, dtype=np.float32)
-        for hit in self.c.bm25.search(self.texts[i], self.size):
-            scores[hit.entry] = hit.score
-        return scores
+        return self.c.bm25.scores(self.texts[i])
 
     def rrf(self, i: int) -> np.ndarray:
         dense = top_all(self.max(i))
@@ -465,14 +451,9 @@ def results_table(summaries: Summaries) -> str:
     return "\n".join(lines)
 
 
-def machine_line(info: Dict[str, object]) -> str:
-    ram = info["ram_bytes"]
+def load_at_start(info: Dict[str, object]) -> str:
     load = info["load_avg"]
-    return (
-        f"{info['os']} {info['os_release']} {info['arch']}, {info['cpu'] or 'unknown CPU'}, {info['cores']} cores, "
-        f"{f'{ram / 2**30:.1f} GiB RAM' if isinstance(ram, int) else 'RAM unknown'}, Python {info['python']}, "
-        f"load average at start {'/'.join(f'{x:.2f}' for x in load) if load else 'unknown'}"
-    )
+    return f"load average at start {'/'.join(f'{x:.2f}' for x in load) if load else 'unknown'}"
 
 
 def separation_table(sep: Dict[str, Dict[str, float]]) -> str:
@@ -566,7 +547,7 @@ def render(report: Dict[str, object], summaries: Summaries, sep: Dict[str, Dict[
         "",
         f"- Date: {report['date']}",
         f"- Command: `{report['command']}`",
-        f"- Machine: {machine_line(report['machine'])}",
+        f"- Machine: {machine_line(report['machine'], load_at_start(report['machine']))}",
         f"- Run time: {report['seconds']:.0f} s (encoding {report['encoding_seconds']:.0f} s for "
         f"{report['distinct_texts']} distinct texts, encoder threads {config['encoder_threads']}, "
         f"FAISS threads {config['faiss_threads']})",
@@ -638,13 +619,13 @@ def main() -> None:
     settings = load_settings()  # the shipped knowledge_base/config.yml, for the production row
     set_threads(settings.index.threads)
 
-    print("== machine: " + machine_line(info), flush=True)
+    print("== machine: " + machine_line(info, load_at_start(info)), flush=True)
     print("== sampling entries", flush=True)
     seeds = {seed: faq_entries(data, args.alternatives, seed) for seed in args.seeds}
     phrasings = [text for entries in seeds.values() for entry in entries for text in entry.phrasings]
     # The production row encodes cleaned texts (ignore_terms removed): cache those too.
     clean_phrasings = [text for entries in seeds.values() for text in cleaned_phrasings(entries, settings)]
-    clean_queries = [cleaned_query(text, settings) for text in data.queries]
+    clean_queries = [clean_query(text, settings) for text in data.queries]
     cleaning_changed = {
         "phrasings": len({a for a, b in zip(phrasings, clean_phrasings) if a != b}),
         "queries": sum(a != b for a, b in zip(data.queries, clean_queries)),
@@ -655,11 +636,10 @@ def main() -> None:
     print("== encoding (MiniLMEncoder, every distinct text once)", flush=True)
     minilm = MiniLMEncoder(threads=args.encoder_threads)
     encode_start = time.perf_counter()
-    vectors = encode_all(phrasings + clean_phrasings + data.queries + clean_queries, minilm)
+    vectors = encode_distinct(phrasings + clean_phrasings + data.queries + clean_queries, minilm)
     encoding_seconds = time.perf_counter() - encode_start
     queries = np.stack([vectors[text] for text in data.queries])
     cached = CachedEncoder(vectors, minilm.identity())
-    late_encoded = 0
 
     per_seed: Dict[int, Dict[str, Dict[str, float]]] = {}
     separations: List[Dict[str, List[float]]] = []
@@ -667,12 +647,6 @@ def main() -> None:
     for seed, entries in seeds.items():
         print(f"== seed {seed}", flush=True)
         collection = build_collection(entries, vectors, cached, settings)
-        missing = list(dict.fromkeys(t for t in map(collection.kb.clean, data.queries) if t not in vectors))
-        if missing:  # cleaned_query should have foreseen every one; encode any it did not, outside query time
-            late_start = time.perf_counter()
-            vectors.update(zip(missing, minilm.encode(missing)))
-            encoding_seconds += time.perf_counter() - late_start
-            late_encoded += len(missing)
         runs: Dict[str, Run] = {}
         methods = rankers(Scorer(collection, queries, data.queries, vectors))
         for name, ranker in tqdm(methods.items(), desc=f"seed {seed}", unit="method"):
@@ -707,7 +681,9 @@ def main() -> None:
                    "reference_for_delta": PRODUCTION, "previous_production": OLD_MAX},
         "distinct_texts": len(vectors),
         "cleaning_changed": cleaning_changed,
-        "late_encoded": late_encoded,
+        # kb.clean is clean_query with these settings, so every cleaned query was encoded above
+        # (a missing one would be a KeyError in Scorer.production): none is encoded late.
+        "late_encoded": 0,
         "encoding_seconds": encoding_seconds,
         "numpy_agreement": min(agreements),
         "summary": summaries,

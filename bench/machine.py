@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -51,3 +52,21 @@ def machine() -> Dict[str, Any]:
         "python": platform.python_version(),
         "load_avg": _load_average(),
     }
+
+
+def machine_line(info: Dict[str, Any], *extra: str) -> str:
+    """One line for a report from `machine()`'s `info`: OS, CPU, cores, RAM and Python, then each of `extra`."""
+    ram = info["ram_bytes"]
+    return ", ".join([
+        f"{info['os']} {info['os_release']} {info['arch']}",
+        info["cpu"] or "unknown CPU",
+        f"{info['cores']} cores",
+        f"{ram / 2**30:.1f} GiB RAM" if isinstance(ram, int) else "RAM unknown",
+        f"Python {info['python']}",
+        *extra,
+    ])
+
+
+def uptime() -> str:
+    """What the `uptime` command prints (empty if it prints nothing)."""
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

@@ -30,10 +30,6 @@ def tokenize(texts: Sequence[str]) -> List[List[str]]:
     return [list(words) for words in tokens]
 
 
-def content_terms(text: str) -> FrozenSet[str]:
-    return frozenset(tokenize([text])[0])
-
-
 def coverage(query_terms: FrozenSet[str], entry_terms: FrozenSet[str]) -> float:
     """The share of the query's words found in the entry's text; 0 for a query without content words."""
     if not query_terms:
@@ -54,25 +50,30 @@ def entry_document(entry: FaqEntry) -> str:
 class Bm25Index:
     """BM25 (Lucene variant, k1=1.5, b=0.75: the library's defaults) over one document per entry."""
 
-    def __init__(self, documents: Sequence[str]) -> None:
-        self._size = len(documents)
+    def __init__(self, tokens: Sequence[List[str]]) -> None:
+        """Index documents given as their `tokenize` words, one list per document."""
+        self._size = len(tokens)
         self._retriever: Any = bm25s.BM25()
-        if documents:
-            self._retriever.index(tokenize(documents), show_progress=False)
+        if tokens:
+            self._retriever.index(list(tokens), show_progress=False)
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[str]) -> "Bm25Index":
+        return cls(tokenize(documents) if documents else [])
 
     @classmethod
     def from_entries(cls, entries: Sequence[FaqEntry]) -> "Bm25Index":
-        return cls([entry_document(entry) for entry in entries])
-
-    def __len__(self) -> int:
-        return self._size
+        return cls.from_documents([entry_document(entry) for entry in entries])
 
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every entry for `query` (all zero when it has no indexed word)."""
-        words = tokenize([query])[0]
+        return self.scores_for(tokenize([query])[0])
+
+    def scores_for(self, words: Sequence[str]) -> np.ndarray:
+        """`scores` for a query tokenized already (its `tokenize` words)."""
         if not words or self._size == 0:
             return np.zeros(self._size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(words), dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(list(words)), dtype=np.float32)
 
     def search(self, query: str, k: int) -> List[LexicalHit]:
         """The `k` best entries, best first; entries sharing no word with the query are left out."""

@@ -14,7 +14,7 @@ from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 import numpy as np
 
 from knowledge_base import store
-from knowledge_base.bm25 import Bm25Index, content_terms, coverage, entry_document
+from knowledge_base.bm25 import Bm25Index, coverage, entry_document, tokenize
 from knowledge_base.build import build_index, expected_hash
 from knowledge_base.encoder import Encoder, MiniLMEncoder
 from knowledge_base.errors import FaqValidationError, IndexUnavailable, KnowledgeBaseError, KnowledgeBaseUnavailable
@@ -46,8 +46,9 @@ class KnowledgeBase:
     def __post_init__(self) -> None:
         self.by_id = {entry.id: entry for entry in self.entries}
         self.texts, _ = phrasing_table(self.entries)
-        self.terms = [content_terms(entry_document(entry)) for entry in self.entries]
-        self.lexical = Bm25Index.from_entries(self.entries)
+        documents = tokenize([entry_document(entry) for entry in self.entries]) if self.entries else []
+        self.terms = [frozenset(words) for words in documents]
+        self.lexical = Bm25Index(documents)
 
     @classmethod
     def from_saved(cls, saved: store.SavedIndex, encoder: Encoder, settings: FaqSettings) -> "KnowledgeBase":
@@ -65,25 +66,30 @@ class KnowledgeBase:
 
     def clean(self, query: str) -> str:
         """The part of a query that is searched: cut to max_query_chars, ignored words removed."""
-        return remove_terms(query[: self.settings.max_query_chars], self.settings.ignore_terms)
+        return clean_query(query, self.settings)
 
     def rank(self, text: str, vector: np.ndarray, k: Optional[int] = None) -> List[FaqHit]:
         """Entries for the cleaned query `text` and its vector: dense candidates, re-ranked with BM25."""
         # Two hits at least, so the policy can see how close the runner-up is.
         k = k if k is not None else max(self.settings.max_suggestions, 2)
         found = self.index.search(vector, max(k, RESCORE_CANDIDATES), self.settings.centroid_weight)
-        hits = self.hits(text, found)
+        words = tokenize([text])[0]
+        hits = self.hits(found, frozenset(words))
         weight = self.settings.lexical_weight
         if weight > 0 and len(hits) > 1:
-            lexical = self.lexical.scores(text)[[h.entry for h in found]]
+            lexical = self.lexical.scores_for(words)[[h.entry for h in found]]
             fused = (1 - weight) * _min_max(np.array([h.score for h in hits])) + weight * _min_max(lexical)
             hits = [hits[i] for i in np.argsort(-fused, kind="stable")]
         return hits[:k]
 
-    def hits(self, text: str, found: Sequence[Hit]) -> List[FaqHit]:
-        """Index hits for the (cleaned) query `text`, with their entries, phrasings and word coverage."""
-        words = content_terms(text)
+    def hits(self, found: Sequence[Hit], words: FrozenSet[str]) -> List[FaqHit]:
+        """Index hits with their entries, phrasings and coverage of the (cleaned) query's content words `words`."""
         return [FaqHit(self.entries[h.entry], h.score, self.texts[h.row], coverage(words, self.terms[h.entry])) for h in found]
+
+
+def clean_query(text: str, settings: FaqSettings) -> str:
+    """The part of a query that is searched: cut to max_query_chars, ignored words removed."""
+    return remove_terms(text[: settings.max_query_chars], settings.ignore_terms)
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:

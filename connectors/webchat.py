@@ -19,10 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import engineio
+from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
 from sanic import Blueprint, response
@@ -44,6 +48,67 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PAGE = Path(__file__).resolve().parent / "static" / "webchat.html"
 UNREADABLE_TEXT = "Sorry, I couldn't read that message. Could you type it again?"
 WRONG_SESSION_TEXT = "This chat window belongs to another session. Please reload the page."
+
+
+# What a long-polling client may POST (engine.io protocol 4); anything else is a protocol error.
+POSTABLE_PACKETS = frozenset({eio_packet.CLOSE, eio_packet.PONG, eio_packet.MESSAGE, eio_packet.UPGRADE})
+Refusal = Dict[str, Any]  # engineio's response dict: status, headers, response
+
+
+class GuardedEngineServer(engineio.AsyncServer):
+    """python-engineio's server with the long-polling POSTs it mishandles answered at once.
+
+    engineio 4.15 (the newest Rasa 3.6 allows, and still upstream) answers a POST to a session
+    the client has closed with 500 (`_get_socket` raises KeyError); and on a packet a client may
+    not send (`0`, `2`, `6`, ...), an unreadable payload or a body over `max_http_buffer_size` it
+    disconnects with `wait=True`, which waits for the client to collect the close packet, so the
+    POST itself never gets an answer. Those POSTs are checked here first: 400 (413 for size) and
+    the socket closed without waiting, before any of the payload's packets is handled.
+    """
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        environ = self._async["translate_request"](*args, **kwargs)
+        if environ.get("REQUEST_METHOD") == "POST":
+            refusal = await self._check_post(environ)
+            if refusal is not None:
+                return await self._make_response(refusal, environ)
+        return await super().handle_request(*args, **kwargs)
+
+    async def drop(self, sid: str) -> None:
+        """Close a socket without waiting for its client to collect the close packet (a client
+        that went quiet or broke the protocol never does, and engineio's disconnect() waits)."""
+        socket = self.sockets.pop(sid, None)
+        if socket is not None:
+            await socket.close(wait=False)
+
+    async def _check_post(self, environ: Dict[str, Any]) -> Optional[Refusal]:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        sid = query.get("sid", [""])[0]
+        socket = self.sockets.get(sid)
+        if socket is None or not socket.connected or socket.upgraded:
+            return None  # engineio answers these with 400 itself
+        if socket.closed:
+            self.sockets.pop(sid, None)
+            return self._bad_request("Session is disconnected")
+        body = await environ["wsgi.input"].read()
+        if len(body) > self.max_http_buffer_size:
+            await self.drop(sid)
+            return {"status": "413 PAYLOAD TOO LARGE", "headers": [("Content-Type", "text/plain")], "response": b'"Payload too large"'}
+        try:
+            packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+        except Exception:  # whatever a payload's decoding raises (ValueError, KeyError, RecursionError...)
+            packets = None
+        if packets is None or any(p.packet_type not in POSTABLE_PACKETS for p in packets):
+            await self.drop(sid)
+            return self._bad_request("Malformed payload")
+        return None
+
+
+class WebChatServer(AsyncServer):
+    """python-socketio's server on GuardedEngineServer."""
+
+    def _engineio_server_class(self) -> type:
+        return GuardedEngineServer
 
 
 class WebChatOutput(SocketIOOutput):
@@ -98,7 +163,7 @@ class WebChatInput(InputChannel):
         self.page_title = page_title
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
-        self.sio: Optional[AsyncServer] = None
+        self.sio: Optional[WebChatServer] = None
         self.app: Any = None
 
     @classmethod
@@ -119,7 +184,7 @@ class WebChatInput(InputChannel):
         # The widget is served from other origins: the allowed ones come from credentials.yml
         # (["*"] for any); [] keeps python-socketio's default, same origin only.
         origins = self.cors_allowed_origins
-        sio = AsyncServer(
+        sio = WebChatServer(
             async_mode="sanic",
             cors_allowed_origins="*" if "*" in origins else (origins or None),
             max_http_buffer_size=self.max_packet_bytes,
@@ -169,12 +234,8 @@ class WebChatInput(InputChannel):
         holding the server until the ping interval runs out."""
         if self.sio is None:
             return
-        engine = self.sio.eio
-        for engine_sid, socket in list(engine.sockets.items()):
-            # engineio's own disconnect() waits for the client to collect its queued packets,
-            # which a client that went quiet never does: close without waiting, as it then would.
-            await socket.close(wait=False)
-            engine.sockets.pop(engine_sid, None)
+        for engine_sid in list(self.sio.eio.sockets):
+            await self.sio.eio.drop(engine_sid)
 
     async def _bind(self, sid: str, session_id: str) -> None:
         assert self.sio is not None

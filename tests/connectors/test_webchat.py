@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
@@ -213,3 +214,66 @@ def test_credentials_are_checked_by_name() -> None:
         WebChatInput.from_credentials({"max_message_chars": 0})
     with pytest.raises(ConnectorConfigError, match="must be int"):
         WebChatInput.from_credentials({"max_message_chars": "lots"})
+
+
+class Polling:
+    """A raw engine.io long-polling client (protocol 4): each request is one HTTP call we can time."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.url = f"{base}/socket.io/?EIO=4&transport=polling"
+        self.sid = ""
+
+    async def open(self) -> str:
+        async with self.session.get(self.url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+            assert response.status == 200
+            self.sid = json.loads((await response.text())[1:])["sid"]
+        assert await self.post("40") == (200, "ok")  # socket.io connect
+        return self.sid
+
+    async def post(self, body: "str | bytes") -> Tuple[int, str]:
+        async with self.session.post(f"{self.url}&sid={self.sid}", data=body, timeout=aiohttp.ClientTimeout(total=5)) as response:
+            return response.status, (await response.text()).lower()
+
+    async def get(self) -> Tuple[int, str]:
+        async with self.session.get(f"{self.url}&sid={self.sid}", timeout=aiohttp.ClientTimeout(total=5)) as response:
+            return response.status, await response.text()
+
+
+SESSION_REQUEST = '42["session_request",{"session_id":null}]'
+USER_UTTERED = '42["user_uttered",{"message":"hello","session_id":"%s"}]'
+
+
+@pytest.mark.parametrize(
+    "bodies, status",
+    [
+        (["1", "2"], 400),  # a POST after the client's own close packet (was 500)
+        (["1", "42[\"user_uttered\",{}]"], 400),
+        (["6"], 400),  # noop: a packet only the server sends (hung until the client gave up)
+        (["0"], 400),  # open
+        (["2"], 400),  # ping
+        (["9"], 400),  # no such packet type
+        (["\x1e"], 400),  # empty packets
+        ([b"4\xff\xfe"], 400),  # not UTF-8
+        (["4" + "x" * 70_000], 413),  # over max_packet_bytes (hung)
+        ([SESSION_REQUEST + "\x1e6"], 400),  # a good packet before a bad one: neither is handled
+    ],
+    ids=["after-close", "message-after-close", "noop", "open", "ping", "unknown-type", "empty-packets", "not-utf8", "too-large", "good-then-bad"],
+)
+async def test_every_long_polling_post_is_answered_at_once(redis_url: str, tmp_path: Path, bodies: List[Any], status: int) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        async with aiohttp.ClientSession() as session:
+            client = Polling(session, base)
+            await client.open()
+            answers = [await client.post(body) for body in bodies]  # each within the 5 s client timeout
+            assert answers[-1][0] == status, answers
+            assert (await client.get())[0] == 400  # the session is gone: nothing more is handled on it
+            fresh = Polling(session, base)  # ...and the server carries on
+            await fresh.open()
+            assert await fresh.post(SESSION_REQUEST) == (200, "ok")
+            confirm = await fresh.get()
+            session_id = json.loads(confirm[1][confirm[1].index("[") :])[1]
+            assert await fresh.post(USER_UTTERED % session_id) == (200, "ok")
+            assert "Hi!" in (await fresh.get())[1]
+    assert [m.text for m in recorder.calls] == ["hello"]

@@ -8,6 +8,7 @@ on the REST test channel there is no customer to link to, and the form says so.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Dict, List, Optional
 
@@ -24,6 +25,8 @@ from actions.clients.redis_client import shared_client
 from actions.constants import ACTION_LINK_ACCOUNT, LINK_CODE, LINK_EMAIL, LINK_SLOTS, VALIDATE_LINK_FORM
 from analytics.customers import CUSTOMER_ID, EMAIL, EVIDENCE, CustomerDirectory, Identity, IdentityError
 from analytics.schema import IDENTITY_LINKED
+
+logger = logging.getLogger(__name__)
 
 EMAIL_PATTERN = re.compile(r"[^@\s<>(),;:\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 VERIFIED = "verified"
@@ -103,11 +106,21 @@ class ValidateLinkForm(EngageFormValidation):
 
 
 class ActionLinkAccount(EngageAction):
-    """Links the confirmed e-mail to this customer; a customer who already had it merges into this one."""
+    """Links the confirmed e-mail to this customer; a customer who already had it merges into this one.
 
-    def __init__(self, directory: Optional[CustomerDirectory] = None, writer: Optional[EventSink] = None) -> None:
+    The slots say which address the form was about, never that it was confirmed: only the
+    proof that validate_link_form left in Redis on a right code does (taken once here).
+    """
+
+    def __init__(
+        self,
+        directory: Optional[CustomerDirectory] = None,
+        writer: Optional[EventSink] = None,
+        codes: Optional[OneTimeCodes] = None,
+    ) -> None:
         super().__init__(writer)
         self._directory = directory
+        self._codes = codes
 
     def name(self) -> str:
         return ACTION_LINK_ACCOUNT
@@ -116,13 +129,27 @@ class ActionLinkAccount(EngageAction):
     def directory(self) -> CustomerDirectory:
         return self._directory if self._directory is not None else CustomerDirectory(shared_client())
 
+    @property
+    def codes(self) -> OneTimeCodes:
+        return self._codes if self._codes is not None else _codes()
+
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         email = tracker.get_slot(LINK_EMAIL)
         reset = [SlotSet(slot, None) for slot in LINK_SLOTS]
-        if tracker.get_slot(LINK_CODE) != VERIFIED or not email or not CUSTOMER_ID.match(tracker.sender_id or ""):
+        try:
+            identity = Identity.of(EMAIL, str(email or ""))
+        except IdentityError:
+            identity = None
+        proven = (
+            identity is not None
+            and tracker.get_slot(LINK_CODE) == VERIFIED
+            and CUSTOMER_ID.match(tracker.sender_id or "") is not None
+            and await self.codes.consume_proof(tracker.sender_id, identity.value)
+        )
+        if identity is None or not proven:
+            logger.warning("conversation %s: no link proof for the address in the form; nothing linked", tracker.sender_id)
             dispatcher.utter_message(text=NOT_LINKED)
             return reset
-        identity = Identity.of(EMAIL, email)
         resolution = await self.directory.link(tracker.sender_id, identity, EVIDENCE[EMAIL])
         self.log(tracker, IDENTITY_LINKED, {"identity": str(identity), "evidence": EVIDENCE[EMAIL], "merged_from": list(resolution.merged_from)})
         dispatcher.utter_message(text=LINKED.format(email=email))

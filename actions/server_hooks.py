@@ -11,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import warnings
 from typing import Any, Optional
 
 import pluggy
 
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
 from actions.clients.eventlog import close_shared_writer
 from actions.clients.redis_client import close_shared_client
+from actions.server_auth import bind_loopback_by_default, load_token, token_middleware
 from knowledge_base.errors import KnowledgeBaseUnavailable
 from knowledge_base.service import default_provider
 
@@ -52,24 +58,42 @@ def configure_worker_logging() -> None:
 
 
 _warm_up: Optional["asyncio.Task[None]"] = None
+# A question the warm-up answers once, so the encoder's and FAISS's first-call costs are paid before /health says ok.
+WARM_UP_QUERY = "how do I reset my password?"
 
 
 async def _load_knowledge_base() -> None:
+    started = time.perf_counter()
     try:
-        await default_provider().get()
+        knowledge_base = await default_provider().get()
+        await asyncio.get_running_loop().run_in_executor(None, knowledge_base.search, WARM_UP_QUERY)
+        logger.info("warm-up done in %.1fs: the first question will be answered at full speed", time.perf_counter() - started)
     except KnowledgeBaseUnavailable as exc:
         # The provider logged the details; questions will get the honest "can't look it up" reply.
         logger.error("knowledge base not available at start-up: %s", str(exc).splitlines()[0])
+    except Exception:  # the server still serves every other action; questions retry the load
+        logger.exception("warming up the knowledge base failed")
 
 
 async def warm_up(*_: Any) -> None:
-    """Start loading MiniLM and the FAQ index in the background (about 10 s on CPU).
+    """Load MiniLM and the FAQ index and answer one question (about 10 s on CPU), in the background.
 
-    Without this the first question after a start waits for the whole load; a
-    question that arrives while it runs simply waits for the same load.
+    Until that is done /health answers 503 (see `health_waits_for_warm_up`), so the supervisor
+    says "running" only when a first question is answered at full speed; a question that
+    arrives meanwhile simply waits for the same load.
     """
     global _warm_up
     _warm_up = asyncio.get_running_loop().create_task(_load_knowledge_base(), name="engage-kb-warm-up")
+
+
+def warmed_up() -> bool:
+    return _warm_up is not None and _warm_up.done()
+
+
+async def health_waits_for_warm_up(request: Request) -> Optional[HTTPResponse]:
+    if request.path == "/health" and not warmed_up():
+        return response.json({"status": "warming up"}, status=503, headers={"Retry-After": "1"})
+    return None
 
 
 async def close_clients(*_: Any) -> None:
@@ -87,6 +111,10 @@ class EngageServerHooks:
     def attach_sanic_app_extensions(self, app: Any) -> None:
         configure_worker_logging()
         silence_version_warning()
+        bind_loopback_by_default()
+        # Refuse to start without the shared secret: an open action server runs any action for anyone.
+        app.register_middleware(token_middleware(load_token()), "request")
+        app.register_middleware(health_waits_for_warm_up, "request")
         app.register_listener(warm_up, "after_server_start")
         # After the server stops taking requests, so the last actions' records are included.
         app.register_listener(close_clients, "after_server_stop")

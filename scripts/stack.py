@@ -77,6 +77,14 @@ def _without_comments(text: str) -> str:
     return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
 
 
+def generate_secret() -> str:
+    """A random URL-safe token (256 bits) that never starts with "-", so no command line mistakes it for an option."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -129,6 +137,9 @@ class Stack:
     data_dir: Path = ROOT / ".data"
     model: Path = DEFAULT_MODEL
     auth_token: str = ""
+    # Shared secret the Rasa server sends to the action server (actions/server_auth.py).
+    action_token: str = ""
+    actions_host: str = "127.0.0.1"
     with_actions: bool = True
     # None runs Rasa without endpoints: in-memory tracker store, no broker, no actions.
     endpoints: Optional[Path] = ROOT / "endpoints.yml"
@@ -142,7 +153,8 @@ class Stack:
         self.rasa_port = self.rasa_port or free_port()
         self.actions_port = self.actions_port or free_port()
         self.redis_port = self.redis_port or free_port()
-        self.auth_token = self.auth_token or secrets.token_urlsafe(24)
+        self.auth_token = self.auth_token or generate_secret()
+        self.action_token = self.action_token or generate_secret()
         self.data_dir = Path(self.data_dir)
         self.logs = self.data_dir / "logs"
 
@@ -158,7 +170,8 @@ class Stack:
 
     @property
     def actions_url(self) -> str:
-        return f"http://127.0.0.1:{self.actions_port}"
+        host = "127.0.0.1" if self.actions_host in ("", "0.0.0.0", "::") else self.actions_host
+        return f"http://{host}:{self.actions_port}"
 
     @property
     def rest_webhook(self) -> str:
@@ -174,6 +187,9 @@ class Stack:
         env.update(
             {
                 "ACTION_ENDPOINT_URL": f"{self.actions_url}/webhook",
+                # Secrets go to the children through the environment, never on a command line.
+                "ENGAGE_ACTION_TOKEN": self.action_token,
+                "SANIC_HOST": self.actions_host,
                 "ENGAGE_DATA_DIR": str(self.data_dir),
                 "PYTHONPATH": str(ROOT),
                 "HF_HUB_OFFLINE": "1",
@@ -267,7 +283,8 @@ class Stack:
                 "--credentials", str(self._credentials_file()),
                 "--port", str(self.rasa_port),
                 "--enable-api",
-                "--auth-token", self.auth_token,
+                # One argument with "=": a token that starts with "-" would otherwise read as an option.
+                f"--auth-token={self.auth_token}",
                 *self.rasa_args,
             ],
         )
@@ -362,6 +379,8 @@ def main() -> None:
         data_dir=ROOT / os.environ.get("ENGAGE_DATA_DIR", ".data"),
         model=args.model,
         auth_token=os.environ.get("RASA_AUTH_TOKEN", ""),
+        action_token=os.environ.get("ENGAGE_ACTION_TOKEN", ""),
+        actions_host=os.environ.get("ENGAGE_ACTIONS_HOST", "127.0.0.1"),
         with_actions=not args.no_actions,
     )
     generated_token = not os.environ.get("RASA_AUTH_TOKEN")

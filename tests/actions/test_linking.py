@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, List, Tuple
+from typing import Any, AsyncIterator, List, Optional, Tuple
 
 import pytest
 import redis.asyncio
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clients.mailer import LogMailer, MailerError, load_mailer
-from actions.clients.otp import CodeCheck, OneTimeCodes
+from actions.clients.otp import PROOF_TTL_SECONDS, CodeCheck, OneTimeCodes, proof_key
 from actions.constants import LINK_CODE, LINK_EMAIL
 from actions.linking import NOT_AN_EMAIL, NOT_HERE, START_AGAIN, VERIFIED, ActionLinkAccount, ValidateLinkForm
 from analytics.customers import CustomerDirectory, Identity, close
@@ -84,13 +84,28 @@ async def test_a_conversation_that_is_not_a_customer_cannot_link(client: redis.a
     assert dispatcher.messages[-1]["text"] == NOT_HERE
 
 
+async def confirm(client: redis.asyncio.Redis, sender: str, email: str, codes: Optional[OneTimeCodes] = None) -> None:
+    """Run the form's code check as the customer would: a code sent to `email`, typed back right."""
+    mailer = RecordingMailer()
+    form = ValidateLinkForm(codes=codes or OneTimeCodes(client), mailer=mailer)
+    dispatcher = CollectingDispatcher()
+    assert await form.validate_link_email(email, dispatcher, make_tracker(email, sender_id=sender), {}) == {LINK_EMAIL: email}
+    slots = {LINK_EMAIL: email}
+    assert await form.validate_link_code(mailer.last_code(), dispatcher, make_tracker("x", sender_id=sender, slots=slots), {}) == {LINK_CODE: VERIFIED}
+
+
+def link_tracker(sender: str, email: str) -> Any:
+    return make_tracker("123456", sender_id=sender, slots={LINK_EMAIL: email, LINK_CODE: VERIFIED})
+
+
 async def test_linking_joins_the_customer_who_already_had_the_address(client: redis.asyncio.Redis, event_log: EventLog) -> None:
     directory = CustomerDirectory(client)
     portal = (await directory.resolve([(Identity.of("portal", "acme:u-1"), "portal_jwt"), (Identity.of("email", "dana@acme.example"), "portal_jwt")])).customer_id
     web = await customer(client)
-    tracker = make_tracker("123456", sender_id=web, slots={LINK_EMAIL: "dana@acme.example", LINK_CODE: VERIFIED})
+    await confirm(client, web, "dana@acme.example")
     dispatcher = CollectingDispatcher()
-    events = await ActionLinkAccount(directory=directory, writer=event_log.writer).run(dispatcher, tracker, {})
+    action = ActionLinkAccount(directory=directory, writer=event_log.writer, codes=OneTimeCodes(client))
+    events = await action.run(dispatcher, link_tracker(web, "dana@acme.example"), {})
     assert {e["name"]: e["value"] for e in events} == {LINK_EMAIL: None, LINK_CODE: None}
     assert "dana@acme.example is confirmed" in dispatcher.messages[-1]["text"]
     assert await directory.owner(Identity.of("portal", "acme:u-1")) == web  # the portal now continues this conversation
@@ -103,9 +118,45 @@ async def test_an_unverified_code_links_nothing(client: redis.asyncio.Redis, eve
     web = await customer(client)
     tracker = make_tracker("x", sender_id=web, slots={LINK_EMAIL: "dana@acme.example", LINK_CODE: "123456"})
     dispatcher = CollectingDispatcher()
-    await ActionLinkAccount(directory=directory, writer=event_log.writer).run(dispatcher, tracker, {})
+    await ActionLinkAccount(directory=directory, writer=event_log.writer, codes=OneTimeCodes(client)).run(dispatcher, tracker, {})
     assert "couldn't confirm" in dispatcher.messages[-1]["text"]
     assert await directory.owner(Identity.of("email", "dana@acme.example")) is None
+
+
+async def test_a_slot_that_says_verified_is_no_proof(client: redis.asyncio.Redis, event_log: EventLog) -> None:
+    """The reported attack: a tracker written by the caller, claiming a checked code for the victim."""
+    directory = CustomerDirectory(client)
+    victim = await customer(client, "session-victim01")
+    dispatcher = CollectingDispatcher()
+    action = ActionLinkAccount(directory=directory, writer=event_log.writer, codes=OneTimeCodes(client))
+    await action.run(dispatcher, link_tracker(victim, "attacker@evil.example"), {})
+    assert "couldn't confirm" in dispatcher.messages[-1]["text"]
+    assert await directory.owner(Identity.of("email", "attacker@evil.example")) is None
+    assert await event_log.records(IDENTITY_LINKED) == []
+
+
+async def test_a_proof_links_its_own_address_in_its_own_conversation_once(client: redis.asyncio.Redis, event_log: EventLog) -> None:
+    directory = CustomerDirectory(client)
+    codes = OneTimeCodes(client)
+    dana = await customer(client, "session-dana0001")
+    other = await customer(client, "session-other001")
+    await confirm(client, dana, "dana@acme.example", codes)
+    key = proof_key(dana, "dana@acme.example")
+    assert 0 < await client.ttl(key) <= PROOF_TTL_SECONDS  # short-lived
+    action = ActionLinkAccount(directory=directory, writer=event_log.writer, codes=codes)
+    # Not for another address, nor for another customer.
+    await action.run(CollectingDispatcher(), link_tracker(dana, "eve@evil.example"), {})
+    await action.run(CollectingDispatcher(), link_tracker(other, "dana@acme.example"), {})
+    assert await directory.owner(Identity.of("email", "eve@evil.example")) is None
+    assert await directory.owner(Identity.of("email", "dana@acme.example")) is None
+    # Its own, once.
+    await action.run(CollectingDispatcher(), link_tracker(dana, "dana@acme.example"), {})
+    assert await directory.owner(Identity.of("email", "dana@acme.example")) == dana
+    assert await client.exists(key) == 0
+    dispatcher = CollectingDispatcher()
+    await action.run(dispatcher, link_tracker(dana, "dana@acme.example"), {})
+    assert "couldn't confirm" in dispatcher.messages[-1]["text"]
+    assert len(await event_log.records(IDENTITY_LINKED)) == 1
 
 
 def test_the_mailer_is_pluggable(monkeypatch: pytest.MonkeyPatch) -> None:

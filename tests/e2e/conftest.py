@@ -17,7 +17,7 @@ import redis
 import requests
 
 from analytics.schema import EVENTS_STREAM, LogEvent
-from scripts.stack import DEFAULT_MODEL, ROOT, Stack
+from scripts.stack import DEFAULT_MODEL, ROOT, Stack, generate_secret
 from tests.fakes import telegram_api as tg
 from tests.fakes import whatsapp_graph as wa
 from tests.fakes.telegram_api import FakeTelegramApi
@@ -100,7 +100,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: run `make setup` first")
     data_dir = tmp_path_factory.mktemp("stack")
     credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
-    running = Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=data_dir, credentials=credentials)
+    # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.
+    running = Stack(
+        rasa_port=0, actions_port=0, redis_port=0, data_dir=data_dir, credentials=credentials,
+        auth_token="-" + generate_secret(),
+    )
     running.start()
     assert not running.channels_off, f"channels left out of the stack under test: {running.channels_off}"
     try:

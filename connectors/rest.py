@@ -10,6 +10,7 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from analytics.customers import CUSTOMER_ID
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.options import Options
@@ -20,6 +21,22 @@ from connectors.replies import DEFAULT_HEALTH_TIMEOUT, find_event_broker
 logger = logging.getLogger(__name__)
 
 _LIMITS = ("max_message_chars", "max_metadata_bytes", "max_body_bytes")  # PayloadLimits' fields
+
+
+def refuse_customer_ids(sender_id: str) -> None:
+    """A REST caller names its own sender, so it must never name a customer.
+
+    Customer ids (`C-...`) are conversation ids only the verified channels (web chat session,
+    portal JWT, WhatsApp number, Telegram user, e-mail code) resolve to; a REST message as
+    `C-...` would continue, and could link an e-mail to, somebody else's conversation.
+    """
+    if CUSTOMER_ID.match(sender_id):
+        raise RequestRejected(
+            403,
+            "reserved_sender",
+            "Sender ids of the form C-<16 hex digits> belong to verified customers; choose another sender id.",
+            ["sender"],
+        )
 
 
 class EngageRestInput(InputChannel):
@@ -104,6 +121,7 @@ class EngageRestInput(InputChannel):
                     default_channel=self.name(),
                     allowed_channels=self.allowed_input_channels,
                 )
+                refuse_customer_ids(inbound.sender_id)
             except RequestRejected as rejected:
                 logger.info("rest: rejected a request (%s): %s", rejected.code, rejected.detail)
                 return response.json(rejected.body(), status=rejected.status)

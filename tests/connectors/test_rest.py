@@ -64,6 +64,8 @@ BAD_REQUESTS: List[Tuple[Any, int, str]] = [
     ({"sender": "u", "message": "hi", "metadata": [1, 2]}, 400, "invalid_metadata"),
     ({"sender": "u", "message": "hi", "metadata": {"blob": "x" * 9000}}, 400, "metadata_too_large"),
     ({"sender": "u", "message": "hi", "input_channel": "whatsapp"}, 400, "invalid_input_channel"),
+    # A customer's conversation id: REST callers name their own sender, so they may not name a customer.
+    ({"sender": "C-0123456789abcdef", "message": "link my account"}, 403, "reserved_sender"),
     (b" " * (65 * 1024), 413, "body_too_large"),
 ]
 

@@ -63,6 +63,7 @@ class BufferedStreamWriter:
         self._drained.set()
         self._task: Optional["asyncio.Task[None]"] = None
         self._closing = False
+        self._closed = False  # after close() a record goes straight to the spool
         self.written = 0  # records confirmed by Redis
         self.failures = 0  # failed write attempts (each retried)
         self.dropped = 0  # records that could never be written (logged)
@@ -75,6 +76,14 @@ class BufferedStreamWriter:
 
     def submit_fields(self, fields: Fields) -> None:
         fields = {key: _encodable(value) for key, value in fields.items()}
+        if self._closed:
+            # A connector can still record a failed reply while the server shuts down.
+            if self._spool is not None:
+                self._append_spool([fields])
+            else:
+                self.dropped += 1
+                logger.error("event log: closed and no spool file: a %s record is lost", fields.get("type"))
+            return
         if len(self._buffer) >= self._buffer_limit and self._spool is not None:
             self._append_spool([fields])
             return
@@ -112,7 +121,8 @@ class BufferedStreamWriter:
     async def close(self, timeout: float = 5.0) -> None:
         """Flush what can be flushed, spool the rest, release the connection."""
         self._closing = True
-        flushed = await self.flush(timeout)
+        await self.flush(timeout)
+        self._closed = True  # from here on submit() spools, so nothing lands in a buffer nobody drains
         if self._task is not None:
             self._task.cancel()
             try:
@@ -120,11 +130,12 @@ class BufferedStreamWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if not flushed and self._buffer:
+        if self._buffer:
             if self._spool is not None:
                 self._append_spool(list(self._buffer))
                 logger.warning("event log: %d records spooled to %s", len(self._buffer), self._spool)
             else:
+                self.dropped += len(self._buffer)
                 logger.error("event log: %d records could not be written and are lost", len(self._buffer))
             self._buffer.clear()
         try:

@@ -193,9 +193,8 @@ class RedisStreamEventBroker(EventBroker):
         self._submit(event)
 
     def _submit(self, record: LogEvent) -> None:
-        if self._closed:
-            logger.error("event broker: closed, dropping %s event %s", record.type, record.event_id)
-            return
+        # After close() the writer spools what it is given (replayed at the next start):
+        # a connector may still record a reply_failed while the server shuts down.
         try:
             fields = record.to_fields()  # the writer replaces what UTF-8 cannot carry
         except Exception:

@@ -243,9 +243,7 @@ async def test_close_spools_when_redis_is_down_and_next_start_replays(redis_url:
     assert not spool.exists()
 
 
-async def test_lifecycle_ready_only_between_start_and_close(
-    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_lifecycle_ready_only_between_start_and_close(redis_url: str, tmp_path: Path) -> None:
     broker = make_broker(redis_url, tmp_path)
     assert not broker.is_ready()
     broker.start()
@@ -253,9 +251,27 @@ async def test_lifecycle_ready_only_between_start_and_close(
     await broker.close()
     assert not broker.is_ready()
     await broker.close()  # idempotent: Rasa and our own shutdown may both call it
-    broker.publish(tracked("late", BotUttered("after close")))  # dropped with an error log, no exception
-    assert "dropping bot event" in caplog.text
     assert read_stream(redis_url) == []
+
+
+async def test_a_record_after_close_is_spooled_for_the_next_start(redis_url: str, tmp_path: Path) -> None:
+    # A connector still answering a request while Rasa shuts down records its reply_failed
+    # after Rasa has closed the broker: it used to be dropped.
+    broker = make_broker(redis_url, tmp_path)
+    broker.start()
+    await broker.close()
+    late = LogEvent(type=REPLY_FAILED, conversation_id="late", source=SOURCE_CONNECTOR, data={"reason": "cancelled"})
+    broker.publish_log_event(late)
+    broker.publish(tracked("late", BotUttered("after close")))
+    assert read_stream(redis_url) == []
+
+    again = make_broker(redis_url, tmp_path)
+    again.start()
+    assert await again.flush(5.0)
+    await again.close()
+    records = read_stream(redis_url)
+    assert [(r.type, r.conversation_id) for r in records] == [(REPLY_FAILED, "late"), ("bot", "late")]
+    assert records[0].event_id == late.event_id
 
 
 def test_publish_without_a_running_loop_waits_in_the_buffer(tmp_path: Path) -> None:

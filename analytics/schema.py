@@ -8,6 +8,7 @@ standard library.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -132,7 +133,13 @@ class LogEvent:
         }
         for key in _FLOAT_FIELDS:
             value = raw.get(key, "")
-            kwargs[key] = float(value) if value else None
+            try:
+                number = float(value) if value else None
+            except ValueError as exc:
+                raise SchemaError(f"entry field '{key}' is not a number: {value[:40]!r}") from exc
+            if number is not None and not math.isfinite(number):
+                raise SchemaError(f"entry field '{key}' is not a finite number: {value[:40]!r}")
+            kwargs[key] = number
         if kwargs["timestamp"] is None:
             kwargs["timestamp"] = 0.0
         for key in _JSON_FIELDS:

@@ -46,6 +46,9 @@ def test_from_fields_accepts_bytes_as_redis_returns_them() -> None:
         ({"schema_version": str(SCHEMA_VERSION + 1)}, "newer"),
         ({"conversation_id": ""}, "conversation_id"),
         ({"metadata": "{not json"}, "metadata"),
+        ({"timestamp": "soon"}, "'timestamp' is not a number"),
+        ({"timestamp": "nan"}, "'timestamp' is not a finite number"),
+        ({"confidence": "inf"}, "'confidence' is not a finite number"),
     ],
 )
 def test_malformed_entries_are_refused_with_a_reason(change: dict, message: str) -> None:

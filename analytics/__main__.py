@@ -1,0 +1,105 @@
+"""The analytics service and its commands (action runtime): `python -m analytics ...`.
+
+    serve [--port 5060] [--consumer NAME]   consume the interaction log; GET /health shows the lag
+    replay                                  rebuild every derived structure from the log (progress bar)
+    customer CUSTOMER [--json]              the customer's record, folded from the log
+    lag [--json]                            how far the service is behind the log
+
+REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
+Exit status: 0 done, 1 not found, 2 bad input or Redis unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, Optional, Sequence
+
+from redis.exceptions import RedisError
+
+from analytics.records.store import RecordStore
+from analytics.redis_connect import connect, redis_url
+from analytics.replay import replay
+from analytics.service import DEFAULT_PORT, default_consumer_name, projections, serve
+from analytics.stream.consumer import group_lag
+
+REDIS_TIMEOUT = 5.0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="consume the interaction log")
+    run.add_argument("--port", type=int, default=int(os.environ.get("ENGAGE_ANALYTICS_PORT", DEFAULT_PORT)))
+    run.add_argument("--consumer", default=default_consumer_name(), help="this consumer's name in the group (default: %(default)s)")
+    commands.add_parser("replay", help="rebuild everything derived from the log")
+    customer = commands.add_parser("customer", help="a customer's record")
+    customer.add_argument("customer")
+    customer.add_argument("--json", action="store_true")
+    commands.add_parser("lag", help="how far behind the log the service is").add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s")
+    try:
+        if args.command == "serve":
+            asyncio.run(serve(args.port, args.consumer))
+            return 0
+        return asyncio.run(_command(args))
+    except (RedisError, OSError) as exc:
+        print(f"error: cannot reach Redis at {redis_url()} ({exc}); is the assistant running (make run)?", file=sys.stderr)
+        return 2
+
+
+async def _command(args: argparse.Namespace) -> int:
+    client = connect(redis_url(), REDIS_TIMEOUT, decode_responses=True)
+    try:
+        if args.command == "replay":
+            result = await replay(client, projections(client))
+            print(f"replayed {result.entries} entries: {result.applied} applied, {result.dead_lettered} dead-lettered")
+            return 0
+        if args.command == "lag":
+            lag = (await group_lag(client)).as_dict()
+            print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
+            return 0
+        record = await RecordStore(client).record(args.customer)
+        if record is None:
+            print(f"no record for {args.customer} (is the analytics service running? `python -m analytics lag`)", file=sys.stderr)
+            return 1
+        print(json.dumps(record, indent=2, sort_keys=True) if args.json else describe(record))
+        return 0
+    finally:
+        await client.aclose()
+
+
+def describe(record: Dict[str, Any]) -> str:
+    """The record for a person to read."""
+    counts = record["counts"]
+    lines = [
+        f"customer {record['customer_id']}",
+        f"  seen        {_when(record['first_seen'])} .. {_when(record['last_seen'])} ({counts['sessions']} sessions, {counts['messages']} messages)",
+        "  channels    " + (", ".join(f"{name} ({seen['messages']} messages)" for name, seen in sorted(record["channels"].items())) or "none"),
+        "  identities  " + (", ".join(record["identities"]) or "none linked"),
+        f"  FAQ         {counts['faq_answered']} answered, {counts['faq_suggested']} suggested, {counts['faq_unanswered']} unanswered",
+        f"  handovers   {counts['handovers']}" + (f" (last: {record['last_handover']['reason']!r})" if record.get("last_handover") else ""),
+    ]
+    for title, key in (("feedback", "feedback"), ("ideas", "ideas"), ("problems", "problems")):
+        lines.append(f"  {title:11} {counts[key]}")
+        lines.extend(f"    - {_when(item['at'])}  {item['text']}" for item in record[key][-5:])
+    if record["lead"]:
+        lines.append("  lead")
+        lines.extend(f"    {name:14} {item['value']}" + (f"  (said: {item['said']!r})" if item["said"] != item["value"] else "") for name, item in sorted(record["lead"].items()))
+    return "\n".join(lines)
+
+
+def _when(timestamp: Optional[float]) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

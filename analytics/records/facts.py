@@ -1,0 +1,87 @@
+"""What one log event contributes to a customer's record: a small, self-contained fact.
+
+Facts are pure functions of the event, keyed by its event id, so storing one twice is a
+no-op and the record (a fold over a customer's facts in time order) comes out the same
+whatever order or however often the events were consumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+from analytics.schema import (
+    FAQ_ANSWERED,
+    FAQ_SUGGESTED,
+    FAQ_UNANSWERED,
+    FALLBACK,
+    FEEDBACK,
+    HANDOVER_REQUESTED,
+    IDEA,
+    IDENTITY_LINKED,
+    IDENTITY_UNLINKED,
+    LEAD_FIELD_CAPTURED,
+    LEAD_SUBMITTED,
+    PROBLEM,
+    LogEvent,
+)
+
+Fact = Dict[str, Any]
+
+MAX_TEXT = 280  # quotes kept in the record; the log keeps the whole text
+CONTEXT_KEYS = ("product", "feature", "page", "app_version")
+
+# Rasa tracker events that say something about the customer (the rest: actions, slots... do not).
+USER = "user"
+BOT = "bot"
+SESSION_STARTED = "session_started"
+
+
+def fact_of(event: LogEvent) -> Optional[Fact]:
+    """The event's contribution to its customer's record, or None when it has none."""
+    kind = event.type
+    data = event.data if isinstance(event.data, dict) else {}
+    fact: Fact = {"id": event.event_id, "t": round(float(event.timestamp or 0.0), 6), "k": kind}
+    if event.channel:
+        fact["ch"] = event.channel[:32]
+    if kind in (USER, BOT, SESSION_STARTED, FAQ_ANSWERED, FAQ_SUGGESTED, FAQ_UNANSWERED, FALLBACK):
+        return fact
+    if kind == FEEDBACK:
+        fact.update(
+            text=_text(data.get("feedback")),
+            sentiment=str(data.get("sentiment") or ""),
+            context=_context(data.get("context")),
+        )
+        return fact
+    if kind == IDEA:
+        fact.update(ref=_text(data.get("reference"), 40), text=_text(data.get("summary")), context=_context(data.get("context")))
+        return fact
+    if kind == PROBLEM:
+        fact.update(ref=_text(data.get("reference"), 40), text=_text(data.get("description")), context=_context(data.get("context")))
+        return fact
+    if kind == LEAD_FIELD_CAPTURED:
+        fact.update(field=_text(data.get("field"), 40), value=_text(data.get("value")))
+        if data.get("raw"):
+            fact["raw"] = _text(data.get("raw"))
+        return fact
+    if kind == LEAD_SUBMITTED:
+        lead = data.get("lead") if isinstance(data.get("lead"), dict) else {}
+        fact.update(ref=_text(data.get("reference"), 40), lead={str(k)[:40]: _text(v) for k, v in sorted(lead.items())})
+        return fact
+    if kind == HANDOVER_REQUESTED:
+        fact["reason"] = _text(data.get("reason"))
+        return fact
+    if kind in (IDENTITY_LINKED, IDENTITY_UNLINKED):
+        fact["identity"] = _text(data.get("identity"), 200)
+        return fact
+    return None
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    text = "" if value is None else " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _context(value: Any) -> Dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {key: _text(value[key], 100) for key in CONTEXT_KEYS if value.get(key) not in (None, "")}

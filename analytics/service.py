@@ -1,0 +1,85 @@
+"""The analytics service: consumes the interaction log and answers `GET /health` with its lag.
+
+`python -m analytics serve` runs it (`make run` starts it with the other processes). Several
+may run side by side with different `--consumer` names: they share the group's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, List
+
+from aiohttp import web
+
+from analytics.records.store import RecordStore
+from analytics.redis_connect import connect, redis_url
+from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5060
+REDIS_TIMEOUT = 5.0
+
+
+def default_consumer_name() -> str:
+    """Stable across restarts of one process slot, so a restarted consumer finishes its own pending entries."""
+    return os.environ.get("ENGAGE_ANALYTICS_CONSUMER") or f"analytics-{socket.gethostname()}"
+
+
+def projections(client: Any) -> List[Projection]:
+    """Everything the service keeps, in the order each event is applied."""
+    return [RecordStore(client)]
+
+
+@dataclass
+class Service:
+    consumer: StreamConsumer
+
+    async def health(self, _: web.Request) -> web.Response:
+        try:
+            lag = await self.consumer.lag()
+        except Exception as exc:  # noqa: BLE001 - a health check says what is wrong, never 500s
+            return web.json_response({"status": "redis unavailable", "error": str(exc)[:200]}, status=503)
+        return web.json_response(
+            {"status": "ok", "consumer": self.consumer.settings.consumer, "applied": self.consumer.applied, "lag": lag.as_dict()}
+        )
+
+
+def create_app(consumer: StreamConsumer) -> web.Application:
+    app = web.Application()
+    service = Service(consumer)
+    app.router.add_get("/health", service.health)
+
+    async def consume(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop), name="analytics-consumer")
+        yield
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+
+    app.cleanup_ctx.append(consume)
+    return app
+
+
+async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
+    client = connect(redis_url(), REDIS_TIMEOUT, decode_responses=True)
+    consumer = StreamConsumer(client, projections(client), ConsumerSettings(consumer=consumer_name))
+    runner = web.AppRunner(create_app(consumer))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    logger.info("analytics service %s on http://%s:%d/health, consuming %s", consumer_name, host, port, consumer.settings.stream)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await runner.cleanup()
+        await client.aclose()
+        logger.info("analytics service stopped (%d events applied)", consumer.applied)

@@ -1,0 +1,239 @@
+"""Reading the interaction log as a Redis consumer group: each entry's effect stored once, then acknowledged.
+
+Several consumers (processes) share one group. Each reads new entries with XREADGROUP,
+hands every entry to the projections (whose effects are idempotent per event id, so an
+entry delivered twice changes nothing the second time), and acknowledges it only after the
+effects are stored. Entries a crashed consumer left pending are taken over with XAUTOCLAIM
+once idle for `claim_idle_ms`. An entry that does not follow the schema, or that a
+projection refuses as bad data, goes to the dead-letter stream with the reason and is
+acknowledged: bad data never stops the consumer. A Redis failure is not bad data: the entry
+stays pending and is tried again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+from redis.exceptions import RedisError, ResponseError
+
+from analytics.schema import EVENTS_STREAM, KEY_PREFIX, LogEvent, SchemaError
+
+logger = logging.getLogger(__name__)
+
+GROUP = "analytics"
+DEAD_LETTER_STREAM = KEY_PREFIX + "events:dead"
+DEAD_LETTER_MAX = 100_000  # approximate cap (XADD MAXLEN ~)
+MAX_REASON_CHARS = 500
+
+Entry = Tuple[str, Mapping[str, str]]
+
+
+class BadEvent(ValueError):
+    """An entry that follows the schema but cannot be used (a projection says why); it is dead-lettered."""
+
+
+class Projection(Protocol):
+    """State derived from the log. `apply` must store its effect atomically and be idempotent per event id."""
+
+    name: str
+
+    async def apply(self, entry_id: str, event: LogEvent) -> None: ...
+
+    async def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    group: str = GROUP
+    consumer: str = "analytics-1"
+    stream: str = EVENTS_STREAM
+    dead_letters: str = DEAD_LETTER_STREAM
+    batch: int = 200
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far the group is behind the log: entries not yet acknowledged, and the age of the oldest."""
+
+    entries: int
+    seconds: float
+    pending: int
+    dead_letters: int
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"entries": self.entries, "seconds": round(self.seconds, 3), "pending": self.pending, "dead_letters": self.dead_letters}
+
+
+def entry_time(entry_id: str) -> float:
+    """The time (seconds) Redis wrote an entry, from its id (`<ms>-<seq>`)."""
+    return int(entry_id.split("-", 1)[0]) / 1000.0
+
+
+class StreamConsumer:
+    """One member of the consumer group. `client` must decode responses (str keys and values)."""
+
+    def __init__(self, client: Any, projections: Sequence[Projection], settings: ConsumerSettings = ConsumerSettings()) -> None:
+        self.client = client
+        self.projections = list(projections)
+        self.settings = settings
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def ensure_group(self) -> None:
+        """Create the group at the start of the log (so a new deployment folds the whole history)."""
+        try:
+            await self.client.xgroup_create(self.settings.stream, self.settings.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event, backoff_cap: float = 5.0) -> None:
+        """Consume until `stop` is set; a Redis outage is waited out with backoff (logged), never fatal."""
+        delay = 0.1
+        await self._until_ready(stop, backoff_cap)
+        while not stop.is_set():
+            try:
+                await self.step()
+                delay = 0.1
+            except (RedisError, OSError) as exc:
+                logger.warning("analytics consumer %s: Redis unavailable (%s); retrying in %.1fs", self.settings.consumer, exc, delay)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, backoff_cap)
+
+    async def _until_ready(self, stop: asyncio.Event, backoff_cap: float) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                return
+            except (RedisError, OSError) as exc:
+                logger.warning("analytics consumer: cannot create the group yet (%s); retrying in %.1fs", exc, delay)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, backoff_cap)
+
+    async def step(self, block: bool = True) -> int:
+        """Take over idle pending entries, then read new ones; returns how many entries were handled."""
+        handled = await self._handle(await self._reclaim())
+        # Our own pending entries first (a restart under the same name), then new ones.
+        own = await self._read("0", block=False)
+        handled += await self._handle(own)
+        if not own:
+            handled += await self._handle(await self._read(">", block=block))
+        return handled
+
+    async def drain(self) -> int:
+        """Handle everything the group has not yet handled (tests, replays); returns the count."""
+        total = 0
+        while True:
+            handled = await self.step(block=False)
+            total += handled
+            if not handled:
+                return total
+
+    async def _read(self, start: str, block: bool) -> List[Entry]:
+        reply = await self.client.xreadgroup(
+            self.settings.group,
+            self.settings.consumer,
+            {self.settings.stream: start},
+            count=self.settings.batch,
+            block=self.settings.block_ms if block and start == ">" else None,
+        )
+        entries: List[Entry] = []
+        for _stream, items in reply or []:
+            # A pending entry deleted from the stream comes back with no fields: nothing to apply.
+            entries.extend((entry_id, fields or {}) for entry_id, fields in items)
+        return entries
+
+    async def _reclaim(self) -> List[Entry]:
+        reply = await self.client.xautoclaim(
+            self.settings.stream,
+            self.settings.group,
+            self.settings.consumer,
+            min_idle_time=self.settings.claim_idle_ms,
+            start_id="0-0",
+            count=self.settings.batch,
+        )
+        claimed = reply[1] if reply else []
+        if claimed:
+            logger.info("analytics consumer %s: took over %d entries left pending by another consumer", self.settings.consumer, len(claimed))
+        return [(entry_id, fields or {}) for entry_id, fields in claimed]
+
+    async def _handle(self, entries: Sequence[Entry]) -> int:
+        for entry_id, fields in entries:
+            if not fields:
+                await self._ack(entry_id)  # trimmed away while pending
+                continue
+            try:
+                event = LogEvent.from_fields(fields)
+                for projection in self.projections:
+                    await projection.apply(entry_id, event)
+            except (SchemaError, BadEvent) as exc:
+                await self._dead_letter(entry_id, fields, str(exc))
+                continue
+            except (RedisError, OSError):
+                raise  # not the entry's fault: it stays pending and is tried again
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # A projection could not use well-formed data: keep it apart with the reason.
+                logger.exception("analytics: entry %s could not be applied", entry_id)
+                await self._dead_letter(entry_id, fields, f"{type(exc).__name__}: {exc}")
+                continue
+            await self._ack(entry_id)
+            self.applied += 1
+        return len(entries)
+
+    async def _ack(self, entry_id: str) -> None:
+        await self.client.xack(self.settings.stream, self.settings.group, entry_id)
+
+    async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
+        record = {f"entry.{key}": str(value)[:10_000] for key, value in fields.items()}
+        record.update({"entry_id": entry_id, "reason": reason[:MAX_REASON_CHARS], "consumer": self.settings.consumer})
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.settings.dead_letters, record, maxlen=DEAD_LETTER_MAX, approximate=True)
+            pipe.xack(self.settings.stream, self.settings.group, entry_id)
+            await pipe.execute()
+        self.dead_lettered += 1
+        logger.warning("analytics: entry %s dead-lettered: %s", entry_id, reason[:200])
+
+    async def lag(self, now: Optional[float] = None) -> Lag:
+        return await group_lag(self.client, self.settings, now)
+
+
+async def group_lag(client: Any, settings: ConsumerSettings = ConsumerSettings(), now: Optional[float] = None) -> Lag:
+    """Entries the group has not acknowledged yet (unread plus pending) and how old the oldest one is."""
+    now = time.time() if now is None else now
+    groups = {g["name"]: g for g in await client.xinfo_groups(settings.stream)} if await client.exists(settings.stream) else {}
+    group = groups.get(settings.group)
+    dead = await client.xlen(settings.dead_letters)
+    if group is None:
+        total = await client.xlen(settings.stream)
+        first = await client.xrange(settings.stream, count=1)
+        return Lag(total, now - entry_time(first[0][0]) if first else 0.0, 0, dead)
+    pending = int(group.get("pending") or 0)
+    unread = group.get("lag")
+    last = str(group.get("last-delivered-id") or "0-0")
+    if unread is None:  # Redis could not tell (entries deleted): count from the last delivered id
+        unread = len(await client.xrange(settings.stream, min=f"({last}", count=1_000_000))
+    oldest: List[float] = []
+    if pending:
+        summary = await client.xpending(settings.stream, settings.group)
+        if summary.get("min"):
+            oldest.append(entry_time(str(summary["min"])))
+    if unread:
+        after = await client.xrange(settings.stream, min=f"({last}", count=1)
+        if after:
+            oldest.append(entry_time(after[0][0]))
+    seconds = max(0.0, now - min(oldest)) if oldest else 0.0
+    return Lag(int(unread) + pending, seconds, pending, dead)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

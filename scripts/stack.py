@@ -16,13 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".venvs"
@@ -31,6 +32,10 @@ DEFAULT_MODEL = ROOT / "models" / "engage.tar.gz"
 
 class StackError(RuntimeError):
     """A process of the stack did not start; the message says what to do."""
+
+
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was starting: start() stops what it started."""
 
 
 def load_dotenv(path: Path = ROOT / ".env") -> None:
@@ -96,6 +101,52 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def port_holder(port: int, proc: Path = Path("/proc")) -> str:
+    """Who listens on a local TCP port, e.g. "pid 4242 (redis-server *:6390)", read from /proc.
+
+    "" when no listening socket is found (not Linux, or the port is not held by a listener).
+    """
+    inodes = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            rows = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the socket's inode.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return ""
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            descriptors = list((entry / "fd").iterdir())
+        except OSError:  # gone, or another user's process
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(descriptor) not in inodes:
+                    continue
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            return f"pid {entry.name} ({command[:200] or '?'})"
+    return "a process this user cannot inspect (`sudo ss -ltnp` names it)"
+
+
+def ensure_port_free(port: int, what: str, setting: str) -> None:
+    """StackError naming the process that holds `port`, if one does."""
+    if not port_in_use(port):
+        return
+    holder = port_holder(port)
+    raise StackError(
+        f"port {port} for {what} is taken" + (f" by {holder}" if holder else "") + f": stop it, or set {setting}"
+    )
+
+
 def redis_env(url: str) -> Dict[str, str]:
     """Split a redis:// URL into the variables endpoints.yml reads."""
     parsed = urllib.parse.urlparse(url)
@@ -111,9 +162,18 @@ def redis_env(url: str) -> Dict[str, str]:
     }
 
 
-def wait_http(url: str, timeout: float, process: Optional[subprocess.Popen], what: str, log: Path) -> None:
+def wait_http(
+    url: str,
+    timeout: float,
+    process: Optional[subprocess.Popen],
+    what: str,
+    log: Path,
+    stop: Optional[threading.Event] = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise StopRequested(f"stop requested while waiting for {what}")
         if process is not None and process.poll() is not None:
             raise StackError(f"{what} exited with code {process.returncode}; see {log}")
         try:
@@ -148,6 +208,16 @@ class Stack:
     quiet: bool = True
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
     channels_off: Dict[str, List[str]] = field(default_factory=dict)  # channel -> unset variables
+    # Supervision (supervise, check_and_restart): an owned process that exits is restarted
+    # after restart_delay seconds, doubling up to restart_delay_max; one that needed
+    # max_restarts restarts within restart_window seconds is given up on (StackError).
+    restart_delay: float = 1.0
+    restart_delay_max: float = 30.0
+    max_restarts: int = 5
+    restart_window: float = 300.0
+    stop_timeout: float = 20.0  # per process, before its group is killed
+    hurry_timeout: float = 2.0  # what is left of that after a second Ctrl-C or SIGTERM
+    log: Callable[[str], None] = field(default=lambda message: print(f"==> {message}", flush=True), repr=False)
 
     def __post_init__(self) -> None:
         self.rasa_port = self.rasa_port or free_port()
@@ -157,6 +227,10 @@ class Stack:
         self.action_token = self.action_token or generate_secret()
         self.data_dir = Path(self.data_dir)
         self.logs = self.data_dir / "logs"
+        self._stop_requested = threading.Event()
+        self._hurried_at: Optional[float] = None
+        self._restarts: Dict[str, List[float]] = {}  # name -> monotonic times of its recent restarts
+        self._restart_at: Dict[str, float] = {}  # name -> when its pending restart is due
 
     # -- addresses -------------------------------------------------------------
 
@@ -226,10 +300,7 @@ class Stack:
         binary = shutil.which("redis-server")
         if binary is None:
             raise StackError("redis-server is not installed: run `make setup` (it installs it), or set REDIS_URL")
-        if port_in_use(self.redis_port):
-            raise StackError(
-                f"port {self.redis_port} is taken: stop what uses it, set ENGAGE_REDIS_PORT, or set REDIS_URL"
-            )
+        ensure_port_free(self.redis_port, "Redis", "ENGAGE_REDIS_PORT (or REDIS_URL for an external Redis)")
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         process = self._spawn(
@@ -246,6 +317,7 @@ class Stack:
         )
         deadline = time.monotonic() + 15
         while not port_in_use(self.redis_port):
+            self._checkpoint("Redis")
             if process.poll() is not None or time.monotonic() > deadline:
                 raise StackError(f"redis-server did not start; see {self.logs / 'redis.log'}")
             time.sleep(0.05)
@@ -254,11 +326,14 @@ class Stack:
         python = VENVS / "actions" / "bin" / "python"
         if not python.exists():
             raise StackError("the action-server environment is missing: run `make setup`")
+        ensure_port_free(self.actions_port, "the action server", "ENGAGE_ACTIONS_PORT")
         process = self._spawn(
             "actions",
             [str(python), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.actions_port)],
         )
-        wait_http(f"{self.actions_url}/health", 120, process, "the action server", self.logs / "actions.log")
+        wait_http(
+            f"{self.actions_url}/health", 120, process, "the action server", self.logs / "actions.log", self._stop_requested
+        )
 
     def _credentials_file(self) -> Path:
         """credentials.yml without the channels whose secrets are not set (Rasa would refuse to start)."""
@@ -274,6 +349,7 @@ class Stack:
             raise StackError("the Rasa environment is missing: run `make setup`")
         if not Path(self.model).exists():
             raise StackError(f"no trained model at {self.model}: run `make train`")
+        ensure_port_free(self.rasa_port, "the Rasa server", "ENGAGE_RASA_PORT")
         process = self._spawn(
             "rasa",
             [
@@ -289,10 +365,11 @@ class Stack:
             ],
         )
         # The HTTP server answers before the model is loaded: wait for /status to name it.
-        wait_http(f"{self.rasa_url}/", 300, process, "the Rasa server", self.logs / "rasa.log")
+        wait_http(f"{self.rasa_url}/", 300, process, "the Rasa server", self.logs / "rasa.log", self._stop_requested)
         deadline = time.monotonic() + 300
         status = f"{self.rasa_url}/status?token={urllib.parse.quote(self.auth_token)}"
         while time.monotonic() < deadline:
+            self._checkpoint("the Rasa server")
             if process.poll() is not None:
                 raise StackError(f"the Rasa server exited; see {self.logs / 'rasa.log'}")
             try:
@@ -325,38 +402,121 @@ class Stack:
             raise
         return self
 
-    def stop_process(self, name: str, timeout: float = 20) -> None:
+    # -- supervision -----------------------------------------------------------
+
+    def _checkpoint(self, what: str) -> None:
+        if self._stop_requested.is_set():
+            raise StopRequested(f"stop requested while starting {what}")
+
+    def request_stop(self) -> bool:
+        """Ctrl-C or SIGTERM: the first stops supervise() (or start()); another one hurries the stop.
+
+        Safe in a signal handler: it only sets flags, so a signal can never interrupt
+        the stop half-way and leave a child running. Returns True for a repeated request.
+        """
+        if self._stop_requested.is_set():
+            if self._hurried_at is None:
+                self._hurried_at = time.monotonic()
+            return True
+        self._stop_requested.set()
+        return False
+
+    def supervise(self, interval: float = 0.5, until: Optional[threading.Event] = None) -> None:
+        """Keep every owned process running until request_stop() (or `until` is set); StackError if one keeps exiting."""
+        while not self._stop_requested.is_set() and not (until is not None and until.is_set()):
+            self.check_and_restart()
+            (until or self._stop_requested).wait(interval)
+
+    def check_and_restart(self) -> None:
+        """One supervision step: note what exited, restart what is due (with backoff, logged)."""
+        for name in ("redis", "actions", "rasa"):
+            due = self._restart_at.get(name)
+            if due is not None:
+                if time.monotonic() < due or self._stop_requested.is_set():
+                    continue
+                del self._restart_at[name]
+                try:
+                    {"redis": self.start_redis, "actions": self.start_actions, "rasa": self.start_rasa}[name]()
+                except StackError as exc:
+                    self._schedule_restart(name, f"{name} did not restart ({exc})")
+                else:
+                    self.log(f"{name} restarted (pid {self.processes[name].pid})")
+                continue
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                self._schedule_restart(name, f"{name} exited with code {process.returncode}")
+
+    def _schedule_restart(self, name: str, what: str) -> None:
+        self._kill_group(name)  # a worker its main process left behind would hold the port
+        now = time.monotonic()
+        recent = [at for at in self._restarts.get(name, []) if now - at < self.restart_window]
+        log = self.logs / f"{name}.log"
+        if len(recent) >= self.max_restarts:
+            raise StackError(
+                f"{what}; giving up after {len(recent)} restarts in {self.restart_window:.0f}s; see {log}"
+            )
+        recent.append(now)
+        self._restarts[name] = recent
+        delay = min(self.restart_delay * 2 ** (len(recent) - 1), self.restart_delay_max)
+        self._restart_at[name] = now + delay
+        self.log(f"{what}; restarting in {delay:g}s (attempt {len(recent)} of {self.max_restarts}); see {log}")
+
+    def _kill_group(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    # -- stopping --------------------------------------------------------------
+
+    def stop_process(self, name: str, timeout: Optional[float] = None) -> None:
         """Stop one process and everything it spawned (Sanic workers, for one).
 
         Each process leads its own session (start_new_session), so its group id is
         its pid: signalling the group reaches workers a plain kill would orphan.
+        After request_stop() was called twice, waits at most hurry_timeout more.
         """
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
+        self._restart_at.pop(name, None)
+        process = self.processes.get(name)
+        if process is None:
             return
-        try:
-            os.killpg(process.pid, signal.SIGTERM if name == "redis" else signal.SIGINT)
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # stragglers, e.g. a worker the main process lost
-        except ProcessLookupError:
-            pass
         if process.poll() is None:
-            process.wait(timeout=5)
+            try:
+                os.killpg(process.pid, signal.SIGTERM if name == "redis" else signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+            while process.poll() is None:
+                hurried = self._hurried_at
+                if time.monotonic() > min(deadline, hurried + self.hurry_timeout if hurried else deadline):
+                    break
+                time.sleep(0.05)
+        self._kill_group(name)  # stragglers, e.g. a worker the main process lost; SIGKILL if still running
 
     def stop(self, verbose: bool = False) -> None:
-        # Rasa first (it flushes its event broker into Redis), Redis last.
-        for name in ("rasa", "actions", "redis"):
-            if name not in self.processes:
-                continue
-            started = time.monotonic()
-            self.stop_process(name)
-            if verbose:
-                print(f"    {name} stopped in {time.monotonic() - started:.1f}s", flush=True)
+        self._stop_requested.set()  # a restart must not race the stop
+        self._restart_at.clear()
+        try:
+            # Rasa first (it flushes its event broker into Redis), Redis last.
+            for name in ("rasa", "actions", "redis"):
+                if name not in self.processes:
+                    continue
+                started = time.monotonic()
+                self.stop_process(name)
+                if verbose:
+                    print(f"    {name} stopped in {time.monotonic() - started:.1f}s", flush=True)
+        finally:
+            for name in list(self.processes):  # whatever interrupted the orderly stop, no child outlives us
+                self._kill_group(name)
+            self._stop_requested.clear()  # stopped: the Stack may be started again
+            self._hurried_at = None
 
     def __enter__(self) -> "Stack":
         return self.start()
@@ -383,19 +543,29 @@ def main() -> None:
         actions_host=os.environ.get("ENGAGE_ACTIONS_HOST", "127.0.0.1"),
         with_actions=not args.no_actions,
     )
-    generated_token = not os.environ.get("RASA_AUTH_TOKEN")
-    stopping = False
+    sys.exit(serve(stack, generated_token=not os.environ.get("RASA_AUTH_TOKEN")))
+
+
+def serve(stack: Stack, generated_token: bool = False) -> int:
+    """What `make run` does once configured: start, supervise until a signal, stop. Returns the exit code."""
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            raise KeyboardInterrupt
+        # Only flags and a raw write: a handler that raised (or print()ed into a print it
+        # interrupted) could abandon the stop half-way and orphan a child.
+        name = signal.Signals(signum).name
+        if stack.request_stop():
+            note = f"\n==> {name} again: stopping faster (what is left is killed within {stack.hurry_timeout:g} s)\n"
+        else:
+            note = f"\n==> {name}: stopping… (each process gets up to {stack.stop_timeout:g} s; Ctrl-C again to hurry)\n"
+        try:
+            os.write(sys.stdout.fileno(), note.encode())
+        except (OSError, ValueError):
+            pass
 
+    # Installed for SIGINT too: a shell starting us in the background (`make run &`, CI)
+    # may hand us SIGINT ignored, and Ctrl-C and `kill -INT` must still stop the stack.
     signal.signal(signal.SIGTERM, on_signal)
-    # A shell starting us in the background (`make run &`, CI) may hand us SIGINT ignored;
-    # Ctrl-C and `kill -INT` must still stop the stack.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         print("==> starting Redis, the action server and the Rasa server (logs in "
               f"{stack.logs})", flush=True)
@@ -419,21 +589,16 @@ def main() -> None:
             + "Press Ctrl-C to stop.",
             flush=True,
         )
-        while True:
-            for name, process in list(stack.processes.items()):
-                if process.poll() is not None:
-                    raise StackError(f"{name} exited with code {process.returncode}; see {stack.logs / (name + '.log')}")
-            time.sleep(1)
-    except KeyboardInterrupt:
-        # A second Ctrl-C must not abandon half-stopped children; each is killed after 20 s anyway.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("\n==> stopping… (each process gets up to 20 s)", flush=True)
+        stack.supervise()  # restarts what exits, until a signal asks us to stop
+    except StopRequested:
+        pass  # the signal arrived while starting; start() already stopped what it had started
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         stack.stop(verbose=True)
-        sys.exit(1)
+        return 1
     stack.stop(verbose=True)
     print("==> stopped.", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import requests
 from analytics.schema import EVENTS_STREAM, REPLY_FAILED, SOURCE_RASA, LogEvent
 from connectors.messages import APOLOGY_TEXT
 from scripts.stack import Stack
-from tests.e2e.conftest import log_events, texts, tracker
+from tests.e2e.conftest import eventually, log_events, texts, tracker
 
 TURNS = ["hi", "how do I connect Slack?", "the Insights charts are great", "thanks", "bye"]
 
@@ -125,6 +125,34 @@ def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: Lis
         "out_of_step": sum((in_log - in_tracker).values()) + sum((in_tracker - in_log).values()),
         "problems": {f"{sender}: {k}": v for k, v in problems.items() if v},
     }
+
+
+def test_the_supervisor_restarts_a_killed_redis_and_the_waiting_message_is_answered(
+    stack: Stack, store: redis.Redis
+) -> None:
+    # Issue 9, item 3: `make run` shut everything down when its Redis exited.
+    messages: List[str] = []
+    log, stack.log = stack.log, messages.append
+    done = threading.Event()
+    supervisor = threading.Thread(target=stack.supervise, kwargs={"interval": 0.2, "until": done})
+    supervisor.start()
+    sender = f"e2e-supervised-{uuid.uuid4().hex[:8]}"
+    try:
+        killed = stack.processes["redis"].pid
+        os.killpg(killed, signal.SIGKILL)
+        started = time.monotonic()
+        response = requests.post(stack.rest_webhook, json={"sender": sender, "message": "how do I connect Slack?"}, timeout=60)
+        waited = time.monotonic() - started
+        eventually(lambda: any(m.startswith("redis restarted") for m in messages), "the supervisor to restart Redis", 30)
+    finally:
+        done.set()
+        supervisor.join(60)
+        stack.log = log
+    assert messages[0].startswith("redis exited with code -9; restarting in 1s (attempt 1 of "), messages
+    assert stack.processes["redis"].pid != killed and stack.processes["redis"].poll() is None
+    assert response.status_code == 200 and APOLOGY_TEXT not in texts(response.json()), (waited, response.text)
+    assert [e.text for e in log_events(store, sender, want="bot") if e.type == "user"] == ["how do I connect Slack?"]
+    print(f"\nsupervisor: {messages}; the message sent while Redis was down waited {waited:.1f}s")
 
 
 def test_action_server_down_gets_an_apology_and_a_logged_failure(stack: Stack, store: redis.Redis) -> None:

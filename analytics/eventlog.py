@@ -4,9 +4,10 @@ Used by the Rasa event broker and by the action server. `submit()` never blocks
 and never raises: records wait in memory and a background task writes them in
 batches. While Redis is unreachable the batch is retried with backoff; records
 beyond the in-memory limit, and whatever is still unwritten at shutdown, go to a
-spool file (JSON lines) that is replayed once Redis is back. Delivery is
-at-least-once: a batch whose reply was lost may be written twice, so readers
-de-duplicate on `event_id`.
+spool file (JSON lines) that is replayed once Redis is back. A batch is written
+once: after a failed write (its reply may have been lost after it landed) and
+after a spool replay, the stream's recent entries are checked for the batch's
+`event_id`s before it is written again.
 
 Plain Python plus `redis` so that it imports in both runtimes.
 """
@@ -18,8 +19,9 @@ import collections
 import json
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional, Union
+from typing import Any, Deque, Dict, List, Optional, Union
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -29,6 +31,11 @@ from analytics.schema import EVENTS_STREAM, LogEvent
 logger = logging.getLogger(__name__)
 
 Fields = Dict[str, str]
+
+# How far back a retry looks for its batch: stream ids are Redis' clock in ms, so allow
+# for the writer's clock being ahead, and bound the scan.
+CLOCK_MARGIN = 60.0
+CHECK_WINDOW = 10_000
 
 
 class BufferedStreamWriter:
@@ -64,6 +71,9 @@ class BufferedStreamWriter:
         self._task: Optional["asyncio.Task[None]"] = None
         self._closing = False
         self._closed = False  # after close() a record goes straight to the spool
+        # Set while the head of the buffer may already be in the stream (a write failed,
+        # or the spool was replayed): when, by our clock, the first such write began.
+        self._unsure_since: Optional[float] = None
         self.written = 0  # records confirmed by Redis
         self.failures = 0  # failed write attempts (each retried)
         self.dropped = 0  # records that could never be written (logged)
@@ -162,9 +172,20 @@ class BufferedStreamWriter:
                 await self._wakeup.wait()
                 continue
             batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
+            started = time.time()
             try:
-                await self._write(batch)
+                pending = batch if self._unsure_since is None else await self._not_yet_written(batch)
+                try:
+                    if pending:
+                        await self._write(pending)
+                except (RedisError, OSError):
+                    raise
+                except Exception:  # noqa: BLE001 - a bad record must not stop the writer task
+                    logger.exception("event log: a batch failed for a reason other than Redis being away")
+                    await self._write_one_by_one(pending)
             except (RedisError, OSError) as exc:
+                if self._unsure_since is None:
+                    self._unsure_since = started
                 self.failures += 1
                 if self.failures == 1 or backoff >= self._max_backoff:
                     logger.warning(
@@ -176,16 +197,29 @@ class BufferedStreamWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            except Exception:  # noqa: BLE001 - a bad record must not stop the writer task
-                logger.exception("event log: a batch failed for a reason other than Redis being away")
-                batch = await self._write_one_by_one(batch)
             backoff = 0.05
+            self._unsure_since = None
             for _ in batch:
                 self._buffer.popleft()
             self.written += len(batch)
 
-    async def _write_one_by_one(self, batch: list) -> list:
-        """Write the records of a failed batch singly; drop (and log) only those that cannot be written."""
+    async def _not_yet_written(self, batch: List[Fields]) -> List[Fields]:
+        """The records of `batch` that are not in the stream yet (a lost reply may hide a landed write)."""
+        assert self._unsure_since is not None
+        low = max(0, int((self._unsure_since - CLOCK_MARGIN) * 1000))
+        entries = await self._client.xrevrange(self.stream, max="+", min=str(low), count=CHECK_WINDOW)
+        landed = {_text(fields.get(b"event_id", fields.get("event_id", b""))) for _, fields in entries}
+        pending = [fields for fields in batch if fields.get("event_id") not in landed]
+        if len(pending) < len(batch):
+            logger.info("event log: %d records were written before a lost reply; not writing them again",
+                        len(batch) - len(pending))
+        return pending
+
+    async def _write_one_by_one(self, batch: list) -> None:
+        """Write the records of a failed batch singly; drop (and log) only those that cannot be written.
+
+        Redis errors propagate: the whole batch is retried, and what landed is not written twice.
+        """
         for fields in batch:
             try:
                 await self._write([fields])
@@ -194,7 +228,6 @@ class BufferedStreamWriter:
             except Exception:  # noqa: BLE001
                 self.dropped += 1
                 logger.error("event log: dropping a record that cannot be written: %r", fields)
-        return batch
 
     async def _write(self, batch: list) -> None:
         # MULTI/EXEC: a batch lands whole or not at all, never half-written.
@@ -234,7 +267,13 @@ class BufferedStreamWriter:
         claimed.unlink()
         if loaded:
             self._drained.clear()
+            # The spool's first records may be a batch whose write landed as the writer closed.
+            self._unsure_since = 0.0 if self._unsure_since is None else self._unsure_since
             logger.info("event log: replaying %d spooled records", loaded)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
 def _encodable(value: str) -> str:

@@ -3,10 +3,13 @@
     serve [--port 5060] [--consumer NAME]   consume the interaction log; GET /health shows the lag
     replay                                  rebuild every derived structure from the log (progress bar)
     customer CUSTOMER [--json]              the customer's record, folded from the log
+    explain CUSTOMER [--json]               the engagement scores now, and which events added how much
+    leaders DIMENSION [--limit 10]          the top customers of a dimension, or of co_creators
     lag [--json]                            how far the service is behind the log
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
-Exit status: 0 done, 1 not found, 2 bad input or Redis unreachable.
+Engagement rules: analytics/engagement/rules.yml (ENGAGE_ENGAGEMENT_RULES for another file).
+Exit status: 0 done, 1 not found, 2 bad input, bad rules or Redis unreachable.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any, Dict, Optional, Sequence
 
 from redis.exceptions import RedisError
 
-from analytics.records.store import RecordStore
+from analytics.engagement.rules import DIMENSIONS, RulesError
+from analytics.engagement.score import value_at
+from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
 from analytics.replay import replay
-from analytics.service import DEFAULT_PORT, default_consumer_name, projections, serve
+from analytics.service import DEFAULT_PORT, default_consumer_name, projections, record_store, serve
 from analytics.stream.consumer import group_lag
 
 REDIS_TIMEOUT = 5.0
@@ -42,6 +48,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     customer.add_argument("customer")
     customer.add_argument("--json", action="store_true")
     commands.add_parser("lag", help="how far behind the log the service is").add_argument("--json", action="store_true")
+    explain = commands.add_parser("explain", help="why a customer scores what they score")
+    explain.add_argument("customer")
+    explain.add_argument("--json", action="store_true")
+    leaders = commands.add_parser("leaders", help="a leaderboard")
+    leaders.add_argument("board", choices=[*DIMENSIONS, CO_CREATORS])
+    leaders.add_argument("--limit", type=int, default=10)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s")
     try:
@@ -49,6 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))
+    except RulesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (RedisError, OSError) as exc:
         print(f"error: cannot reach Redis at {redis_url()} ({exc}); is the assistant running (make run)?", file=sys.stderr)
         return 2
@@ -65,10 +80,22 @@ async def _command(args: argparse.Namespace) -> int:
             lag = (await group_lag(client)).as_dict()
             print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
             return 0
-        record = await RecordStore(client).record(args.customer)
+        store = record_store(client)
+        if args.command == "leaders":
+            rows = await store.leaders(args.board, args.limit)
+            half_life = store.rules.half_life_seconds
+            now = time.time()
+            for rank, (name, log) in enumerate(rows, 1):
+                print(f"{rank:3}. {name:24} {value_at(log, now, half_life):10.2f}")
+            return 0 if rows else 1
+        record = await store.record(args.customer)
         if record is None:
             print(f"no record for {args.customer} (is the analytics service running? `python -m analytics lag`)", file=sys.stderr)
             return 1
+        if args.command == "explain":
+            scores = record["engagement"]
+            print(json.dumps(scores, indent=2, sort_keys=True) if args.json else explain_scores(record["customer_id"], scores, time.time()))
+            return 0
         print(json.dumps(record, indent=2, sort_keys=True) if args.json else describe(record))
         return 0
     finally:
@@ -92,6 +119,23 @@ def describe(record: Dict[str, Any]) -> str:
     if record["lead"]:
         lines.append("  lead")
         lines.extend(f"    {name:14} {item['value']}" + (f"  (said: {item['said']!r})" if item["said"] != item["value"] else "") for name, item in sorted(record["lead"].items()))
+    return "\n".join(lines)
+
+
+def explain_scores(customer_id: str, scores: Dict[str, Any], now: float) -> str:
+    """Each dimension's score today, by path, and the rules and events behind it."""
+    half_life = scores["half_life_days"] * 86400.0
+    lines = [f"engagement of {customer_id} (half-life {scores['half_life_days']:g} days; rules {scores['rules']})"]
+    for name, dimension in scores["dimensions"].items():
+        if dimension["log_score"] is None:
+            lines.append(f"  {name:14}     -   no signal yet")
+            continue
+        paths = ", ".join(f"{path} {value_at(log, now, half_life):.1f}" for path, log in dimension["paths"].items() if log is not None)
+        lines.append(f"  {name:14} {value_at(dimension['log_score'], now, half_life):6.1f}   ({paths})")
+        for rule, item in sorted(dimension["by_rule"].items(), key=lambda kv: -kv[1]["points"]):
+            lines.append(f"      {item['points']:6.1f} raw points from {item['count']:3} x {rule}: {item['reason']}")
+        latest = dimension["recent"][-3:]
+        lines.extend(f"      latest: {_when(c['at'])} +{c['points']:g} {c['rule']} (event {c['event_id']})" for c in latest)
     return "\n".join(lines)
 
 

@@ -12,10 +12,12 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, List
 
 from aiohttp import web
 
+from analytics.engagement.rules import load_rules
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
@@ -31,9 +33,15 @@ def default_consumer_name() -> str:
     return os.environ.get("ENGAGE_ANALYTICS_CONSUMER") or f"analytics-{socket.gethostname()}"
 
 
+def record_store(client: Any) -> RecordStore:
+    """Customer records and scores under the configured rules (a file with mistakes raises RulesError here)."""
+    rules_file = os.environ.get("ENGAGE_ENGAGEMENT_RULES")
+    return RecordStore(client, load_rules(Path(rules_file) if rules_file else None))
+
+
 def projections(client: Any) -> List[Projection]:
     """Everything the service keeps, in the order each event is applied."""
-    return [RecordStore(client)]
+    return [record_store(client)]
 
 
 @dataclass

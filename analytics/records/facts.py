@@ -43,7 +43,16 @@ def fact_of(event: LogEvent) -> Optional[Fact]:
     fact: Fact = {"id": event.event_id, "t": round(float(event.timestamp or 0.0), 6), "k": kind}
     if event.channel:
         fact["ch"] = event.channel[:32]
-    if kind in (USER, BOT, SESSION_STARTED, FAQ_ANSWERED, FAQ_SUGGESTED, FAQ_UNANSWERED, FALLBACK):
+    if kind == USER:
+        context = _context(event.metadata)  # the portal sends what the customer is doing with each message
+        if context:
+            fact["context"] = context
+        return fact
+    if kind in (FAQ_ANSWERED, FAQ_SUGGESTED, FAQ_UNANSWERED):
+        if data.get("query"):
+            fact["text"] = _text(data.get("query"))
+        return fact
+    if kind in (BOT, SESSION_STARTED, FALLBACK):
         return fact
     if kind == FEEDBACK:
         fact.update(

@@ -10,17 +10,20 @@ two consumers working on one customer never lose each other's work.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from redis.exceptions import WatchError
 
-from analytics.records.facts import fact_of
-from analytics.records.fold import canonical, fold
+from analytics.engagement.rules import DIMENSIONS, Rules, load_rules
+from analytics.engagement.score import engagement
+from analytics.records.facts import Fact, fact_of
+from analytics.records.fold import canonical, fold, ordered
 from analytics.schema import KEY_PREFIX, LogEvent
 from analytics.stream.consumer import BadEvent
 
 PREFIX = KEY_PREFIX + "analytics:"
 CUSTOMERS = PREFIX + "customers"
+CO_CREATORS = "co_creators"
 MAX_CUSTOMER_ID = 128
 
 
@@ -32,13 +35,36 @@ def record_key(customer_id: str) -> str:
     return f"{PREFIX}record:{customer_id}"
 
 
+def leaderboard_key(board: str) -> str:
+    """One sorted set per dimension (and `co_creators`), scored in log space (see analytics.engagement.score)."""
+    return f"{PREFIX}leaderboard:{board}"
+
+
+def _rank(pipe: Any, customer_id: str, scores: Dict[str, Any]) -> None:
+    boards = {dimension: scores["dimensions"][dimension]["log_score"] for dimension in DIMENSIONS}
+    boards[CO_CREATORS] = scores["co_creation"]
+    for board, log in boards.items():
+        if log is None:
+            pipe.zrem(leaderboard_key(board), customer_id)
+        else:
+            pipe.zadd(leaderboard_key(board), {customer_id: log})
+
+
 class RecordStore:
     """The customer-record projection. `client` must decode responses."""
 
     name = "records"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, rules: Optional[Rules] = None) -> None:
         self.client = client
+        self.rules = rules or load_rules()
+
+    def build(self, customer_id: str, facts: List[Fact]) -> Dict[str, Any]:
+        """The customer's record: the fold over their facts, with their engagement scores."""
+        in_order = ordered(facts)
+        record = fold(customer_id, in_order)
+        record["engagement"] = engagement(in_order, self.rules, record["last_seen"])
+        return record
 
     async def apply(self, entry_id: str, event: LogEvent) -> None:
         fact = fact_of(event)
@@ -57,11 +83,12 @@ class RecordStore:
                     if member in stored and await pipe.exists(record):
                         return  # applied before (a redelivery): nothing changes
                     members = stored if member in stored else [*stored, member]
-                    folded = fold(customer, [json.loads(m) for m in members])
+                    folded = self.build(customer, [json.loads(m) for m in members])
                     pipe.multi()
                     pipe.zadd(facts, {member: fact["t"]}, nx=True)
                     pipe.set(record, canonical(folded))
                     pipe.zadd(CUSTOMERS, {customer: folded["last_seen"]})
+                    _rank(pipe, customer, folded["engagement"])
                     await pipe.execute()
                     return
                 except WatchError:
@@ -70,6 +97,10 @@ class RecordStore:
     async def record(self, customer_id: str) -> Optional[Dict[str, Any]]:
         raw = await self.client.get(record_key(customer_id))
         return json.loads(raw) if raw else None
+
+    async def leaders(self, board: str, limit: int = 10) -> List[Tuple[str, float]]:
+        """The top customers of a dimension (or `co_creators`) with their log-space scores."""
+        return [(name, float(score)) for name, score in await self.client.zrevrange(leaderboard_key(board), 0, limit - 1, withscores=True)]
 
     async def customers(self, limit: int = 100) -> List[str]:
         """Most recently seen first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +92,11 @@ def test_a_consumer_killed_mid_stream_and_restarted_matches_a_full_replay(redis_
         env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60,
     )
     assert shown.returncode == 0 and "60 messages" in shown.stdout, shown.stdout + shown.stderr
+    explained = run_cli("explain", "C-0000000000000007", redis_url=redis_url)
+    assert explained.returncode == 0 and "raw points from" in explained.stdout
+    assert re.search(r"recommendation +- +no signal yet", explained.stdout)
+    top = run_cli("leaders", "innovation", "--limit", "3", redis_url=redis_url)
+    assert top.returncode == 0 and len(top.stdout.splitlines()) == 3 and top.stdout.startswith("  1. C-")
     client.close()
 
 
@@ -107,3 +113,13 @@ def test_the_commands_say_what_is_wrong(redis_url: str) -> None:
     down = run_cli("lag", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     assert down.returncode == 2 and "cannot reach Redis" in down.stderr and "make run" in down.stderr
     assert run_cli("lag", "--json", redis_url=redis_url).stdout.strip() == '{"entries": 0, "seconds": 0.0, "pending": 0, "dead_letters": 0}'
+
+
+def test_the_service_refuses_to_start_with_rules_it_cannot_trust(redis_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text("half_life_days: 30\nrules:\n  - {id: x, dimension: innovation, path: result, event: idea, points: -1, reason: r}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "analytics", "serve", "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url, "ENGAGE_ENGAGEMENT_RULES": str(rules)},
+    )
+    assert done.returncode == 2 and f"{rules}:3: rule 'x': points must be a positive number" in done.stderr

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Dict, List
+from typing import Any, AsyncIterator, Dict, List
 
 import pytest
 import redis.asyncio
 
-from analytics.records.store import CUSTOMERS, RecordStore, record_key
+from analytics.engagement.rules import DIMENSIONS
+from analytics.records.store import CO_CREATORS, CUSTOMERS, RecordStore, leaderboard_key, record_key
 from analytics.redis_connect import connect
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, SOURCE_RASA, LogEvent
@@ -30,10 +31,13 @@ async def write(client: redis.asyncio.Redis, events: List[LogEvent]) -> None:
         await pipe.execute()
 
 
-async def records(client: redis.asyncio.Redis) -> Dict[str, str]:
-    """Every customer's record as stored: the bytes, not a parse of them."""
+async def records(client: redis.asyncio.Redis) -> Dict[str, Any]:
+    """Every customer's record as stored (the bytes, not a parse of them) and every leaderboard."""
     names = await client.zrange(CUSTOMERS, 0, -1)
-    return {name: await client.get(record_key(name)) for name in names}
+    stored: Dict[str, Any] = {name: await client.get(record_key(name)) for name in names}
+    for board in (*DIMENSIONS, CO_CREATORS):
+        stored[f"board:{board}"] = await client.zrange(leaderboard_key(board), 0, -1, withscores=True)
+    return stored
 
 
 def consumer(client: redis.asyncio.Redis, name: str, **settings: int) -> StreamConsumer:
@@ -50,7 +54,8 @@ async def test_two_consumers_share_the_work_and_match_a_replay_byte_for_byte(cli
     assert first.applied > 0 and second.applied > 0  # both did some of it
     assert first.applied + second.applied == len(events) + 40
     incremental = await records(client)
-    assert len(incremental) == 12
+    assert len([key for key in incremental if key.startswith("C-")]) == 12
+    assert len(incremental["board:innovation"]) > 0 and incremental["board:recommendation"] == []
     lag = await group_lag(client)
     assert (lag.entries, lag.pending, lag.dead_letters) == (0, 0, 0)
 

@@ -23,7 +23,8 @@ class Deduplicator:
 
     async def first_time(self, channel: str, message_id: str) -> bool:
         """True the first time (channel, message_id) is seen. When Redis is down, let it through."""
-        key = f"{PREFIX}{channel}:{message_id[:200]}"
+        # surrogatepass: an id holding a lone surrogate (a forged escape) still makes a distinct key
+        key = f"{PREFIX}{channel}:{message_id[:200]}".encode("utf-8", "surrogatepass")
         try:
             return bool(await self._resolver.client.set(key, b"1", nx=True, ex=self._ttl))
         except Exception as exc:  # better a rare double answer than a lost message

@@ -1,6 +1,7 @@
 """What connectors say to customers in their own words, and how long texts are cut for a channel
 (no Rasa imports: tests in the other runtime read it)."""
 
+import re
 from typing import Callable, List
 
 # The one place the apology lives; every connector sends exactly this.
@@ -10,6 +11,20 @@ APOLOGY_TEXT = (
 )
 
 TEXT_ONLY = "I can only read text for now. Could you type your message instead?"
+
+EMPTY_TEXT = "I didn't get any words in that message. What would you like to ask?"
+
+# A UTF-16 surrogate not in a pair: JSON can carry one (`"\ud800"`), UTF-8 cannot, and the
+# sentence encoder's tokenizer fails on it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def normalise_text(text: str) -> str:
+    """A customer's text as every channel hands it to Rasa: each lone surrogate (a half emoji cut
+    by a client, or a forged escape) becomes U+FFFD, as a browser's TextDecoder does, so the rest
+    of the message is still read. Python strings never hold a valid pair, so every surrogate is lone."""
+    return _LONE_SURROGATE.sub(REPLACEMENT_CHARACTER, text)
 
 
 def too_long_text(length: int, limit: int) -> str:

@@ -2,7 +2,9 @@
 
 The portal's backend issues a short-lived JWT for the logged-in user (HS256 with a shared
 secret, or RS256 with the public key configured here) naming the account, the user, their
-e-mail and role; `exp`, `iat`, `aud` and `iss` are checked. Each message carries in-use
+e-mail and role; `exp`, `iat`, `aud` and `iss` are checked, and a token may live at most
+`max_token_lifetime` seconds (default one hour: `exp - iat`, and `exp` from now), so a token
+that leaks cannot be replayed for long. Each message carries in-use
 context (product, feature, page, app version), which reaches the tracker as message
 metadata and is stored with any feedback, idea or problem captured from it.
 
@@ -18,6 +20,7 @@ of who writes: its portal user and e-mail are linked to one customer (analytics.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -32,7 +35,7 @@ from connectors.dedup import Deduplicator
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT
+from connectors.messages import APOLOGY_TEXT, normalise_text
 from connectors.options import Options
 from connectors.payload import PayloadLimits, check_message, load_object
 from connectors.requests import read_body
@@ -43,6 +46,7 @@ CONTEXT_KEYS = ("product", "feature", "page", "app_version")
 MAX_CONTEXT_VALUE = 200
 FIELDS = frozenset({"message", "context", "message_id"})
 LEEWAY_SECONDS = 30
+MAX_TOKEN_LIFETIME = 3600  # seconds; the portal's backend should issue tokens for minutes, not days
 ALGORITHMS = ("HS256", "RS256")
 
 
@@ -71,6 +75,7 @@ class PortalInput(InputChannel):
         "issuer": str,
         "max_message_chars": int,
         "max_body_bytes": int,
+        "max_token_lifetime": int,
     }
 
     def __init__(
@@ -81,6 +86,7 @@ class PortalInput(InputChannel):
         audience: str,
         issuer: str,
         limits: PayloadLimits = PayloadLimits(),
+        max_token_lifetime: int = MAX_TOKEN_LIFETIME,
         resolver: Optional[IdentityResolver] = None,
         deduplicator: Optional[Deduplicator] = None,
     ) -> None:
@@ -91,6 +97,7 @@ class PortalInput(InputChannel):
         self.audience = audience
         self.issuer = issuer
         self.limits = limits
+        self.max_token_lifetime = max_token_lifetime
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
 
@@ -116,12 +123,15 @@ class PortalInput(InputChannel):
             raise ConnectorConfigError(f"{owner}: missing {key_name} (set {hint}) for {algorithm}; secrets come from the environment, see .env.example")
         if algorithm == "HS256" and len(values[key_name].encode()) < 32:
             raise ConnectorConfigError(f"{owner}: jwt_secret must be at least 32 bytes for HS256")
-        options.positive("max_message_chars", "max_body_bytes")
+        options.positive("max_message_chars", "max_body_bytes", "max_token_lifetime")
         limits = PayloadLimits(
             max_message_chars=values.get("max_message_chars", PayloadLimits.max_message_chars),
             max_body_bytes=values.get("max_body_bytes", PayloadLimits.max_body_bytes),
         )
-        return cls(key=values[key_name], algorithm=algorithm, audience=values["audience"], issuer=values["issuer"], limits=limits)
+        return cls(
+            key=values[key_name], algorithm=algorithm, audience=values["audience"], issuer=values["issuer"], limits=limits,
+            max_token_lifetime=values.get("max_token_lifetime", MAX_TOKEN_LIFETIME),
+        )
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         portal = Blueprint("engage_portal", __name__)
@@ -176,6 +186,7 @@ class PortalInput(InputChannel):
             raise RequestRejected(401, "token_expired", "Your portal session has expired; please reload the page.") from None
         except jwt.PyJWTError as exc:
             raise RequestRejected(401, "invalid_token", f"The portal token is not valid ({exc}).") from None
+        self._check_lifetime(claims)
         account_id, user_id = claims.get("account_id"), claims.get("sub")
         email, role = claims.get("email"), claims.get("role")
         if not isinstance(account_id, (str, int)) or isinstance(account_id, bool):
@@ -186,6 +197,19 @@ class PortalInput(InputChannel):
         except IdentityError as exc:
             raise RequestRejected(403, "invalid_claims", f"The token's account, user or e-mail is not usable: {exc}") from None
         return user
+
+    def _check_lifetime(self, claims: Dict[str, Any]) -> None:
+        """A token may not be valid for longer than max_token_lifetime: issued for that long at most,
+        and expiring no later than that from now (so a forged future `iat` does not stretch it)."""
+        expires, issued = float(claims["exp"]), float(claims["iat"])  # PyJWT checked both are numbers
+        longest = self.max_token_lifetime
+        if expires - issued > longest or expires - time.time() > longest + LEEWAY_SECONDS:  # leeway: clock skew
+            raise RequestRejected(
+                401,
+                "token_lifetime_too_long",
+                f"The portal token is valid for longer than {self.max_token_lifetime} seconds; "
+                "the portal must issue shorter-lived tokens.",
+            )
 
     def parse(self, body: bytes) -> "tuple[str, Dict[str, Any], Optional[str]]":
         payload = load_object(body, self.limits.max_body_bytes, FIELDS)
@@ -211,5 +235,5 @@ def _context(raw: Any) -> Dict[str, Any]:
         if not isinstance(value, str) or len(value) > MAX_CONTEXT_VALUE:
             raise RequestRejected(400, "invalid_context", f"context.{key} must be text of at most {MAX_CONTEXT_VALUE} characters.", ["context"])
         if value.strip():
-            context[key] = value.strip()
+            context[key] = normalise_text(value.strip())
     return context

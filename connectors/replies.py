@@ -9,6 +9,7 @@ after handling a message that produced nothing and send `APOLOGY_TEXT` instead.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -129,5 +130,17 @@ def publish(app: Sanic, record: LogEvent) -> bool:
     if broker is None:
         logger.error("no RedisStreamEventBroker configured: %s for %s not recorded", record.type, record.conversation_id)
         return False
-    broker.publish_log_event(record)
+    broker.publish_log_event(serialisable(record))
     return True
+
+
+def serialisable(record: LogEvent) -> LogEvent:
+    """`record` with a stand-in for metadata or data that JSON cannot carry (nested too deep for the
+    encoder, circular), so the record is still written rather than lost with its reason."""
+    for name in ("metadata", "data"):
+        try:
+            json.dumps(getattr(record, name), separators=(",", ":"), default=str)
+        except (RecursionError, ValueError, TypeError) as exc:
+            logger.warning("%s record for %s: %s not serialisable (%s)", record.type, record.conversation_id, name, type(exc).__name__)
+            setattr(record, name, {"unserialisable": f"{type(exc).__name__}: {exc}"[:200]})
+    return record

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -41,9 +40,10 @@ from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text, utf16_units
+from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text, utf16_units
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
+from connectors.payload import load_json
 from connectors.requests import SenderQueues, read_body
 
 logger = logging.getLogger(__name__)
@@ -337,10 +337,12 @@ class TelegramInput(InputChannel):
             )
             return
         if not text.strip():
+            await output.send_text_message(customer_id, EMPTY_TEXT)
+            record_connector_event(app, MESSAGE_REFUSED, customer_id, CHANNEL, {"reason": "empty_message"})
             return
         metadata = {"telegram": {"user_id": work.user_id, "chat_id": work.chat_id, "username": work.username}}
         message = UserMessage(
-            text,
+            normalise_text(text),
             output,
             customer_id,
             input_channel=CHANNEL,
@@ -359,10 +361,7 @@ class TelegramInput(InputChannel):
 
 
 def _load_update(body: bytes) -> Dict[str, Any]:
-    try:
-        update = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RequestRejected(400, "invalid_json", "The request body must be a JSON Update object.") from None
+    update = load_json(body)
     if not isinstance(update, dict) or not _is_id(update.get("update_id")):
         raise RequestRejected(400, "not_an_update", "The request body must be a Telegram Update with an update_id.")
     return update
@@ -404,4 +403,4 @@ def _read_update(update: Dict[str, Any]) -> Optional[_Work]:
 
 def _username(sender: Dict[str, Any]) -> Optional[str]:
     username = sender.get("username")
-    return username if isinstance(username, str) else None
+    return normalise_text(username) if isinstance(username, str) else None

@@ -38,10 +38,11 @@ from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, TEXT_ONLY, split_text, too_long_text
+from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text
 from connectors.errors import RequestRejected
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy
+from connectors.payload import load_json
 from connectors.requests import SenderQueues, read_body
 
 logger = logging.getLogger(__name__)
@@ -279,10 +280,12 @@ class WhatsAppInput(InputChannel):
                 logger.warning("whatsapp: webhook with a wrong %s refused", SIGNATURE_HEADER)
                 return response.json({"error": "signature_mismatch"}, status=403)
             try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                return response.json({"error": "malformed_json"}, status=400)
+                payload = load_json(body)
+            except RequestRejected as rejected:
+                logger.warning("whatsapp: refused a signed webhook body: %s", rejected.detail)
+                return response.json(rejected.body(), status=rejected.status)
             if not _is_envelope(payload):
+                logger.warning("whatsapp: refused a signed webhook that is not a whatsapp_business_account notification")
                 return response.json({"error": "unexpected_payload"}, status=400)
             for number, message, contact in self._messages(payload):
                 job = partial(self._handle_message, request.app, number, message, contact, on_new_message)
@@ -314,10 +317,16 @@ class WhatsAppInput(InputChannel):
                 if receiver is not None and str(receiver) != self.phone_number_id:
                     logger.warning("whatsapp: ignored %d message(s) sent to another number (%s)", len(messages), receiver)
                     continue
-                contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
+                listed = value.get("contacts")
+                contacts = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
                 for message in messages:
                     if not isinstance(message, dict) or not isinstance(message.get("from"), str):
                         logger.warning("whatsapp: ignored a message without a sender")
+                        continue
+                    if not _is_message_id(message.get("id")):
+                        # Meta's ids are strings ("wamid...."); without one a redelivery cannot be told apart.
+                        logger.warning("whatsapp: ignored a message from %s without a usable id (%s)",
+                                       _masked(message["from"]), type(message.get("id")).__name__)
                         continue
                     contact = next((c for c in contacts if c.get("wa_id") == message["from"]), contacts[0] if contacts else {})
                     yield message["from"], message, contact
@@ -325,12 +334,12 @@ class WhatsAppInput(InputChannel):
     async def _handle_message(
         self, app: Sanic, number: str, message: Dict[str, Any], contact: Dict[str, Any], on_new_message: OnNewMessage
     ) -> None:
-        message_id = message.get("id")
-        if isinstance(message_id, str) and not await self.deduplicator.first_time(CHANNEL, message_id):
+        message_id: str = message["id"]  # checked by _messages
+        if not await self.deduplicator.first_time(CHANNEL, message_id):
             logger.info("whatsapp: dropped a repeated message %s", message_id[:80])
             return
         kind = message.get("type")
-        if kind in SILENT_TYPES:
+        if isinstance(kind, str) and kind in SILENT_TYPES:
             logger.info("whatsapp: ignored a %s message from %s", kind, _masked(number))
             return
         try:
@@ -351,7 +360,9 @@ class WhatsAppInput(InputChannel):
             record_connector_event(app, UNSUPPORTED_MESSAGE, customer_id, CHANNEL, {"type": unsupported})
             return
         if not text.strip():
-            logger.info("whatsapp: ignored an empty message from %s", customer_id)
+            logger.info("whatsapp: refused a message from %s: empty_message", customer_id)
+            await output.send_text_message(customer_id, EMPTY_TEXT)
+            record_connector_event(app, MESSAGE_REFUSED, customer_id, CHANNEL, {"reason": "empty_message"})
             return
         if len(text) > self.max_message_chars:
             logger.info("whatsapp: refused a message from %s: message_too_long", customer_id)
@@ -359,19 +370,27 @@ class WhatsAppInput(InputChannel):
             record_connector_event(app, MESSAGE_REFUSED, customer_id, CHANNEL, {"reason": "message_too_long"})
             return
         profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-        metadata = {"whatsapp": {"wa_id": contact.get("wa_id") or number, "profile_name": profile.get("name")}}
+        wa_id, name = contact.get("wa_id"), profile.get("name")
+        metadata = {"whatsapp": {
+            "wa_id": wa_id if isinstance(wa_id, str) and wa_id else number,
+            "profile_name": normalise_text(name) if isinstance(name, str) else None,
+        }}
         user_message = UserMessage(
-            text,
+            normalise_text(text),
             output,
             customer_id,
             input_channel=CHANNEL,
-            message_id=message_id if isinstance(message_id, str) else None,
+            message_id=message_id,
             metadata=metadata,
         )
         await deliver(app, user_message, on_new_message)
 
 
 # --- inbound messages ---------------------------------------------------------------------------
+
+
+def _is_message_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 256
 
 
 def _is_envelope(payload: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import RequestRejected
-from connectors.payload import InboundMessage, PayloadLimits, parse_rest_payload
+from connectors.payload import InboundMessage, PayloadLimits, nesting_exceeds, parse_rest_payload
 
 
 def encode(payload: Any) -> bytes:
@@ -105,13 +105,32 @@ def test_bodies_that_are_not_clean_json(body: bytes) -> None:
     assert (error.status, error.code) == (400, "invalid_json")
 
 
+@pytest.mark.parametrize("depth", [33, 500, 985, 20_000])
+def test_nesting_is_capped_before_parsing(depth: int) -> None:
+    metadata = "[" * (depth - 1) + "]" * (depth - 1)  # inside the body's own object
+    error = rejected(b'{"sender": "u", "message": "hi", "metadata": {"x": ' + metadata.encode() + b"}}")
+    assert (error.status, error.code) == (400, "invalid_json") and "more than 32 deep" in error.detail
+    assert rejected(b"[" * depth).code == "invalid_json"  # unbalanced: json.loads would recurse before failing
+
+
+def test_nesting_up_to_the_cap_and_brackets_in_strings_are_fine() -> None:
+    deep = {"x": json.loads("[" * 30 + "]" * 30)}  # 32 levels with the body and metadata objects
+    assert parse_rest_payload(encode({"sender": "u", "message": "hi", "metadata": deep})).metadata == deep
+    text = "[[{" * 1000 + ' \\" [ \\'
+    assert parse_rest_payload(encode({"sender": "u", "message": text})).text == text
+    assert not nesting_exceeds('"' + "[" * 100, 32)  # an unterminated string: its brackets do not count
+    assert nesting_exceeds('{"a": "]]]]", "b": ' + "[" * 33, 32)
+
+
 def test_non_objects_are_refused() -> None:
     for payload in ([], ["sender", "message"], "hi", 3, None):
         assert rejected(encode(payload)).code == "not_an_object"
 
 
-def test_lone_surrogates_are_refused() -> None:
-    assert rejected(b'{"sender": "u", "message": "hi \\ud800"}').code == "invalid_message"
+def test_lone_surrogates_in_the_message_become_replacement_characters() -> None:
+    # The same text on every channel (connectors.messages.normalise_text); metadata is the caller's own data.
+    assert parse_rest_payload(b'{"sender": "u", "message": "hi \\ud800 there \\udfff"}').text == "hi \ufffd there \ufffd"
+    assert parse_rest_payload(b'{"sender": "u", "message": "ok \\ud83d\\ude00"}').text == "ok \U0001F600"  # a pair is kept
     assert rejected(b'{"sender": "u", "message": "hi", "metadata": {"p": "\\udfff"}}').code == "invalid_metadata"
 
 

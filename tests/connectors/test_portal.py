@@ -109,8 +109,11 @@ async def test_rs256_tokens_are_checked_with_the_public_key(redis_url: str, tmp_
         (token(account_id=None), 403, "invalid_claims"),
         (token(email="not an email"), 403, "invalid_claims"),
         (jwt.encode({"sub": "u", "account_id": "a", "aud": AUDIENCE, "iss": ISSUER, "iat": 1, "exp": 9999999999}, None, algorithm="none"), 401, "invalid_token"),
+        (token(exp=int(time.time()) + 365 * 24 * 3600), 401, "token_lifetime_too_long"),
+        (token(iat=int(time.time()) - 7200, exp=int(time.time()) + 300), 401, "token_lifetime_too_long"),
     ],
-    ids=["no-header", "empty", "garbage", "wrong-key", "expired", "audience", "issuer", "no-iat", "no-account", "bad-email", "alg-none"],
+    ids=["no-header", "empty", "garbage", "wrong-key", "expired", "audience", "issuer", "no-iat", "no-account", "bad-email", "alg-none",
+         "lives-a-year", "issued-for-2h"],
 )
 async def test_bad_tokens_are_refused_and_nothing_reaches_rasa_or_the_log(redis_url: str, tmp_path: Path, bearer: Optional[str], status: int, code: str) -> None:
     recorder = Recorder()
@@ -141,6 +144,30 @@ async def test_bad_bodies_are_refused_with_the_right_status(redis_url: str, tmp_
         assert (got, answer["error"]) == (status, code)
         assert (await send(session, url, {"message": "and now?"}, token()))[0] == 200  # still serving
     assert [m.text for m in recorder.calls] == ["and now?"]
+
+
+async def test_token_lifetime_is_capped_at_an_hour_unless_configured(redis_url: str, tmp_path: Path) -> None:
+    now = int(time.time())
+    hour, day = token(iat=now, exp=now + 3600), token(iat=now, exp=now + 24 * 3600)
+    recorder = Recorder()
+    async with portal(recorder, redis_url, tmp_path) as (url, session, _):
+        assert (await send(session, url, {"message": "an hour"}, hour))[0] == 200
+        assert (await send(session, url, {"message": "a day"}, day))[0] == 401
+    longer = PortalInput.from_credentials({"jwt_secret": SECRET, "audience": AUDIENCE, "issuer": ISSUER, "max_token_lifetime": 24 * 3600})
+    async with portal(recorder, redis_url, tmp_path, longer) as (url, session, _):
+        assert (await send(session, url, {"message": "a day"}, day))[0] == 200
+    assert [m.text for m in recorder.calls] == ["an hour", "a day"]
+    with pytest.raises(ConnectorConfigError, match="max_token_lifetime"):
+        PortalInput.from_credentials({"jwt_secret": SECRET, "audience": AUDIENCE, "issuer": ISSUER, "max_token_lifetime": 0})
+
+
+async def test_lone_surrogates_reach_rasa_as_replacement_characters(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with portal(recorder, redis_url, tmp_path) as (url, session, _):
+        raw = b'{"message": "hi \\ud800", "context": {"page": "/p\\udfff"}}'
+        assert (await send(session, url, None, token(), raw=raw))[0] == 200
+    (message,) = recorder.calls
+    assert message.text == "hi \ufffd" and message.metadata["page"] == "/p\ufffd"
 
 
 async def test_a_retried_message_id_is_answered_once(redis_url: str, tmp_path: Path) -> None:

@@ -93,6 +93,25 @@ async def test_reply_failed_goes_through_our_broker(redis_url: str, tmp_path: Pa
     assert stored.metadata == {"page": "/billing"}
 
 
+async def test_a_record_whose_metadata_json_cannot_carry_is_still_written(redis_url: str, tmp_path: Path) -> None:
+    broker = RedisStreamEventBroker(redis_url, spool_path=tmp_path / "spool.jsonl")
+    broker.start()
+    app = new_app()
+    app.ctx.agent = Agent(tracker_store=InMemoryTrackerStore(Domain.empty(), event_broker=broker))
+    deep: dict = {}
+    for _ in range(5000):  # deeper than the JSON encoder recurses
+        deep = {"x": deep}
+    circular: list = []
+    circular.append(circular)
+    record_reply_failed(app, conversation_id="cust-9", channel="rest", text="hi \ud800", message_id="m-1",
+                        data={"reason": "handler_error", "error": "RecursionError", "loop": circular}, metadata=deep)
+    await broker.close()
+    [stored] = read_stream(redis_url)
+    assert stored.type == REPLY_FAILED and stored.conversation_id == "cust-9"
+    assert stored.metadata["unserialisable"].startswith("RecursionError")
+    assert stored.data["unserialisable"].startswith("ValueError: Circular reference")
+
+
 def test_other_brokers_are_not_used() -> None:
     app = new_app()
     assert find_event_broker(app) is None

@@ -17,7 +17,7 @@ import redis
 from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from connectors.errors import ConnectorConfigError
-from connectors.messages import TEXT_ONLY
+from connectors.messages import EMPTY_TEXT, TEXT_ONLY
 from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import telegram_api as tg
@@ -160,6 +160,36 @@ async def test_malformed_and_oversized_bodies_are_refused(redis_url: str, tmp_pa
         assert await t.post(tg.text_update(ADA, "fine")) == 200
         await wait_until(lambda: t.fake.messages)
     assert [m.text for m in recorder.calls] == ["fine"]
+
+
+async def test_deeply_nested_bodies_are_refused_before_parsing(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with telegram(recorder, redis_url, tmp_path) as t:
+        for raw in (b"[" * 1000, b'{"update_id": 1, "message": ' + b'{"a":' * 900 + b"1" + b"}" * 901):
+            assert await t.post(raw=raw) == 400
+        assert await t.post(tg.text_update(ADA, "fine")) == 200
+        await wait_until(lambda: t.fake.messages)
+    assert [m.text for m in recorder.calls] == ["fine"]
+
+
+async def test_lone_surrogates_reach_rasa_as_replacement_characters(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with telegram(recorder, redis_url, tmp_path) as t:
+        assert await t.post(tg.text_update(ADA, "hi \ud800", username="ada\udfff")) == 200  # json.dumps escapes them
+        await wait_until(lambda: t.fake.messages)
+    (message,) = recorder.calls
+    assert message.text == "hi \ufffd" and message.metadata["telegram"]["username"] == "ada\ufffd"
+
+
+async def test_an_empty_message_gets_an_answer_and_a_record(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with telegram(recorder, redis_url, tmp_path) as t:
+        assert await t.post(tg.text_update(ADA, " \n\t ")) == 200
+        await wait_until(lambda: t.fake.messages)
+        customer = await t.resolver.directory.owner(Identity.of("telegram", str(ADA)))
+    assert recorder.calls == [] and t.fake.messages == [{"chat_id": ADA, "text": EMPTY_TEXT}]
+    (record,) = [e for e in read_stream(redis_url) if e.type == "message_refused"]
+    assert record.data == {"reason": "empty_message"} and record.conversation_id == customer
 
 
 async def test_a_repeated_update_is_handled_once(redis_url: str, tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 import aiohttp
 import pytest
@@ -21,7 +23,7 @@ from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from analytics.schema import REPLY_UNDELIVERED, LogEvent
 from connectors.errors import ConnectorConfigError
-from connectors.messages import TEXT_ONLY
+from connectors.messages import EMPTY_TEXT, TEXT_ONLY
 from connectors.whatsapp import WhatsAppInput, interactive_message
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import whatsapp_graph as wa
@@ -274,6 +276,88 @@ async def test_malformed_and_unexpected_bodies_are_refused(redis_url: str, tmp_p
             assert status == 400, raw
         await s.settled()
     assert recorder.calls == [] and read_stream(redis_url) == []
+
+
+def wrong_shapes(node: Any, path: tuple = ()) -> Iterator[tuple]:
+    """(path, value) for every part of `node` replaced, in turn, by a value of another type."""
+    for wrong in (None, 1, "x", [], {}, [[]]):
+        if path:
+            yield path, wrong
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from wrong_shapes(child, path + (key,))
+
+
+def replaced(payload: Any, path: tuple, value: Any) -> Any:
+    copy = json.loads(json.dumps(payload))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return copy
+
+
+async def test_no_signed_body_of_any_shape_gets_a_500(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Meta retries a 500 for days: each wrong shape is acknowledged with a logged refusal, or refused with 400.
+    message = wa.text_message(ADA, "hi")
+    bodies = [wa.encode(replaced(message, path, value)) for path, value in wrong_shapes(message)]
+    bodies += [b"[" * 1000, b'{"a":' * 1000, b"[" * 30_000 + b"]" * 30_000]
+    bodies.append(b'{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[],"contacts":1}}]}]}')
+    recorder = Recorder()
+    async with whatsapp(recorder, redis_url, tmp_path) as s:
+        statuses = []
+        for body in bodies:
+            status, _ = await s.post(None, raw=body, headers={"X-Hub-Signature-256": wa.signature(body)})
+            statuses.append(status)
+        await s.settled()
+        assert set(statuses) <= {200, 400}, [(status, body[:120]) for status, body in zip(statuses, bodies) if status not in (200, 400)]
+        assert statuses[-4:] == [400, 400, 400, 200]
+        calls = len(recorder.calls)
+        assert (await s.post(wa.text_message(BOB, "still there?")))[0] == 200
+        await eventually(lambda: any(m["to"] == BOB for m in s.graph.sent), what="the reply to Bob")
+        await s.settled()
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "connectors.requests"]
+    assert failed == [], failed[0].getMessage()  # no background job crashed either
+    assert recorder.calls[-1].text == "still there?" and len(recorder.calls) == calls + 1
+
+
+async def test_a_message_without_a_string_id_is_refused_not_handled_each_time(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    async with whatsapp(recorder, redis_url, tmp_path) as s:
+        for message_id in (12345, 12345, 12345, 12345, 12345, None, ["a"], ""):
+            payload = wa.text_message(ADA, "numbered")
+            payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = message_id
+            assert (await s.post(payload))[0] == 200
+        for _ in range(5):
+            assert (await s.post(wa.text_message(ADA, "string id", message_id="12345")))[0] == 200
+        await s.graph.wait_for(1)
+        await s.settled()
+    assert [m.text for m in recorder.calls] == ["string id"]
+    assert sum("without a usable id" in r.getMessage() for r in caplog.records) == 8
+
+
+async def test_lone_surrogates_reach_rasa_as_replacement_characters(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with whatsapp(recorder, redis_url, tmp_path) as s:
+        await s.post(wa.text_message(ADA, "hi \ud800 there", name="Ada \udfff"))  # Meta's JSON escapes them as \ud800
+        await s.post(wa.button_reply(ADA, "/ask_pricing\udc00", "Pricing"))
+        await s.graph.wait_for(2)
+        await s.settled()
+    assert [m.text for m in recorder.calls] == ["hi \ufffd there", "/ask_pricing\ufffd"]
+    assert recorder.calls[0].metadata["whatsapp"]["profile_name"] == "Ada \ufffd"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+async def test_an_empty_message_gets_an_answer_and_a_record(redis_url: str, tmp_path: Path, text: str) -> None:
+    recorder = Recorder()
+    async with whatsapp(recorder, redis_url, tmp_path) as s:
+        await s.post(wa.text_message(ADA, text))
+        (reply,) = await s.graph.wait_for(1)
+        await s.settled()
+    assert recorder.calls == []
+    assert reply["to"] == ADA and reply["text"]["body"] == EMPTY_TEXT
+    (record,) = records(redis_url, "message_refused")
+    assert record.data == {"reason": "empty_message"} and record.channel == "whatsapp" and CUSTOMER_ID.match(record.conversation_id)
 
 
 async def test_an_oversized_body_is_refused(redis_url: str, tmp_path: Path) -> None:

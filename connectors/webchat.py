@@ -16,13 +16,14 @@ and listens for `bot_uttered`. Differences from Rasa's `socketio` channel:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import urllib.parse
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import engineio
 from engineio import packet as eio_packet
@@ -33,6 +34,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+from socketio import packet as sio_packet
 
 from analytics.customers import WEB, Identity
 from analytics.schema import MESSAGE_REFUSED
@@ -64,7 +66,10 @@ class GuardedEngineServer(engineio.AsyncServer):
     disconnects with `wait=True`, which waits for the client to collect the close packet, so the
     POST itself never gets an answer. Those POSTs are checked here first: 400 (413 for size) and
     the socket closed without waiting, before any of the payload's packets is handled.
+    `message_ok` (set by the socket.io layer) also refuses a text message it could not handle.
     """
+
+    message_ok: Callable[[Any], bool] = staticmethod(lambda data: True)
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         environ = self._async["translate_request"](*args, **kwargs)
@@ -98,17 +103,52 @@ class GuardedEngineServer(engineio.AsyncServer):
             packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
         except Exception:  # whatever a payload's decoding raises (ValueError, KeyError, RecursionError...)
             packets = None
-        if packets is None or any(p.packet_type not in POSTABLE_PACKETS for p in packets):
+        if packets is None or any(
+            p.packet_type not in POSTABLE_PACKETS or (p.packet_type == eio_packet.MESSAGE and not p.binary and not self.message_ok(p.data))
+            for p in packets
+        ):
             await self.drop(sid)
             return self._bad_request("Malformed payload")
         return None
 
 
+def socketio_packet_ok(data: Any) -> bool:
+    """True for a text socket.io packet this server can handle: a type a client sends, and for an
+    event a name and at most one argument (every handler here takes one). python-socketio logs a
+    traceback for anything else (`42`, `4x`, `42[1]`, `42["user_uttered",1,2]`) and carries on."""
+    if not isinstance(data, str):
+        return False
+    try:
+        packet = sio_packet.Packet(encoded_packet=data)
+    except Exception:  # ValueError, RecursionError on deep nesting, ...
+        return False
+    kind = packet.packet_type
+    if kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+        return isinstance(packet.data, list) and 1 <= len(packet.data) <= 2 and isinstance(packet.data[0], str)
+    if kind in (sio_packet.ACK, sio_packet.BINARY_ACK):
+        return isinstance(packet.data, list)
+    if kind == sio_packet.CONNECT:
+        return packet.data is None or isinstance(packet.data, dict)
+    return kind == sio_packet.DISCONNECT
+
+
 class WebChatServer(AsyncServer):
-    """python-socketio's server on GuardedEngineServer."""
+    """python-socketio's server on GuardedEngineServer; a socket that sends a packet it cannot
+    handle is closed (over long-polling its POST gets 400 first)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eio.message_ok = socketio_packet_ok
 
     def _engineio_server_class(self) -> type:
         return GuardedEngineServer
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid not in self._binary_packet and not socketio_packet_ok(data):  # else an attachment
+            logger.info("socketio: closed a socket that sent a malformed packet")
+            await self.eio.drop(eio_sid)
+            return
+        await super()._handle_eio_message(eio_sid, data)
 
 
 class WebChatOutput(SocketIOOutput):
@@ -165,6 +205,7 @@ class WebChatInput(InputChannel):
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
         self.sio: Optional[WebChatServer] = None
         self.app: Any = None
+        self._turns: Set["asyncio.Future[None]"] = set()
 
     @classmethod
     def name(cls) -> str:
@@ -276,7 +317,13 @@ class WebChatInput(InputChannel):
             return
         metadata = data.get("metadata", data.get("customData")) or {}
         message = UserMessage(data["message"], output, customer_id, input_channel=self.name(), metadata=metadata)
-        await deliver(self.app, message, on_new_message)
+        # A customer who closes the tab mid-answer cancels this handler; Rasa's handling must not
+        # be cut short with it (the tracker unsaved, the action server's records already written).
+        # The turn completes, and its replies reach the session's other tabs.
+        turn = asyncio.ensure_future(deliver(self.app, message, on_new_message))
+        self._turns.add(turn)
+        turn.add_done_callback(self._turns.discard)
+        await asyncio.shield(turn)
 
     def _check(self, data: Any) -> Optional[tuple]:
         if not isinstance(data, dict):

@@ -277,3 +277,41 @@ async def test_every_long_polling_post_is_answered_at_once(redis_url: str, tmp_p
             assert await fresh.post(USER_UTTERED % session_id) == (200, "ok")
             assert "Hi!" in (await fresh.get())[1]
     assert [m.text for m in recorder.calls] == ["hello"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["42", "4x", "42[1]", '42["user_uttered",1,2]', "4[1,2]", '43"not a list"', "44", "40[]", "4" + "[" * 5000],
+    ids=["event-without-data", "unknown-type", "event-without-name", "too-many-arguments", "not-socketio", "ack-not-a-list", "connect-error", "connect-with-a-list", "deep-nesting"],
+)
+async def test_a_socketio_packet_the_server_cannot_handle_gets_400(redis_url: str, tmp_path: Path, body: str) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        async with aiohttp.ClientSession() as session:
+            client = Polling(session, base)
+            await client.open()
+            assert (await client.post(body))[0] == 400
+            assert (await client.get())[0] == 400  # closed: python-socketio would log a traceback and go on
+    assert recorder.calls == []
+
+
+async def test_a_turn_completes_when_the_customer_leaves_mid_answer(redis_url: str, tmp_path: Path) -> None:
+    class Slow(Recorder):
+        finished: List[str] = []
+
+        async def __call__(self, message: Any) -> None:
+            await super().__call__(message)
+            self.finished.append(message.text)
+
+    recorder = Slow(delay=0.5)
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        async with aiohttp.ClientSession() as session:
+            client = Polling(session, base)
+            await client.open()
+            assert await client.post(SESSION_REQUEST) == (200, "ok")
+            confirm = (await client.get())[1]
+            session_id = json.loads(confirm[confirm.index("[") :])[1]
+            with pytest.raises(asyncio.TimeoutError):  # the POST is held while the message is handled: leave
+                await session.post(f"{client.url}&sid={client.sid}", data=USER_UTTERED % session_id, timeout=aiohttp.ClientTimeout(total=0.1))
+            await asyncio.sleep(1.0)
+    assert recorder.finished == ["hello"]  # the handling went on to the end, not cancelled with the request

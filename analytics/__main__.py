@@ -8,7 +8,8 @@
     lag [--json]                            how far the service is behind the log
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
-Engagement rules: analytics/engagement/rules.yml (ENGAGE_ENGAGEMENT_RULES for another file).
+Rules: analytics/engagement/rules.yml and analytics/funnel/rules.yml (ENGAGE_ENGAGEMENT_RULES and
+ENGAGE_FUNNEL_RULES for other files).
 Exit status: 0 done, 1 not found, 2 bad input, bad rules or Redis unreachable.
 """
 
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError
 
 from analytics.engagement.rules import DIMENSIONS, RulesError
 from analytics.engagement.score import value_at
+from analytics.funnel.rules import FunnelRulesError
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
 from analytics.replay import replay
@@ -61,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))
-    except RulesError as exc:
+    except (RulesError, FunnelRulesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
@@ -116,6 +118,15 @@ def describe(record: Dict[str, Any]) -> str:
     for title, key in (("feedback", "feedback"), ("ideas", "ideas"), ("problems", "problems")):
         lines.append(f"  {title:11} {counts[key]}")
         lines.extend(f"    - {_when(item['at'])}  {item['text']}" for item in record[key][-5:])
+    stages = record["funnel"]
+    entered = stages["history"][-1] if stages["history"] else None
+    parts = ", ".join(f"{name} {points:g}" for name, points in stages["fit"]["parts"].items())
+    lines.append(
+        f"  funnel      {stages['stage']}" + (f" since {_when(entered['at'])} ({entered['reason']})" if entered else "")
+        + f"; fit {stages['fit']['score']:g}" + (f" ({parts})" if parts else "") + f"; engagement {stages['engagement']:.1f}"
+    )
+    if stages["sales_handover"]:
+        lines.append(f"  sales       handed over {_when(stages['sales_handover']['at'])}: {stages['sales_handover']['reason']}")
     if record["lead"]:
         lines.append("  lead")
         lines.extend(f"    {name:14} {item['value']}" + (f"  (said: {item['said']!r})" if item["said"] != item["value"] else "") for name, item in sorted(record["lead"].items()))

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, List
 from aiohttp import web
 
 from analytics.engagement.rules import load_rules
+from analytics.funnel.rules import load_funnel_rules
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
@@ -34,9 +35,12 @@ def default_consumer_name() -> str:
 
 
 def record_store(client: Any) -> RecordStore:
-    """Customer records and scores under the configured rules (a file with mistakes raises RulesError here)."""
+    """Customer records, scores and stages under the configured rules (a file with mistakes raises here)."""
     rules_file = os.environ.get("ENGAGE_ENGAGEMENT_RULES")
-    return RecordStore(client, load_rules(Path(rules_file) if rules_file else None))
+    funnel_file = os.environ.get("ENGAGE_FUNNEL_RULES")
+    return RecordStore(
+        client, load_rules(Path(rules_file) if rules_file else None), load_funnel_rules(Path(funnel_file) if funnel_file else None)
+    )
 
 
 def projections(client: Any) -> List[Projection]:

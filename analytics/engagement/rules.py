@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import yaml
+from analytics.yaml_rules import read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yml")
 
@@ -73,45 +73,32 @@ def load_rules(path: Optional[Path] = None) -> Rules:
 
 
 def parse_rules(text: str, source: str = "rules.yml") -> Rules:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RulesError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    problems: List[str] = []
-    if not isinstance(data, dict) or root is None:
-        raise RulesError(f"{source}:1: expected a mapping with half_life_days, technical_terms and rules")
-
-    def line(node: Any) -> str:
-        return f"{source}:{node.start_mark.line + 1}"
-
-    top = {key.value: value for key, value in root.value}
-    for key in data:
-        if key not in ("half_life_days", "technical_terms", "rules"):
-            problems.append(f"{line(next(k for k, _ in root.value if k.value == key))}: unknown setting {key!r}")
+    doc = read_yaml(text, source, RulesError)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise RulesError(f"{doc.line()}: expected a mapping with half_life_days, technical_terms and rules")
+    problems: List[str] = [f"{doc.key_line(key)}: unknown setting {key!r}" for key in data if key not in ("half_life_days", "technical_terms", "rules")]
     half_life = data.get("half_life_days")
     if not isinstance(half_life, (int, float)) or isinstance(half_life, bool) or half_life <= 0:
-        problems.append(f"{line(top.get('half_life_days', root))}: half_life_days must be a positive number of days")
+        problems.append(f"{doc.line(doc.node('half_life_days'))}: half_life_days must be a positive number of days")
     terms = data.get("technical_terms") or []
     if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
-        problems.append(f"{line(top.get('technical_terms', root))}: technical_terms must be a list of words")
+        problems.append(f"{doc.line(doc.node('technical_terms'))}: technical_terms must be a list of words")
         terms = []
     raw_rules = data.get("rules")
-    rule_nodes = top.get("rules")
     rules: List[Rule] = []
-    if not isinstance(raw_rules, list) or rule_nodes is None:
-        problems.append(f"{line(rule_nodes or root)}: rules must be a list")
+    if not isinstance(raw_rules, list):
+        problems.append(f"{doc.line(doc.node('rules'))}: rules must be a list")
     else:
         seen: Dict[str, str] = {}
-        for raw, node in zip(raw_rules, rule_nodes.value):
-            rule, errors = _rule(raw, line(node))
+        for index, raw in enumerate(raw_rules):
+            where = doc.line(doc.node("rules", index))
+            rule, errors = _rule(raw, where)
             problems.extend(errors)
             if rule is not None:
                 if rule.id in seen:
-                    problems.append(f"{line(node)}: rule id {rule.id!r} is used twice (first at {seen[rule.id]})")
-                seen[rule.id] = line(node)
+                    problems.append(f"{where}: rule id {rule.id!r} is used twice (first at {seen[rule.id]})")
+                seen[rule.id] = where
                 rules.append(rule)
     if problems:
         raise RulesError("the engagement rules have mistakes:\n  " + "\n  ".join(problems))

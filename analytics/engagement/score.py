@@ -117,10 +117,10 @@ def value_at(log: Optional[float], at: float, half_life: float) -> float:
     return 0.0 if log is None else 2.0 ** (log - (at - EPOCH) / half_life)
 
 
-def engagement(facts: Sequence[Fact], rules: Rules, as_of: Optional[float]) -> Dict[str, Any]:
-    """Scores per dimension (total, result path, process path, log-space and as of the last fact) with their explanation."""
+def engagement(found: Sequence[Contribution], rules: Rules, as_of: Optional[float]) -> Dict[str, Any]:
+    """Scores per dimension from `contributions(...)` (total, result and process paths, in log space and
+    as of `as_of`, the last fact), with their explanation."""
     half_life = rules.half_life_seconds
-    found = contributions(facts, rules)
     dimensions: Dict[str, Any] = {}
     for dimension in DIMENSIONS:
         mine = [c for c in found if c.dimension == dimension]

@@ -47,6 +47,8 @@ def fact_of(event: LogEvent) -> Optional[Fact]:
         context = _context(event.metadata)  # the portal sends what the customer is doing with each message
         if context:
             fact["context"] = context
+        if event.intent:
+            fact["intent"] = event.intent[:64]
         return fact
     if kind in (FAQ_ANSWERED, FAQ_SUGGESTED, FAQ_UNANSWERED):
         if data.get("query"):

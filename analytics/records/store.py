@@ -4,7 +4,11 @@
 each fact carrying its event id, so adding one twice is a no-op); `engage:analytics:record:<customer>`
 the canonical JSON of the fold over them; `engage:analytics:customers` every customer by last seen.
 A fact and the record it changes are written in one MULTI/EXEC, under WATCH of the facts, so
-two consumers working on one customer never lose each other's work.
+two consumers working on one customer never lose each other's work. In the same step the
+customer's place on the leaderboards (`leaderboard:<dimension>`) and in the funnel
+(`funnel:<stage>`, scored by when they entered it) is updated, and a sales handover the
+funnel asks for is put on the handover queue, once ever (`engage:funnel:sales-raised:<customer>`
+lives outside the derived keys, so a replay does not queue it again).
 """
 
 from __future__ import annotations
@@ -15,16 +19,32 @@ from typing import Any, Dict, List, Optional, Tuple
 from redis.exceptions import WatchError
 
 from analytics.engagement.rules import DIMENSIONS, Rules, load_rules
-from analytics.engagement.score import engagement
+from analytics.engagement.score import contributions, engagement
+from analytics.funnel.rules import STAGES, FunnelRules, load_funnel_rules
+from analytics.funnel.stages import funnel
 from analytics.records.facts import Fact, fact_of
 from analytics.records.fold import canonical, fold, ordered
-from analytics.schema import KEY_PREFIX, LogEvent
+from analytics.schema import HANDOVER_QUEUE, KEY_PREFIX, LogEvent, handover_request_key
 from analytics.stream.consumer import BadEvent
 
 PREFIX = KEY_PREFIX + "analytics:"
 CUSTOMERS = PREFIX + "customers"
 CO_CREATORS = "co_creators"
 MAX_CUSTOMER_ID = 128
+SALES_RAISED_PREFIX = KEY_PREFIX + "funnel:sales-raised:"
+SALES_TEAM = "sales"
+
+# KEYS: raised marker, handover queue, request hash. ARGV: customer, requested_at, reason, team.
+# Raise once ever; a conversation already waiting keeps its place (ZADD NX) and gets the reason.
+_RAISE_SALES_HANDOVER = """
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  redis.call('HSETNX', KEYS[3], 'requested_at', ARGV[2])
+  redis.call('HSET', KEYS[3], 'reason', ARGV[3], 'team', ARGV[4])
+  return 1
+end
+return 0
+"""
 
 
 def facts_key(customer_id: str) -> str:
@@ -38,6 +58,25 @@ def record_key(customer_id: str) -> str:
 def leaderboard_key(board: str) -> str:
     """One sorted set per dimension (and `co_creators`), scored in log space (see analytics.engagement.score)."""
     return f"{PREFIX}leaderboard:{board}"
+
+
+def stage_key(stage: str) -> str:
+    return f"{PREFIX}funnel:{stage}"
+
+
+def _place(pipe: Any, customer_id: str, stages: Dict[str, Any]) -> None:
+    entered = stages["history"][-1]["at"] if stages["history"] else 0.0
+    for stage in STAGES:
+        if stage == stages["stage"]:
+            pipe.zadd(stage_key(stage), {customer_id: entered})
+        else:
+            pipe.zrem(stage_key(stage), customer_id)
+    sales = stages["sales_handover"]
+    if sales is not None:
+        pipe.eval(
+            _RAISE_SALES_HANDOVER, 3, SALES_RAISED_PREFIX + customer_id, HANDOVER_QUEUE, handover_request_key(customer_id),
+            customer_id, repr(sales["at"]), sales["reason"], SALES_TEAM,
+        )
 
 
 def _rank(pipe: Any, customer_id: str, scores: Dict[str, Any]) -> None:
@@ -55,15 +94,18 @@ class RecordStore:
 
     name = "records"
 
-    def __init__(self, client: Any, rules: Optional[Rules] = None) -> None:
+    def __init__(self, client: Any, rules: Optional[Rules] = None, funnel_rules: Optional[FunnelRules] = None) -> None:
         self.client = client
         self.rules = rules or load_rules()
+        self.funnel_rules = funnel_rules or load_funnel_rules()
 
     def build(self, customer_id: str, facts: List[Fact]) -> Dict[str, Any]:
-        """The customer's record: the fold over their facts, with their engagement scores."""
+        """The customer's record: the fold over their facts, with their engagement scores and funnel stage."""
         in_order = ordered(facts)
         record = fold(customer_id, in_order)
-        record["engagement"] = engagement(in_order, self.rules, record["last_seen"])
+        found = contributions(in_order, self.rules)
+        record["engagement"] = engagement(found, self.rules, record["last_seen"])
+        record["funnel"] = funnel(in_order, self.funnel_rules, found, self.rules.half_life_seconds)
         return record
 
     async def apply(self, entry_id: str, event: LogEvent) -> None:
@@ -89,6 +131,7 @@ class RecordStore:
                     pipe.set(record, canonical(folded))
                     pipe.zadd(CUSTOMERS, {customer: folded["last_seen"]})
                     _rank(pipe, customer, folded["engagement"])
+                    _place(pipe, customer, folded["funnel"])
                     await pipe.execute()
                     return
                 except WatchError:

@@ -129,6 +129,7 @@ class StreamConsumer:
 
     async def drain(self) -> int:
         """Handle everything the group has not yet handled (tests, replays); returns the count."""
+        await self.ensure_group()
         total = 0
         while True:
             handled = await self.step(block=False)

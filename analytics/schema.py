@@ -31,6 +31,7 @@ SOURCE_RASA = "rasa"  # a tracker event published by the event broker
 SOURCE_ACTION = "action"  # a semantic event written by a custom action
 SOURCE_CONNECTOR = "connector"  # written by a channel connector (rejections, failed replies)
 SOURCE_STAFF = "staff"  # written by a staff command (an identity unlinked)
+SOURCE_DIRECTORY = "directory"  # written by the customer directory in the same step as a merge
 
 # Semantic event types written by actions and connectors (tracker events keep Rasa's names).
 FAQ_ANSWERED = "faq_answered"
@@ -49,6 +50,9 @@ REPLY_FAILED = "reply_failed"
 REPLY_UNDELIVERED = "reply_undelivered"  # the provider (WhatsApp, Telegram) refused a reply even after retries
 IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
 IDENTITY_UNLINKED = "identity_unlinked"  # staff removed an identity from a customer
+# Verified evidence joined customers: conversation_id is the customer kept, data.merged_from the
+# ones merged into it (the directory writes it in the same Lua step as the merge).
+CUSTOMERS_MERGED = "customers_merged"
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -68,6 +72,7 @@ SEMANTIC_TYPES = frozenset(
         REPLY_UNDELIVERED,
         IDENTITY_LINKED,
         IDENTITY_UNLINKED,
+        CUSTOMERS_MERGED,
     }
 )
 

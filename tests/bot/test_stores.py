@@ -137,6 +137,29 @@ async def test_lock_refuses_when_redis_stays_away() -> None:
             pytest.fail("the body must not run without a lock")
 
 
+async def test_a_waiting_message_gets_its_turn_soon_after_the_lock_is_released(redis_server: RedisServer, redis_url: str) -> None:
+    # Rasa looks once a second: after an outage, conversations sending a message a second
+    # kept a backlog (and the outage's latency) for good.
+    locks = lock_store_for(redis_server.port)
+    loop = asyncio.get_running_loop()
+    released = served = 0.0
+
+    async def first() -> None:
+        nonlocal released
+        async with locks.lock("c7"):
+            await asyncio.sleep(0.3)
+        released = loop.time()
+
+    async def second() -> None:
+        nonlocal served
+        await asyncio.sleep(0.05)
+        async with locks.lock("c7"):
+            served = loop.time()
+
+    await asyncio.gather(first(), second())
+    assert 0 <= served - released < 0.25
+
+
 async def test_call_redis_does_not_retry_other_errors() -> None:
     calls = 0
 

@@ -91,6 +91,9 @@ async def _command(args: argparse.Namespace) -> int:
                 print(f"{rank:3}. {name:24} {value_at(log, now, half_life):10.2f}")
             return 0 if rows else 1
         record = await store.record(args.customer)
+        while record is not None and "merged_into" in record:
+            print(f"{record['customer_id']} was merged into {record['merged_into']}", file=sys.stderr)
+            record = await store.record(record["merged_into"])
         if record is None:
             print(f"no record for {args.customer} (is the analytics service running? `python -m analytics lag`)", file=sys.stderr)
             return 1

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from analytics.schema import KEY_PREFIX
+from analytics.schema import EVENTS_STREAM, KEY_PREFIX, SCHEMA_VERSION
 
 PREFIX = KEY_PREFIX
 CUSTOMER_ID = re.compile(r"^C-[0-9a-f]{16}$")
@@ -106,8 +106,10 @@ class LinkedIdentity:
 
 
 # KEYS: none (keys are derived inside; the directory lives on one Redis).
-# ARGV: prefix, now, candidate id, pinned id ("" = none), n, then n pairs (identity, evidence).
+# ARGV: prefix, now, candidate id, pinned id ("" = none), n, then n pairs (identity, evidence),
+# then the interaction-log stream and an event id for the customers_merged record.
 # The winner is the pinned customer, else the most recently seen owner, else the candidate.
+# A merge is written to the log in the same step, so a replay of the log knows it.
 _RESOLVE = """
 local prefix, now, candidate, pinned = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
@@ -145,6 +147,12 @@ for _, owner in ipairs(order) do
     table.insert(merged, owner)
   end
 end
+if #merged > 0 then
+  redis.call('XADD', ARGV[6 + 2 * n], '*', 'type', 'customers_merged', 'conversation_id', winner,
+    'source', 'directory', 'channel', '', 'timestamp', now, 'text', '', 'intent', '', 'confidence', '',
+    'metadata', '{}', 'data', cjson.encode({merged_from = merged}), 'event_id', ARGV[7 + 2 * n],
+    'schema_version', ARGV[8 + 2 * n])
+end
 local attached = {}
 for i = 1, n do
   local identity, evidence = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
@@ -177,9 +185,10 @@ def new_customer_id() -> str:
 class CustomerDirectory:
     """The profiles, on a `redis.asyncio.Redis` client (decode_responses off or on)."""
 
-    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
+    def __init__(self, client: Any, prefix: str = PREFIX, stream: str = EVENTS_STREAM) -> None:
         self._client = client
         self._prefix = prefix
+        self._stream = stream
         self._resolve = client.register_script(_RESOLVE)
         self._unlink = client.register_script(_UNLINK)
 
@@ -198,6 +207,7 @@ class CustomerDirectory:
         args: List[Any] = [self._prefix, repr(time.time()), new_customer_id(), pinned, len(evidence)]
         for identity, how in evidence:
             args.extend([str(identity), how])
+        args.extend([self._stream, uuid.uuid4().hex, SCHEMA_VERSION])
         raw = await self._resolve(args=args)
         result = json.loads(raw)
         return Resolution(

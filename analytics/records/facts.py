@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from analytics.schema import (
+    CUSTOMERS_MERGED,
     FAQ_ANSWERED,
     FAQ_SUGGESTED,
     FAQ_UNANSWERED,
@@ -80,6 +81,10 @@ def fact_of(event: LogEvent) -> Optional[Fact]:
         return fact
     if kind == HANDOVER_REQUESTED:
         fact["reason"] = _text(data.get("reason"))
+        return fact
+    if kind == CUSTOMERS_MERGED:
+        merged = data.get("merged_from")
+        fact["merged_from"] = sorted(str(c) for c in merged) if isinstance(merged, list) else []
         return fact
     if kind in (IDENTITY_LINKED, IDENTITY_UNLINKED):
         fact["identity"] = _text(data.get("identity"), 200)

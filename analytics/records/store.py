@@ -60,6 +60,39 @@ def leaderboard_key(board: str) -> str:
     return f"{PREFIX}leaderboard:{board}"
 
 
+def merged_key(customer_id: str) -> str:
+    """Where a merged customer's record went (the customer kept), for events that still name it."""
+    return f"{PREFIX}merged:{customer_id}"
+
+
+def _customer_id(value: str) -> str:
+    if not value or len(value) > MAX_CUSTOMER_ID or not value.isprintable():
+        raise BadEvent(f"conversation_id is not a usable customer id: {value[:40]!r}")
+    return value
+
+
+async def _follow(pipe: Any, customer_id: str, limit: int = 32) -> str:
+    """The customer an id now belongs to, through any chain of merges."""
+    for _ in range(limit):
+        into = await pipe.get(merged_key(customer_id))
+        if into is None:
+            return customer_id
+        customer_id = into
+    raise BadEvent(f"merge chain from {customer_id} is longer than {limit}")
+
+
+def _forget(pipe: Any, customer_id: str, into: str) -> None:
+    """A customer merged into another: its facts moved there; it leaves every index, its record says where it went."""
+    pipe.delete(facts_key(customer_id))
+    pipe.set(record_key(customer_id), canonical({"customer_id": customer_id, "merged_into": into}))
+    pipe.set(merged_key(customer_id), into)
+    pipe.zrem(CUSTOMERS, customer_id)
+    for board in (*DIMENSIONS, CO_CREATORS):
+        pipe.zrem(leaderboard_key(board), customer_id)
+    for stage in STAGES:
+        pipe.zrem(stage_key(stage), customer_id)
+
+
 def stage_key(stage: str) -> str:
     return f"{PREFIX}funnel:{stage}"
 
@@ -112,30 +145,38 @@ class RecordStore:
         fact = fact_of(event)
         if fact is None:
             return
-        customer = event.conversation_id
-        if not customer or len(customer) > MAX_CUSTOMER_ID or not customer.isprintable():
-            raise BadEvent(f"conversation_id is not a usable customer id: {customer[:40]!r}")
+        customer = _customer_id(event.conversation_id)
+        merged_from = [_customer_id(str(c)) for c in fact.get("merged_from", [])]
         member = canonical(fact)
-        facts, record = facts_key(customer), record_key(customer)
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(facts)
-                    stored = await pipe.zrange(facts, 0, -1)
-                    if member in stored and await pipe.exists(record):
+                    # Watched before they are read: a merge that lands meanwhile makes this step retry.
+                    await pipe.watch(merged_key(customer), *(merged_key(c) for c in merged_from))
+                    target = await _follow(pipe, customer)
+                    absorbed = [c for c in merged_from if c != target and await pipe.get(merged_key(c)) is None]
+                    await pipe.watch(facts_key(target), *(facts_key(c) for c in absorbed))
+                    stored = set(await pipe.zrange(facts_key(target), 0, -1))
+                    for other in absorbed:
+                        stored.update(await pipe.zrange(facts_key(other), 0, -1))
+                    if member in stored and not absorbed and await pipe.exists(record_key(target)):
                         return  # applied before (a redelivery): nothing changes
-                    members = stored if member in stored else [*stored, member]
-                    folded = self.build(customer, [json.loads(m) for m in members])
+                    stored.add(member)
+                    folded = self.build(target, [json.loads(m) for m in stored])
                     pipe.multi()
-                    pipe.zadd(facts, {member: fact["t"]}, nx=True)
-                    pipe.set(record, canonical(folded))
-                    pipe.zadd(CUSTOMERS, {customer: folded["last_seen"]})
-                    _rank(pipe, customer, folded["engagement"])
-                    _place(pipe, customer, folded["funnel"])
+                    if absorbed:
+                        pipe.zunionstore(facts_key(target), [facts_key(target), *map(facts_key, absorbed)], aggregate="MIN")
+                        for other in absorbed:
+                            _forget(pipe, other, customer)  # the customer the merge named; facts go on to `target`
+                    pipe.zadd(facts_key(target), {member: fact["t"]}, nx=True)
+                    pipe.set(record_key(target), canonical(folded))
+                    pipe.zadd(CUSTOMERS, {target: folded["last_seen"]})
+                    _rank(pipe, target, folded["engagement"])
+                    _place(pipe, target, folded["funnel"])
                     await pipe.execute()
                     return
                 except WatchError:
-                    continue  # another consumer changed this customer's facts: fold again
+                    continue  # another consumer changed these customers meanwhile: fold again
 
     async def record(self, customer_id: str) -> Optional[Dict[str, Any]]:
         raw = await self.client.get(record_key(customer_id))

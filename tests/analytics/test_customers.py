@@ -19,6 +19,7 @@ from analytics.customers import (
     Identity,
     IdentityError,
 )
+from analytics.schema import CUSTOMERS_MERGED, EVENTS_STREAM, SOURCE_DIRECTORY, LogEvent
 
 
 @pytest.fixture
@@ -81,6 +82,13 @@ async def test_joining_two_customers_keeps_the_one_active_most_recently(director
     phone = await directory.resolve([(PHONE_1, "whatsapp_number")])
     joined = await directory.resolve([(PHONE_1, "whatsapp_number"), (PORTAL_1, "portal_jwt")])
     assert joined.customer_id == phone.customer_id and joined.merged_from == (web.customer_id,)
+    # Each merge is in the interaction log, written in the same step; plain resolutions are not.
+    merges = [LogEvent.from_fields(fields) for _, fields in await directory._client.xrange(EVENTS_STREAM)]
+    assert [(m.type, m.source, m.conversation_id, m.data) for m in merges] == [
+        (CUSTOMERS_MERGED, SOURCE_DIRECTORY, web.customer_id, {"merged_from": [portal.customer_id]}),
+        (CUSTOMERS_MERGED, SOURCE_DIRECTORY, phone.customer_id, {"merged_from": [web.customer_id]}),
+    ]
+    assert len({m.event_id for m in merges}) == 2 and all(m.timestamp > 0 for m in merges)
 
 
 async def test_unlink_removes_one_identity_only_from_its_own_customer(directory: CustomerDirectory) -> None:

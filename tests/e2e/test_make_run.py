@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from scripts.stack import ROOT, free_port
+from scripts.stack import ROOT, free_port, port_in_use
 
 
 def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -58,5 +58,40 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
         if process.poll() is None:
             process.kill()
         for child in children:  # a failed run must not leave servers behind
+            if child.is_running():
+                child.kill()
+
+
+def test_sigterm_while_stopping_after_ctrl_c_hurries_the_stop_and_frees_every_port(tmp_path: Path) -> None:
+    # Issue 9, item 13: the SIGTERM left the action server running on its own, port held.
+    ports = {"ENGAGE_RASA_PORT": free_port(), "ENGAGE_ACTIONS_PORT": free_port(), "ENGAGE_REDIS_PORT": free_port()}
+    env = dict(os.environ, ENGAGE_DATA_DIR=str(tmp_path), RASA_AUTH_TOKEN="", **{k: str(v) for k, v in ports.items()})
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "scripts/stack.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    children: list = []
+    try:
+        assert process.stdout is not None
+        banner = ""
+        for line in process.stdout:
+            banner += line
+            if "Press Ctrl-C to stop." in line:
+                break
+        assert "Engage is running." in banner, banner
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, rest
+        assert "SIGTERM again: stopping faster" in rest and "stopped." in rest, rest
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running: {[(p.pid, p.cmdline()) for p in alive]}"
+        assert not [name for name, port in ports.items() if port_in_use(port)], "a port is still held"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for child in children:
             if child.is_running():
                 child.kill()

@@ -127,3 +127,22 @@ def test_a_second_signal_hurries_the_stop_and_leaves_no_child_running(tmp_path: 
         for child in children:
             if child.is_running():
                 child.kill()
+
+
+def test_a_start_that_finds_its_port_taken_names_the_holder(tmp_path: Path) -> None:
+    from scripts.stack import Stack, StackError, free_port
+
+    port = free_port()
+    listener = subprocess.Popen(
+        [sys.executable, "-c", f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); print('up', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "up"
+        stack = Stack(rasa_port=0, actions_port=0, redis_port=port, data_dir=tmp_path)
+        with pytest.raises(StackError, match=rf"port {port} for Redis is taken by pid {listener.pid} "):
+            stack.start_redis()
+        assert not stack.processes
+    finally:
+        listener.kill()
+        listener.wait()

@@ -46,6 +46,11 @@ HANDOVER_REQUESTED = "handover_requested"
 FALLBACK = "fallback"
 MESSAGE_REFUSED = "message_refused"  # a channel refused a message politely (too long, bad metadata)
 UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...: "text only for now"
+# A message a messaging channel acknowledged but did not hand to Rasa because its sender sent too
+# fast or too much was waiting (data.reason: sender_rate, queue_full, all_queues_full); the
+# customer is told to slow down. conversation_id is the channel identity (e.g. "whatsapp:4915..."):
+# a dropped message is not worth a customer lookup.
+MESSAGE_DROPPED = "message_dropped"
 REPLY_FAILED = "reply_failed"
 REPLY_UNDELIVERED = "reply_undelivered"  # the provider (WhatsApp, Telegram) refused a reply even after retries
 IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
@@ -68,6 +73,7 @@ SEMANTIC_TYPES = frozenset(
         FALLBACK,
         MESSAGE_REFUSED,
         UNSUPPORTED_MESSAGE,
+        MESSAGE_DROPPED,
         REPLY_FAILED,
         REPLY_UNDELIVERED,
         IDENTITY_LINKED,

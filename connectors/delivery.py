@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from sanic import Sanic
 
-from analytics.schema import REPLY_UNDELIVERED, SOURCE_CONNECTOR, LogEvent
+from analytics.schema import MESSAGE_DROPPED, REPLY_UNDELIVERED, SOURCE_CONNECTOR, LogEvent
 from connectors.replies import (
     ACTION_SERVER_NOT_PROBED,
     APOLOGY_TEXT,
@@ -25,6 +25,7 @@ from connectors.replies import (
     publish,
     record_reply_failed,
 )
+from connectors.requests import spawn
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,25 @@ def record_connector_event(
 ) -> None:
     """A record of what a connector did on its own (refused text, unsupported media, linked identity)."""
     publish(app, LogEvent(type=kind, conversation_id=conversation_id, source=SOURCE_CONNECTOR, channel=channel, text=text, data=data))
+
+
+def drop_message(
+    app: Sanic,
+    channel: str,
+    conversation_id: str,
+    reason: str,
+    *,
+    message_id: str,
+    text: str,
+    notice: Optional[Coroutine[Any, Any, None]] = None,
+) -> None:
+    """A message a webhook channel acknowledged but will not hand to Rasa (its sender sends too fast,
+    or too much is waiting): a message_dropped record with its text, and `notice` (the "slow down"
+    reply, at most one per sender now and then) sent in the background."""
+    logger.warning("%s: dropped message %s from %s: %s", channel, message_id[:80], conversation_id, reason)
+    record_connector_event(app, MESSAGE_DROPPED, conversation_id, channel, {"reason": reason, "message_id": message_id}, text=text)
+    if notice is not None:
+        spawn(app, notice)
 
 
 def undelivered_recorder(app: Sanic, channel: str) -> Undelivered:

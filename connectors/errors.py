@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Sequence
 
 
@@ -32,3 +33,20 @@ class RequestRejected(ConnectorError):
         if self.fields:
             body["fields"] = self.fields
         return body
+
+    def headers(self) -> Dict[str, str]:
+        return {}
+
+
+class RateLimited(RequestRejected):
+    """429: the caller sends too fast; `retry_after` whole seconds go into the Retry-After header."""
+
+    def __init__(self, retry_after: float, detail: str) -> None:
+        super().__init__(429, "rate_limited", detail)
+        self.retry_after = max(1, math.ceil(min(retry_after, 86400.0)))
+
+    def body(self) -> Dict[str, Any]:
+        return {**super().body(), "retry_after": self.retry_after}
+
+    def headers(self) -> Dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -14,6 +14,11 @@ TEXT_ONLY = "I can only read text for now. Could you type your message instead?"
 
 EMPTY_TEXT = "I didn't get any words in that message. What would you like to ask?"
 
+SLOW_DOWN_TEXT = (
+    "You're sending messages faster than I can read them, so I skipped some. "
+    "Please wait a few seconds, then send what you still need an answer to."
+)
+
 # A UTF-16 surrogate not in a pair: JSON can carry one (`"\ud800"`), UTF-8 cannot, and the
 # sentence encoder's tokenizer fails on it.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -13,7 +13,8 @@ metadata and is stored with any feedback, idea or problem captured from it.
     {"message": "the export button does nothing", "message_id": "optional, for retries",
      "context": {"product": "insights", "feature": "export", "page": "/insights/d/42", "app_version": "5.2.0"}}
 
-The answer is the list of replies, as on the REST channel. The JWT is verified evidence
+The answer is the list of replies, as on the REST channel; too many requests from one address
+or one portal user get 429 with Retry-After (`rate_limits`, connectors.limits). The JWT is verified evidence
 of who writes: its portal user and e-mail are linked to one customer (analytics.customers).
 """
 
@@ -26,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import jwt
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from sanic import Blueprint, response
+from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -35,10 +36,11 @@ from connectors.dedup import Deduplicator
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
+from connectors.limits import REQUEST_KEYS, REQUEST_LIMITS, Limiter, RateLimits
 from connectors.messages import APOLOGY_TEXT, normalise_text
 from connectors.options import Options
 from connectors.payload import PayloadLimits, check_message, load_object
-from connectors.requests import read_body
+from connectors.requests import client_address, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class PortalInput(InputChannel):
         "max_message_chars": int,
         "max_body_bytes": int,
         "max_token_lifetime": int,
+        "rate_limits": object,  # a mapping, or false (connectors.limits.RateLimits.read); the sender is the portal user
     }
 
     def __init__(
@@ -87,6 +90,7 @@ class PortalInput(InputChannel):
         issuer: str,
         limits: PayloadLimits = PayloadLimits(),
         max_token_lifetime: int = MAX_TOKEN_LIFETIME,
+        rate_limits: RateLimits = REQUEST_LIMITS,
         resolver: Optional[IdentityResolver] = None,
         deduplicator: Optional[Deduplicator] = None,
     ) -> None:
@@ -98,6 +102,7 @@ class PortalInput(InputChannel):
         self.issuer = issuer
         self.limits = limits
         self.max_token_lifetime = max_token_lifetime
+        self.limiter = Limiter(rate_limits)
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
 
@@ -131,6 +136,7 @@ class PortalInput(InputChannel):
         return cls(
             key=values[key_name], algorithm=algorithm, audience=values["audience"], issuer=values["issuer"], limits=limits,
             max_token_lifetime=values.get("max_token_lifetime", MAX_TOKEN_LIFETIME),
+            rate_limits=RateLimits.read(owner, values.get("rate_limits"), REQUEST_LIMITS, REQUEST_KEYS),
         )
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
@@ -145,25 +151,35 @@ class PortalInput(InputChannel):
         @portal.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
+                self.limiter.check_address(client_address(request, self.limiter))
                 user = self.verify(request.headers.get("authorization"))
                 text, context, message_id = self.parse(await read_body(request, self.limits.max_body_bytes))
+                with self.limiter.admit(f"{user.account_id}:{user.user_id}"):
+                    return await self.handle(request.app, user, text, context, message_id, on_new_message)
             except RequestRejected as rejected:
                 logger.info("portal: rejected a request (%s): %s", rejected.code, rejected.detail)
-                headers = {"WWW-Authenticate": 'Bearer realm="engage-portal"'} if rejected.status == 401 else None
+                headers = rejected.headers()
+                if rejected.status == 401:
+                    headers["WWW-Authenticate"] = 'Bearer realm="engage-portal"'
                 return response.json(rejected.body(), status=rejected.status, headers=headers)
-            if message_id and not await self.deduplicator.first_time("portal", f"{user.account_id}:{user.user_id}:{message_id}"):
-                return response.json([], status=200, headers={"X-Engage-Duplicate": "1"})
-            collector = CollectingOutputChannel()
-            try:
-                customer_id = await self.resolver.customer_for(user.identities())
-            except IdentityUnavailable:
-                return response.json([{"recipient_id": user.user_id, "text": APOLOGY_TEXT}], status=503)
-            metadata = {**context, "portal": {"account_id": user.account_id, "user_id": user.user_id, "role": user.role}}
-            message = UserMessage(text, collector, customer_id, input_channel=self.name(), metadata=metadata)
-            await deliver(request.app, message, on_new_message)
-            return response.json(collector.messages)
 
         return portal
+
+    async def handle(
+        self, app: Sanic, user: PortalUser, text: str, context: Dict[str, Any], message_id: Optional[str], on_new_message: OnNewMessage
+    ) -> HTTPResponse:
+        """Pass a checked message to Rasa as the user's customer; the replies (an apology if there are none)."""
+        if message_id and not await self.deduplicator.first_time("portal", f"{user.account_id}:{user.user_id}:{message_id}"):
+            return response.json([], status=200, headers={"X-Engage-Duplicate": "1"})
+        collector = CollectingOutputChannel()
+        try:
+            customer_id = await self.resolver.customer_for(user.identities())
+        except IdentityUnavailable:
+            return response.json([{"recipient_id": user.user_id, "text": APOLOGY_TEXT}], status=503)
+        metadata = {**context, "portal": {"account_id": user.account_id, "user_id": user.user_id, "role": user.role}}
+        message = UserMessage(text, collector, customer_id, input_channel=self.name(), metadata=metadata)
+        await deliver(app, message, on_new_message)
+        return response.json(collector.messages)
 
     def verify(self, authorization: Optional[str]) -> PortalUser:
         """The portal user a bearer token names; RequestRejected (401/403) when it is missing or not valid."""

@@ -1,18 +1,31 @@
-"""Plumbing every webhook channel shares: reading a body with a size limit, and background work kept in order."""
+"""Plumbing every webhook channel shares: reading a body with a size limit, the client's address,
+and background work kept in order, in bounded queues."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Hashable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Deque, Dict, Hashable, List, Optional, Tuple
 
 from sanic import Sanic
 from sanic.request import Request
 
 from connectors.payload import body_too_large
 
+if TYPE_CHECKING:
+    from connectors.limits import Limiter
+
 logger = logging.getLogger(__name__)
+
+# SenderQueues.refusal's reasons (data.reason of a message_dropped record).
+QUEUE_FULL = "queue_full"  # this sender already has max_pending messages waiting
+ALL_QUEUES_FULL = "all_queues_full"  # all senders together have max_total waiting
+
+
+def client_address(request: Request, limiter: "Limiter") -> str:
+    """The address a request comes from, through trusted proxies only (connectors.limits)."""
+    return limiter.client_address(request.ip or "", request.headers.get("x-forwarded-for"))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -63,22 +76,37 @@ class SenderQueues:
 
     A webhook is acknowledged at once and its messages are handled later; two messages from one
     customer must still reach Rasa in the order they arrived. `submit` never awaits, so jobs queue
-    in call order; a failing job is logged and the sender's next job still runs.
+    in call order; a failing job is logged and the sender's next job still runs. At most
+    `max_pending` jobs wait per sender and `max_total` in all (None: no bound); the caller asks
+    `refusal` first and says and records what it does with a job that does not fit.
     """
 
-    def __init__(self, channel: str, max_pending: Optional[int] = None) -> None:
+    def __init__(self, channel: str, max_pending: Optional[int] = None, max_total: Optional[int] = None) -> None:
         self.channel = channel
         self.max_pending = max_pending
+        self.max_total = max_total
         self._queues: Dict[Hashable, Deque[Tuple[Job, str]]] = {}
         self._workers: Dict[Hashable, "asyncio.Task[None]"] = {}
+        self._waiting = 0
+
+    def refusal(self, sender: Hashable) -> Optional[str]:
+        """Why a job of `sender`'s would not fit now (QUEUE_FULL, ALL_QUEUES_FULL), or None."""
+        queue = self._queues.get(sender)
+        if self.max_pending is not None and queue is not None and len(queue) >= self.max_pending:
+            return QUEUE_FULL
+        if self.max_total is not None and self._waiting >= self.max_total:
+            return ALL_QUEUES_FULL
+        return None
 
     def submit(self, app: Sanic, sender: Hashable, job: Job, label: str) -> bool:
-        """Queue `job` behind the sender's earlier ones; False (and a warning) when too many wait."""
-        queue = self._queues.setdefault(sender, deque())
-        if self.max_pending is not None and len(queue) >= self.max_pending:
-            logger.warning("%s: %d jobs pending for %s; dropped %s", self.channel, len(queue), sender, label)
+        """Queue `job` behind the sender's earlier ones; False (and a warning) when it does not fit."""
+        refused = self.refusal(sender)
+        if refused is not None:
+            logger.warning("%s: %s for %s; dropped %s", self.channel, refused, sender, label)
             return False
+        queue = self._queues.setdefault(sender, deque())
         queue.append((job, label))
+        self._waiting += 1
         if sender not in self._workers:
             self._workers[sender] = spawn(app, self._work_through(sender))
         return True
@@ -88,6 +116,7 @@ class SenderQueues:
         try:
             while queue:
                 job, label = queue.popleft()
+                self._waiting -= 1
                 try:
                     await job()
                 except asyncio.CancelledError:
@@ -97,7 +126,7 @@ class SenderQueues:
         finally:
             # Nothing awaited between the empty queue and here, so no job is left behind.
             self._workers.pop(sender, None)
-            self._queues.pop(sender, None)
+            self._waiting -= len(self._queues.pop(sender, ()))  # jobs a cancelled worker leaves behind
 
     async def drain(self, timeout: float) -> None:
         """Let running work finish (a server stop), cancelling what still runs after `timeout`."""

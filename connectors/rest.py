@@ -13,9 +13,10 @@ from sanic.response import HTTPResponse
 from analytics.customers import CUSTOMER_ID
 from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
+from connectors.limits import REQUEST_KEYS, REQUEST_LIMITS, Limiter, RateLimits
 from connectors.options import Options
 from connectors.payload import CHANNEL_PATTERN, InboundMessage, PayloadLimits, parse_rest_payload
-from connectors.requests import read_body
+from connectors.requests import client_address, read_body
 from connectors.replies import DEFAULT_HEALTH_TIMEOUT, find_event_broker
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class EngageRestInput(InputChannel):
     that gets no reply (action server down, handling error) gets an apology and a
     `reply_failed` record instead of an empty list. There is no idempotency key:
     a retried POST is handled as a new message, exactly as Rasa's `rest` does.
+    A sender or client address that sends too fast, or a sender with too many messages
+    still waiting for Rasa, gets 429 with Retry-After (`rate_limits`, connectors.limits).
     """
 
     OPTIONS = {
@@ -55,6 +58,7 @@ class EngageRestInput(InputChannel):
         "max_body_bytes": int,
         "allowed_input_channels": list,
         "health_timeout": float,
+        "rate_limits": object,  # a mapping, or false (connectors.limits.RateLimits.read)
     }
 
     def __init__(
@@ -63,10 +67,12 @@ class EngageRestInput(InputChannel):
         *,
         allowed_input_channels: FrozenSet[str] = frozenset(),
         health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+        rate_limits: RateLimits = REQUEST_LIMITS,
     ) -> None:
         self.limits = limits
         self.allowed_input_channels = allowed_input_channels
         self.health_timeout = health_timeout
+        self.limiter = Limiter(rate_limits)
 
     @classmethod
     def name(cls) -> str:
@@ -88,6 +94,7 @@ class EngageRestInput(InputChannel):
             PayloadLimits(**{key: values[key] for key in _LIMITS if key in values}),
             allowed_input_channels=frozenset(channels),
             health_timeout=values.get("health_timeout", DEFAULT_HEALTH_TIMEOUT),
+            rate_limits=RateLimits.read(options.owner, values.get("rate_limits"), REQUEST_LIMITS, REQUEST_KEYS),
         )
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
@@ -113,6 +120,7 @@ class EngageRestInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
+                self.limiter.check_address(client_address(request, self.limiter))
                 if request.args.get("stream", "").lower() == "true":
                     raise RequestRejected(400, "stream_unsupported", "Streaming replies are not supported here.")
                 inbound = parse_rest_payload(
@@ -122,10 +130,11 @@ class EngageRestInput(InputChannel):
                     allowed_channels=self.allowed_input_channels,
                 )
                 refuse_customer_ids(inbound.sender_id)
+                with self.limiter.admit(inbound.sender_id):
+                    return response.json(await self.handle(request.app, inbound, on_new_message))
             except RequestRejected as rejected:
                 logger.info("rest: rejected a request (%s): %s", rejected.code, rejected.detail)
-                return response.json(rejected.body(), status=rejected.status)
-            return response.json(await self.handle(request.app, inbound, on_new_message))
+                return response.json(rejected.body(), status=rejected.status, headers=rejected.headers())
 
         return webhook
 

@@ -8,6 +8,9 @@ secret_token = the `secret_token` option). Then:
 * a valid update is acknowledged at once (Telegram waits for the answer before sending the
   next one) and handled in a background task; one user's updates are handled in the order
   they arrived, and a repeated `update_id` is dropped;
+* limits (`rate_limits`, connectors.limits): an address that posts too fast gets 429 with
+  Retry-After; an update from a user who sends too fast, or whose queue is full, is dropped with
+  a `message_dropped` record and the user is asked to slow down (at most every 30 s);
 * the conversation id is the customer id of the Telegram *user* (analytics.customers), so a
   customer keeps one conversation across channels; replies go to the *chat* the update came from;
 * text goes to Rasa; an inline-keyboard press is answered (`answerCallbackQuery`, which stops
@@ -37,14 +40,23 @@ from sanic.response import HTTPResponse
 from analytics.customers import TELEGRAM, Identity, IdentityError
 from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
-from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
+from connectors.delivery import (
+    CountingOutput,
+    OnNewMessage,
+    Undelivered,
+    deliver,
+    drop_message,
+    record_connector_event,
+    undelivered_recorder,
+)
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text, utf16_units
+from connectors.limits import SENDER_RATE, WEBHOOK_KEYS, WEBHOOK_LIMITS, Limiter, RateLimits
+from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text, utf16_units
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
 from connectors.payload import load_json
-from connectors.requests import SenderQueues, read_body
+from connectors.requests import SenderQueues, client_address, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +69,6 @@ CALLBACK_DATA_BYTES = 64  # InlineKeyboardButton.callback_data: 1-64 bytes
 CALLBACK_PREFIX = "cb:"
 CALLBACK_KEY = "engage:tg:cb:"
 CALLBACK_TTL_SECONDS = 7 * 24 * 3600
-MAX_PENDING_PER_USER = 50  # updates queued for one user before more are dropped
 
 EXPIRED_BUTTON_TEXT = "Sorry, that button has expired. Please type your answer instead."
 CHOOSE_TEXT = "Please choose:"
@@ -209,6 +220,7 @@ class TelegramInput(InputChannel):
         "max_body_bytes": int,
         "timeout": float,
         "attempts": int,
+        "rate_limits": object,  # a mapping, or false (connectors.limits.RateLimits.read)
     }
     REQUIRED = ("bot_token", "secret_token")
     ENV_HINT = {"bot_token": "TELEGRAM_BOT_TOKEN", "secret_token": "TELEGRAM_WEBHOOK_SECRET"}
@@ -225,6 +237,7 @@ class TelegramInput(InputChannel):
         attempts: int = 4,
         resolver: Optional[IdentityResolver] = None,
         deduplicator: Optional[Deduplicator] = None,
+        rate_limits: RateLimits = WEBHOOK_LIMITS,
     ) -> None:
         self.secret_token = secret_token
         self.max_message_chars = max_message_chars
@@ -233,7 +246,8 @@ class TelegramInput(InputChannel):
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
         self.callbacks = _CallbackStore(self.resolver)
-        self._work = SenderQueues(CHANNEL, max_pending=MAX_PENDING_PER_USER)
+        self.limiter = Limiter(rate_limits)
+        self._work = SenderQueues(CHANNEL, rate_limits.max_queued_per_sender, rate_limits.max_queued)
 
     @classmethod
     def name(cls) -> str:
@@ -247,7 +261,9 @@ class TelegramInput(InputChannel):
             raise ConnectorConfigError(
                 f"{options.owner}: 'secret_token' must be 1-256 characters of A-Z, a-z, 0-9, _ and - (what setWebhook accepts)"
             )
-        return cls(**options.values)
+        values = dict(options.values)
+        rate_limits = RateLimits.read(options.owner, values.pop("rate_limits", None), WEBHOOK_LIMITS, WEBHOOK_KEYS)
+        return cls(**values, rate_limits=rate_limits)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return None  # replies need the chat id of the update being answered
@@ -269,11 +285,12 @@ class TelegramInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
+                self.limiter.check_address(client_address(request, self.limiter))
                 self._check_secret(request.headers.get(SECRET_HEADER))
                 update = _load_update(await read_body(request, self.max_body_bytes))
             except RequestRejected as rejected:
                 logger.info("telegram: rejected a webhook request (%s)", rejected.code)
-                return response.json(rejected.body(), status=rejected.status)
+                return response.json(rejected.body(), status=rejected.status, headers=rejected.headers())
             work = _read_update(update)
             if work is None:
                 logger.debug("telegram: ignored update %s (%s)", update["update_id"], ", ".join(k for k in update if k != "update_id"))
@@ -294,8 +311,20 @@ class TelegramInput(InputChannel):
     # -- one user's updates, in order ----------------------------------------------------
 
     def _enqueue(self, app: Sanic, work: _Work, on_new_message: OnNewMessage) -> None:
-        job = partial(self._handle, app, work, on_new_message)
-        self._work.submit(app, work.user_id, job, f"update {work.update_id}")
+        """Queue the update behind the user's earlier ones, or drop it (recorded, and the user asked
+        to slow down) when they send too fast or too much is waiting."""
+        reason = SENDER_RATE if self.limiter.sender_wait(work.user_id) else self._work.refusal(work.user_id)
+        if reason is None:
+            job = partial(self._handle, app, work, on_new_message)
+            self._work.submit(app, work.user_id, job, f"update {work.update_id}")
+            return
+        conversation = f"{TELEGRAM}:{work.user_id}"
+        notice = None
+        if self.limiter.notice_due(work.user_id):
+            output = TelegramOutput(self.api, work.chat_id, self.callbacks, undelivered_recorder(app, CHANNEL))
+            notice = output.send_text_message(conversation, SLOW_DOWN_TEXT)
+        text = normalise_text(work.text)[: self.max_message_chars] if work.text is not None else f"[{work.media or work.kind}]"
+        drop_message(app, CHANNEL, conversation, reason, message_id=str(work.update_id), text=text, notice=notice)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let updates being handled finish (a server stop), cancelling what is still running after `timeout`."""

@@ -8,6 +8,9 @@ Inbound (`/webhooks/whatsapp/webhook`):
   before anything is parsed, acknowledges at once with 200 (Meta retries webhooks that
   answer slowly) and handles the messages in a background task; one sender's messages
   are handled in the order they arrived. Delivery receipts (`statuses`) are ignored.
+* Limits (`rate_limits`, connectors.limits): an address that posts too fast gets 429 with
+  Retry-After; a sender who sends too fast, or whose queue is full, has the message dropped
+  with a `message_dropped` record and is asked to slow down (at most every 30 s).
 * A message id seen before is dropped (Meta redelivers); the sender's number is the
   verified identity, resolved to the customer id that is the Rasa conversation id.
 * Text and interactive replies (button / list: their id is our payload, e.g.
@@ -36,14 +39,23 @@ from sanic.response import HTTPResponse
 from analytics.customers import WHATSAPP, Identity, IdentityError
 from analytics.schema import MESSAGE_REFUSED, UNSUPPORTED_MESSAGE
 from connectors.dedup import Deduplicator
-from connectors.delivery import CountingOutput, OnNewMessage, Undelivered, deliver, record_connector_event, undelivered_recorder
+from connectors.delivery import (
+    CountingOutput,
+    OnNewMessage,
+    Undelivered,
+    deliver,
+    drop_message,
+    record_connector_event,
+    undelivered_recorder,
+)
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text
+from connectors.limits import SENDER_RATE, WEBHOOK_KEYS, WEBHOOK_LIMITS, Limiter, RateLimits
+from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY, normalise_text, split_text, too_long_text
 from connectors.errors import RequestRejected
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy
 from connectors.payload import load_json
-from connectors.requests import SenderQueues, read_body
+from connectors.requests import SenderQueues, client_address, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +188,7 @@ class WhatsAppInput(InputChannel):
         "max_body_bytes": int,
         "timeout": float,
         "attempts": int,
+        "rate_limits": object,  # a mapping, or false (connectors.limits.RateLimits.read)
     }
     REQUIRED = ("access_token", "app_secret", "verify_token", "phone_number_id")
     ENV = {
@@ -201,6 +214,7 @@ class WhatsAppInput(InputChannel):
         resolver: Optional[IdentityResolver] = None,
         deduplicator: Optional[Deduplicator] = None,
         backoff: float = 0.5,
+        rate_limits: RateLimits = WEBHOOK_LIMITS,
     ) -> None:
         self.access_token = access_token
         self.app_secret = app_secret
@@ -218,7 +232,8 @@ class WhatsAppInput(InputChannel):
             RetryPolicy(attempts=attempts, timeout=timeout, backoff=backoff),
         )
         self.messages_path = f"{self.api_version}/{self.phone_number_id}/messages"
-        self._work = SenderQueues(CHANNEL)
+        self.limiter = Limiter(rate_limits)
+        self._work = SenderQueues(CHANNEL, rate_limits.max_queued_per_sender, rate_limits.max_queued)
 
     @classmethod
     def name(cls) -> str:
@@ -228,7 +243,9 @@ class WhatsAppInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WhatsAppInput":
         options = Options.read(f"{__name__}.WhatsAppInput", credentials, cls.OPTIONS, cls.REQUIRED, cls.ENV)
         options.positive("max_message_chars", "max_body_bytes", "timeout", "attempts")
-        return cls(**options.values)
+        values = dict(options.values)
+        rate_limits = RateLimits.read(options.owner, values.pop("rate_limits", None), WEBHOOK_LIMITS, WEBHOOK_KEYS)
+        return cls(**values, rate_limits=rate_limits)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WhatsAppOutput(self.client, self.messages_path, resolver=self.resolver)
@@ -268,6 +285,11 @@ class WhatsAppInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
+                self.limiter.check_address(client_address(request, self.limiter))
+            except RequestRejected as limited:
+                logger.warning("whatsapp: refused a webhook from %s: %s", request.ip, limited.detail)
+                return response.json(limited.body(), status=limited.status, headers=limited.headers())
+            try:
                 body = await read_body(request, self.max_body_bytes)
             except RequestRejected as rejected:
                 logger.warning("whatsapp: refused a webhook body over %d bytes", self.max_body_bytes)
@@ -288,11 +310,29 @@ class WhatsAppInput(InputChannel):
                 logger.warning("whatsapp: refused a signed webhook that is not a whatsapp_business_account notification")
                 return response.json({"error": "unexpected_payload"}, status=400)
             for number, message, contact in self._messages(payload):
-                job = partial(self._handle_message, request.app, number, message, contact, on_new_message)
-                self._work.submit(request.app, number, job, f"message {str(message.get('id'))[:80]} from {_masked(number)}")
+                self._enqueue(request.app, number, message, contact, on_new_message)
             return response.json({"status": "received"})
 
         return webhook
+
+    def _enqueue(
+        self, app: Sanic, number: str, message: Dict[str, Any], contact: Dict[str, Any], on_new_message: OnNewMessage
+    ) -> None:
+        """Queue the message behind the sender's earlier ones, or drop it (recorded, and the sender
+        asked to slow down) when they send too fast or too much is waiting."""
+        reason = SENDER_RATE if self.limiter.sender_wait(number) else self._work.refusal(number)
+        if reason is None:
+            job = partial(self._handle_message, app, number, message, contact, on_new_message)
+            self._work.submit(app, number, job, f"message {message['id'][:80]} from {_masked(number)}")
+            return
+        conversation = f"{WHATSAPP}:{number[:32]}"
+        text, kind = message_text(message)
+        notice = None
+        if self.limiter.notice_due(number):
+            output = self.output_for(number, undelivered_recorder(app, CHANNEL))
+            notice = output.send_text_message(conversation, SLOW_DOWN_TEXT)
+        drop_message(app, CHANNEL, conversation, reason, message_id=message["id"],
+                     text=normalise_text(text)[: self.max_message_chars] if text is not None else f"[{kind}]", notice=notice)
 
     def signature_matches(self, body: bytes, header: str) -> bool:
         expected = "sha256=" + hmac.new(self.app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

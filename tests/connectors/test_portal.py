@@ -161,6 +161,19 @@ async def test_token_lifetime_is_capped_at_an_hour_unless_configured(redis_url: 
         PortalInput.from_credentials({"jwt_secret": SECRET, "audience": AUDIENCE, "issuer": ISSUER, "max_token_lifetime": 0})
 
 
+async def test_a_portal_user_who_sends_too_fast_gets_429_with_retry_after(redis_url: str, tmp_path: Path) -> None:
+    channel = PortalInput.from_credentials({"jwt_secret": SECRET, "audience": AUDIENCE, "issuer": ISSUER,
+                                            "rate_limits": {"sender_per_minute": 60, "sender_burst": 2}})
+    recorder = Recorder()
+    async with portal(recorder, redis_url, tmp_path, channel) as (url, session, _):
+        statuses = [(await send(session, url, {"message": f"m{i}"}, token()))[0] for i in range(3)]
+        async with session.post(url, json={"message": "again"}, headers={"Authorization": f"Bearer {token()}"}) as answer:
+            assert (answer.status, answer.headers["Retry-After"], (await answer.json())["error"]) == (429, "1", "rate_limited")
+        assert (await send(session, url, {"message": "hi"}, token(sub="u-18")))[0] == 200  # another user
+    assert statuses == [200, 200, 429]
+    assert [m.text for m in recorder.calls] == ["m0", "m1", "hi"]
+
+
 async def test_lone_surrogates_reach_rasa_as_replacement_characters(redis_url: str, tmp_path: Path) -> None:
     recorder = Recorder()
     async with portal(recorder, redis_url, tmp_path) as (url, session, _):

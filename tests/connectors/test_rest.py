@@ -239,6 +239,42 @@ async def test_configured_limits_and_channels_apply(redis_url: str, tmp_path: Pa
     assert status == 200 and recorder.calls[0].input_channel == "portal"
 
 
+async def test_a_sender_who_sends_too_fast_gets_429_and_every_admitted_message_an_answer(redis_url: str, tmp_path: Path) -> None:
+    # Issue 9, item 5: 200 messages at 50/s from one sender waited up to 118 s on Rasa's lock, and 12 got "sorry".
+    limits = {"sender_per_minute": 60, "sender_burst": 5, "max_in_flight_per_sender": 2}
+    channel = EngageRestInput.from_credentials({"rate_limits": limits})
+    recorder = Recorder(delay=0.1)
+
+    async with rest_channel(recorder, redis_url, tmp_path, channel) as (base, session, _):
+        async def one(i: int) -> Tuple[int, Optional[str], Any]:
+            await asyncio.sleep(i / 50)  # 50 a second, none waiting for the answers before
+            async with session.post(base + WEBHOOK, json={"sender": "flood", "message": f"m{i}"}) as response:
+                return response.status, response.headers.get("Retry-After"), await response.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(60)))
+        other = await post(session, base + WEBHOOK, {"sender": "someone-else", "message": "hi"})
+    answered = [body for status, _, body in results if status == 200]
+    limited = [(after, body) for status, after, body in results if status == 429]
+    assert len(answered) + len(limited) == 60 and 5 <= len(answered) <= 12, len(answered)
+    assert all(body == [{"recipient_id": "flood", "text": recorder.replies[0]}] for body in answered)  # no apology
+    assert all(after is not None and int(after) >= 1 and body["error"] == "rate_limited" for after, body in limited)
+    assert len([m for m in recorder.calls if m.sender_id == "flood"]) == len(answered)
+    assert other[0] == 200  # another sender is not held back
+
+
+async def test_an_address_that_sends_too_fast_gets_429_behind_a_trusted_proxy_too(redis_url: str, tmp_path: Path) -> None:
+    limits = {"ip_per_minute": 60, "ip_burst": 3, "trusted_proxies": ["127.0.0.1"]}
+    channel = EngageRestInput.from_credentials({"rate_limits": limits})
+    async with rest_channel(Recorder(), redis_url, tmp_path, channel) as (base, session, _):
+        async def from_client(client: str, sender: str) -> int:
+            headers = {"X-Forwarded-For": f"192.0.2.1, {client}"}  # the far end is the client's own claim
+            async with session.post(base + WEBHOOK, json={"sender": sender, "message": "hi"}, headers=headers) as response:
+                return response.status
+        statuses = [await from_client("198.51.100.1", f"s{i}") for i in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        assert await from_client("198.51.100.2", "s9") == 200
+
+
 def test_credentials_are_checked_at_start_up() -> None:
     assert EngageRestInput.from_credentials(None).limits == PayloadLimits()
     with pytest.raises(ConnectorConfigError, match="max_mesage_chars"):

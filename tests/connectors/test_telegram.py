@@ -17,7 +17,8 @@ import redis
 from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from connectors.errors import ConnectorConfigError
-from connectors.messages import EMPTY_TEXT, TEXT_ONLY
+from connectors.limits import Rate, RateLimits
+from connectors.messages import EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY
 from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import telegram_api as tg
@@ -190,6 +191,44 @@ async def test_an_empty_message_gets_an_answer_and_a_record(redis_url: str, tmp_
     assert recorder.calls == [] and t.fake.messages == [{"chat_id": ADA, "text": EMPTY_TEXT}]
     (record,) = [e for e in read_stream(redis_url) if e.type == "message_refused"]
     assert record.data == {"reason": "empty_message"} and record.conversation_id == customer
+
+
+async def test_a_flood_is_paced_and_nothing_is_dropped_silently(redis_url: str, tmp_path: Path) -> None:
+    # Issue 9, item 5: 100 updates at 50/s were all acknowledged and 49 dropped with no reply and no record.
+    recorder = Recorder(delay=0.02)
+    limits = RateLimits(sender=Rate(per_minute=60, burst=10), max_queued_per_sender=5)
+    async with telegram(recorder, redis_url, tmp_path, rate_limits=limits) as t:
+        statuses = []
+        for i in range(100):
+            statuses.append(await t.post(tg.text_update(ADA, f"message {i}", update_id=900_000 + i)))
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: len(t.fake.messages) == len(recorder.calls) + 1)
+        await asyncio.sleep(0.2)
+        assert await t.post(tg.text_update(GRACE, "me too")) == 200  # another user is not held back
+        await wait_until(lambda: any(m["chat_id"] == GRACE for m in t.fake.messages))
+    assert statuses == [200] * 100  # Telegram retries anything else
+    handled = [m.text for m in recorder.calls if m.text.startswith("message ")]
+    dropped = [e for e in read_stream(redis_url) if e.type == "message_dropped"]
+    assert len(handled) + len(dropped) == 100 and 10 <= len(handled) <= 15, len(handled)
+    assert sorted(handled + [e.text for e in dropped], key=lambda text: int(text.split()[1])) == [f"message {i}" for i in range(100)]
+    assert {(e.channel, e.conversation_id, e.data["reason"]) for e in dropped} == {("telegram", f"telegram:{ADA}", "sender_rate")}
+    assert [m["text"] for m in t.fake.messages if m["text"] == SLOW_DOWN_TEXT] == [SLOW_DOWN_TEXT]  # once, not 85 times
+
+
+async def test_an_address_that_posts_too_fast_gets_429_with_retry_after(redis_url: str, tmp_path: Path) -> None:
+    async with telegram(Recorder(), redis_url, tmp_path, rate_limits=RateLimits(ip=Rate(per_minute=60, burst=2))) as t:
+        assert [await t.post(tg.text_update(ADA, "hi"), secret="guess") for _ in range(3)] == [403, 403, 429]
+        async with t.http.post(f"{t.base}/webhooks/telegram/webhook", data=b"{}") as answer:
+            assert answer.status == 429 and answer.headers["Retry-After"] == "1"
+
+
+def test_rate_limits_are_read_from_credentials() -> None:
+    channel = TelegramInput.from_credentials(
+        {"bot_token": "123:abc", "secret_token": SECRET, "rate_limits": {"sender_burst": 3, "max_queued": 10}}
+    )
+    assert channel.limiter.limits.sender == Rate(60, 3) and channel._work.max_total == 10
+    with pytest.raises(ConnectorConfigError, match="max_in_flight_per_sender"):
+        TelegramInput.from_credentials({"bot_token": "123:abc", "secret_token": SECRET, "rate_limits": {"max_in_flight_per_sender": 1}})
 
 
 async def test_a_repeated_update_is_handled_once(redis_url: str, tmp_path: Path) -> None:

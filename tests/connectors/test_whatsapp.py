@@ -23,7 +23,8 @@ from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from analytics.schema import REPLY_UNDELIVERED, LogEvent
 from connectors.errors import ConnectorConfigError
-from connectors.messages import EMPTY_TEXT, TEXT_ONLY
+from connectors.limits import Rate, RateLimits
+from connectors.messages import EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY
 from connectors.whatsapp import WhatsAppInput, interactive_message
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 from tests.fakes import whatsapp_graph as wa
@@ -358,6 +359,39 @@ async def test_an_empty_message_gets_an_answer_and_a_record(redis_url: str, tmp_
     assert reply["to"] == ADA and reply["text"]["body"] == EMPTY_TEXT
     (record,) = records(redis_url, "message_refused")
     assert record.data == {"reason": "empty_message"} and record.channel == "whatsapp" and CUSTOMER_ID.match(record.conversation_id)
+
+
+async def test_a_full_queue_drops_with_a_record_and_one_slow_down_reply(redis_url: str, tmp_path: Path) -> None:
+    # Issue 9, item 5: the WhatsApp queue was unbounded.
+    recorder = Recorder(delay=0.3)
+    limits = RateLimits(sender=None, max_queued_per_sender=3)
+    async with whatsapp(recorder, redis_url, tmp_path, rate_limits=limits) as s:
+        for i in range(10):
+            assert (await s.post(wa.text_message(ADA, f"message {i}")))[0] == 200
+        await s.settled()
+        await eventually(lambda: any(m["text"]["body"] == SLOW_DOWN_TEXT for m in s.graph.sent if m["type"] == "text"), what="the slow-down reply")
+    assert [m.text for m in recorder.calls] == [f"message {i}" for i in range(4)]  # one running, three waiting
+    dropped = records(redis_url, "message_dropped")
+    assert [e.text for e in dropped] == [f"message {i}" for i in range(4, 10)]
+    assert {(e.conversation_id, e.data["reason"]) for e in dropped} == {(f"whatsapp:{ADA}", "queue_full")}
+    assert all(e.data["message_id"].startswith("wamid.") for e in dropped)
+    bodies = [m["text"]["body"] for m in s.graph.sent if m["to"] == ADA]
+    assert bodies.count(SLOW_DOWN_TEXT) == 1 and len(bodies) == 5
+
+
+async def test_a_sender_who_sends_too_fast_is_asked_to_slow_down(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with whatsapp(recorder, redis_url, tmp_path, rate_limits=RateLimits(sender=Rate(per_minute=6, burst=2))) as s:
+        for i in range(5):
+            assert (await s.post(wa.text_message(ADA, f"message {i}")))[0] == 200
+        await s.post(wa.image_message(ADA))
+        await s.post(wa.text_message(BOB, "hello"))
+        await s.settled()
+        await eventually(lambda: any(m["text"]["body"] == SLOW_DOWN_TEXT for m in s.graph.sent if m["type"] == "text"), what="the slow-down reply")
+    assert [m.text for m in recorder.calls] == ["message 0", "message 1", "hello"]
+    dropped = records(redis_url, "message_dropped")
+    assert [(e.text, e.data["reason"]) for e in dropped] == [(f"message {i}", "sender_rate") for i in (2, 3, 4)] + [("[image]", "sender_rate")]
+    assert [m["text"]["body"] for m in s.graph.sent if m["to"] == ADA].count(SLOW_DOWN_TEXT) == 1
 
 
 async def test_an_oversized_body_is_refused(redis_url: str, tmp_path: Path) -> None:

@@ -1,18 +1,20 @@
 """Hardening of the channels (issue 9) against the running stack: deep JSON, wrong shapes, odd ids,
-lone surrogates, empty messages and long-lived portal tokens, on REST, the portal, WhatsApp and Telegram."""
+lone surrogates, empty messages, long-lived portal tokens and floods, on REST, the portal, WhatsApp
+and Telegram."""
 
 from __future__ import annotations
 
 import os
 import time
 import uuid
-from typing import Any, Dict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Tuple
 
 import jwt
 import redis
 import requests
 
-from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT
+from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, SLOW_DOWN_TEXT
 from scripts.stack import Stack
 from tests.e2e.conftest import Providers, eventually, log_events, post, texts, tracker
 from tests.e2e.test_messaging import Telegram, WhatsApp, body_of, user_texts
@@ -126,3 +128,68 @@ def test_telegram_lone_surrogate_and_empty_message_get_answers_and_records(stack
     refused = eventually(lambda: [e for e in log_events(store, user.customer, settle=1.0) if e.type == "message_refused"],
                          "the empty message's record")
     assert [e.data for e in refused] == [{"reason": "empty_message"}]
+
+
+# --- rate limits and bounded queues (item 5) ------------------------------------------------------
+
+
+def test_rest_flood_from_one_sender_gets_429s_and_every_admitted_message_an_answer(stack: Stack) -> None:
+    sender = f"e2e-flood-{uuid.uuid4().hex[:8]}"
+    start = time.monotonic()
+
+    def one(i: int) -> Tuple[int, Optional[str], Any, float]:
+        time.sleep(max(0.0, start + i / 50 - time.monotonic()))  # 200 messages at 50 a second
+        sent = time.monotonic()
+        response = requests.post(stack.rest_webhook, json={"sender": sender, "message": f"hello {i}"}, timeout=120)
+        return response.status_code, response.headers.get("Retry-After"), response.json(), time.monotonic() - sent
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(one, range(200)))
+    answered = [(body, took) for status, _, body, took in results if status == 200]
+    limited = [after for status, after, _, _ in results if status == 429]
+    assert len(answered) + len(limited) == 200 and limited and answered
+    assert all(after and int(after) >= 1 for after in limited)
+    assert not [body for body, _ in answered if APOLOGY_TEXT in texts(body)]  # no lock timeouts, no "sorry"
+    assert max(took for _, took in answered) < 30  # was 118 s
+    users = [e for e in tracker(stack, sender)["events"] if e["event"] == "user"]
+    assert len(users) == len(answered)  # nothing handled that the caller was told was refused, nothing lost
+
+
+def test_telegram_flood_is_paced_and_every_dropped_update_recorded(stack: Stack, providers: Providers, store: redis.Redis) -> None:
+    user = Telegram(stack, providers, store)
+    start = time.monotonic()
+    statuses = []
+    for i in range(100):  # 100 updates at 50 a second
+        time.sleep(max(0.0, start + i / 50 - time.monotonic()))
+        statuses.append(user.post(tg.text_update(user.user_id, f"hello {i}")).status_code)
+    assert statuses == [200] * 100
+    conversation = f"telegram:{user.user_id}"
+    dropped = eventually(lambda: [e for e in log_events(store, conversation, settle=1.0) if e.type == "message_dropped"],
+                         "message_dropped records")
+    customer = eventually(lambda: user.customer, "the Telegram user's customer")
+
+    def all_accounted() -> Optional[List[str]]:
+        handled = [text for text in user_texts(stack, customer) if text.startswith("hello ")]
+        return handled if len(handled) + len(dropped) == 100 else None
+
+    handled = eventually(all_accounted, "every update handled or recorded as dropped", timeout=120)
+    assert sorted(handled + [e.text for e in dropped], key=lambda t: int(t.split()[1])) == [f"hello {i}" for i in range(100)]
+    assert [m["text"] for m in user.received()].count(SLOW_DOWN_TEXT) == 1
+
+
+def test_whatsapp_flood_is_paced_and_every_dropped_message_recorded(stack: Stack, providers: Providers, store: redis.Redis) -> None:
+    phone = WhatsApp(stack, providers, store)
+    for i in range(40):
+        assert phone.post(wa.text_message(phone.number, f"hello {i}")).status_code == 200
+    conversation = f"whatsapp:{phone.number}"
+    dropped = eventually(lambda: [e for e in log_events(store, conversation, settle=1.0) if e.type == "message_dropped"],
+                         "message_dropped records")
+    customer = eventually(lambda: phone.customer, "the WhatsApp number's customer")
+
+    def all_accounted() -> Optional[List[str]]:
+        handled = [text for text in user_texts(stack, customer) if text.startswith("hello ")]
+        return handled if len(handled) + len(dropped) == 40 else None
+
+    handled = eventually(all_accounted, "every message handled or recorded as dropped", timeout=120)
+    assert len(handled) <= 31 and {e.data["reason"] for e in dropped} <= {"sender_rate", "queue_full"}
+    assert [body_of(m) for m in phone.received()].count(SLOW_DOWN_TEXT) == 1

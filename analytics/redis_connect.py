@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from typing import Any, Awaitable, Callable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -12,20 +15,54 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"  # the private Redis of `make run`
 
+T = TypeVar("T")
+
+
+class RetryFor(Retry):
+    """Retry a command for `seconds` (backoff 50 ms doubling to 1 s), not a number of times.
+
+    Long enough to ride out Redis being restarted by `make run`'s supervisor (about a
+    second) without a customer's message failing; bounded in time, unlike a retry count,
+    whatever the errors cost.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1)
+        self.seconds = seconds
+
+    async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[Any], Any]) -> T:
+        deadline = time.monotonic() + self.seconds
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                failures += 1
+                await fail(error)
+                backoff = self._backoff.compute(failures)
+                if time.monotonic() + backoff > deadline:
+                    raise error
+                await asyncio.sleep(backoff)
+
 
 def redis_url() -> str:
     """REDIS_URL from the environment, else the Redis `make run` starts."""
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
-def connect(url: str, timeout: float, decode_responses: bool = False) -> "aioredis.Redis":
+def connect(url: str, timeout: float, decode_responses: bool = False, outage_wait: float = 0.0) -> "aioredis.Redis":
     """A client whose commands retry on a fresh connection: a pooled one goes stale when Redis
-    restarts, and the customer's message should not fail for it."""
+    restarts, and the customer's message should not fail for it.
+
+    With `outage_wait`, a command keeps retrying that many seconds while Redis is unreachable;
+    without, it gives up after three quick retries (under a second).
+    """
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=decode_responses,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry=RetryFor(outage_wait) if outage_wait > 0 else Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )

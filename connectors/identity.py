@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TIMEOUT = 2.0
+# While Redis is away (restarted by `make run`'s supervisor in about a second) a message
+# waits for it, as in the tracker and lock stores (bot/stores.py), instead of failing.
+OUTAGE_WAIT = 10.0
 
 
 class IdentityUnavailable(RuntimeError):
@@ -39,7 +42,8 @@ class IdentityResolver:
         if self._client is None:
             from analytics.redis_connect import connect
 
-            self._client = connect(self._redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL, TIMEOUT)
+            url = self._redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+            self._client = connect(url, TIMEOUT, outage_wait=OUTAGE_WAIT)
         return self._client
 
     @property

@@ -112,6 +112,20 @@ def load_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise RequestRejected(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
 
 
+class CappedJson:
+    """The `json` module for libraries that take one (python-socketio's `AsyncServer(json=...)`):
+    `loads` refuses nesting deeper than MAX_JSON_DEPTH with a ValueError before parsing."""
+
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+        text = bytes(data).decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        if isinstance(text, str) and nesting_exceeds(text, MAX_JSON_DEPTH):
+            raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} deep")
+        return json.loads(text, *args, **kwargs)
+
+
 def nesting_exceeds(text: str, limit: int) -> bool:
     """True when arrays and objects in `text` (JSON, maybe malformed) nest deeper than `limit`.
 

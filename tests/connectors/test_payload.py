@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import RequestRejected
-from connectors.payload import InboundMessage, PayloadLimits, nesting_exceeds, parse_rest_payload
+from connectors.payload import CappedJson, InboundMessage, PayloadLimits, nesting_exceeds, parse_rest_payload
 
 
 def encode(payload: Any) -> bytes:
@@ -120,6 +120,13 @@ def test_nesting_up_to_the_cap_and_brackets_in_strings_are_fine() -> None:
     assert parse_rest_payload(encode({"sender": "u", "message": text})).text == text
     assert not nesting_exceeds('"' + "[" * 100, 32)  # an unterminated string: its brackets do not count
     assert nesting_exceeds('{"a": "]]]]", "b": ' + "[" * 33, 32)
+
+
+def test_capped_json_stands_in_for_the_json_module() -> None:
+    assert CappedJson.loads('{"a": [1, {"b": "[[["}]}') == {"a": [1, {"b": "[[["}]}
+    assert CappedJson.loads(b"[[1]]") == [[1]] and CappedJson.dumps({"a": 1}, separators=(",", ":")) == '{"a":1}'
+    with pytest.raises(ValueError, match="more than 32 deep"):
+        CappedJson.loads("[" * 1000)
 
 
 def test_non_objects_are_refused() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple
 
 import aiohttp
 from aiohttp import web
@@ -118,6 +119,25 @@ async def action_server(
 def dead_action_url() -> str:
     """An action endpoint nothing listens on."""
     return f"http://127.0.0.1:{free_port()}/webhook"
+
+
+def wrong_shapes(node: Any, path: tuple = ()) -> Iterator[tuple]:
+    """(path, value) for every part of `node` replaced, in turn, by a value of another type."""
+    for wrong in (None, 1, "x", [], {}, [[]]):
+        if path:
+            yield path, wrong
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from wrong_shapes(child, path + (key,))
+
+
+def replaced(payload: Any, path: tuple, value: Any) -> Any:
+    copy = json.loads(json.dumps(payload))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return copy
 
 
 def read_stream(url: str) -> List[LogEvent]:

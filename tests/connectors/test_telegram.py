@@ -20,7 +20,7 @@ from connectors.errors import ConnectorConfigError
 from connectors.limits import Rate, RateLimits
 from connectors.messages import EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY
 from connectors.telegram import EXPIRED_BUTTON_TEXT, SECRET_HEADER, TelegramInput
-from tests.connectors.support import Recorder, channel_app, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, read_stream, replaced, serving, wrong_shapes
 from tests.fakes import telegram_api as tg
 from tests.fakes.telegram_api import FakeTelegramApi, wait_until
 
@@ -171,6 +171,22 @@ async def test_deeply_nested_bodies_are_refused_before_parsing(redis_url: str, t
         assert await t.post(tg.text_update(ADA, "fine")) == 200
         await wait_until(lambda: t.fake.messages)
     assert [m.text for m in recorder.calls] == ["fine"]
+
+
+async def test_no_update_of_any_shape_gets_a_500(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Telegram retries anything but 2xx: a wrong shape is acknowledged (and ignored) or refused with 400.
+    updates = [tg.text_update(ADA, "hi"), tg.callback_update(ADA, "/ask_pricing"), tg.photo_update(ADA, caption="look")]
+    bodies = [tg.encode(replaced(update, path, value)) for update in updates for path, value in wrong_shapes(update)]
+    recorder = Recorder()
+    async with telegram(recorder, redis_url, tmp_path) as t:
+        statuses = [await t.post(raw=body) for body in bodies]
+        assert set(statuses) <= {200, 400}, [(s, b[:100]) for s, b in zip(statuses, bodies) if s not in (200, 400)]
+        calls = len(recorder.calls)
+        assert await t.post(tg.text_update(GRACE, "still there?")) == 200
+        await wait_until(lambda: any(m["chat_id"] == GRACE for m in t.fake.messages))
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "connectors.requests"]
+    assert failed == [], failed[0].getMessage()  # no background job crashed either
+    assert recorder.calls[-1].text == "still there?" and len(recorder.calls) == calls + 1
 
 
 async def test_lone_surrogates_reach_rasa_as_replacement_characters(redis_url: str, tmp_path: Path) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional
 
 import aiohttp
 import pytest
@@ -26,7 +25,7 @@ from connectors.errors import ConnectorConfigError
 from connectors.limits import Rate, RateLimits
 from connectors.messages import EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_ONLY
 from connectors.whatsapp import WhatsAppInput, interactive_message
-from tests.connectors.support import Recorder, channel_app, read_stream, serving
+from tests.connectors.support import Recorder, channel_app, read_stream, replaced, serving, wrong_shapes
 from tests.fakes import whatsapp_graph as wa
 from tests.fakes.whatsapp_graph import FakeGraph
 
@@ -277,25 +276,6 @@ async def test_malformed_and_unexpected_bodies_are_refused(redis_url: str, tmp_p
             assert status == 400, raw
         await s.settled()
     assert recorder.calls == [] and read_stream(redis_url) == []
-
-
-def wrong_shapes(node: Any, path: tuple = ()) -> Iterator[tuple]:
-    """(path, value) for every part of `node` replaced, in turn, by a value of another type."""
-    for wrong in (None, 1, "x", [], {}, [[]]):
-        if path:
-            yield path, wrong
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, child in children:
-        yield from wrong_shapes(child, path + (key,))
-
-
-def replaced(payload: Any, path: tuple, value: Any) -> Any:
-    copy = json.loads(json.dumps(payload))
-    parent = copy
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
-    return copy
 
 
 async def test_no_signed_body_of_any_shape_gets_a_500(redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

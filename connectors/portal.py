@@ -186,6 +186,8 @@ class PortalInput(InputChannel):
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise RequestRejected(401, "missing_token", "Sign in to the portal: this chat needs the portal's bearer token.")
+        if not token.isascii():  # a JWT is base64url; bytes that are not UTF-8 arrive as surrogate escapes
+            raise RequestRejected(401, "invalid_token", "The portal token is not valid (it is not ASCII text).")
         try:
             claims = jwt.decode(
                 token.strip(),

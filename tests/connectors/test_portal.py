@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from connectors.dedup import Deduplicator
-from connectors.errors import ConnectorConfigError
+from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.portal import PortalInput
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 
@@ -144,6 +145,23 @@ async def test_bad_bodies_are_refused_with_the_right_status(redis_url: str, tmp_
         assert (got, answer["error"]) == (status, code)
         assert (await send(session, url, {"message": "and now?"}, token()))[0] == 200  # still serving
     assert [m.text for m in recorder.calls] == ["and now?"]
+
+
+async def test_a_token_that_is_not_utf8_is_refused_not_a_500(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with portal(recorder, redis_url, tmp_path) as (url, session, _):
+        # By hand: aiohttp sends header values as UTF-8, and a broken client sends any bytes.
+        reader, writer = await asyncio.open_connection(*url.split("/")[2].split(":"))
+        body = b'{"message": "hi"}'
+        writer.write(b"POST /webhooks/portal/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer \xe8\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        status_line = await reader.readline()
+        writer.close()
+        assert status_line.split()[1] == b"401", status_line
+    assert recorder.calls == []
+    with pytest.raises(RequestRejected) as refused:
+        PortalInput(key=SECRET, algorithm="HS256", audience=AUDIENCE, issuer=ISSUER).verify("Bearer \udce8")
+    assert (refused.value.status, refused.value.code) == (401, "invalid_token")
 
 
 async def test_token_lifetime_is_capped_at_an_hour_unless_configured(redis_url: str, tmp_path: Path) -> None:

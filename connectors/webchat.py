@@ -41,8 +41,9 @@ from analytics.schema import MESSAGE_REFUSED
 from connectors.dedup import Deduplicator
 from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, too_long_text
+from connectors.messages import APOLOGY_TEXT, normalise_text, too_long_text
 from connectors.options import Options
+from connectors.payload import CappedJson
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +230,7 @@ class WebChatInput(InputChannel):
             async_mode="sanic",
             cors_allowed_origins="*" if "*" in origins else (origins or None),
             max_http_buffer_size=self.max_packet_bytes,
+            json=CappedJson,  # packets nested deeper than the other channels allow are not parsed
             # One socket's events are handled in order: a customer's messages must reach Rasa
             # in the order they were typed (the default runs each in its own task).
             async_handlers=False,
@@ -316,7 +318,8 @@ class WebChatInput(InputChannel):
             await output.send_text_message(session_id, APOLOGY_TEXT)
             return
         metadata = data.get("metadata", data.get("customData")) or {}
-        message = UserMessage(data["message"], output, customer_id, input_channel=self.name(), metadata=metadata)
+        text = normalise_text(data["message"])  # as every channel: a lone surrogate crashed the featurizer
+        message = UserMessage(text, output, customer_id, input_channel=self.name(), metadata=metadata)
         # A customer who closes the tab mid-answer cancels this handler; Rasa's handling must not
         # be cut short with it (the tracker unsaved, the action server's records already written).
         # The turn completes, and its replies reach the session's other tabs.

@@ -315,3 +315,13 @@ async def test_a_turn_completes_when_the_customer_leaves_mid_answer(redis_url: s
                 await session.post(f"{client.url}&sid={client.sid}", data=USER_UTTERED % session_id, timeout=aiohttp.ClientTimeout(total=0.1))
             await asyncio.sleep(1.0)
     assert recorder.finished == ["hello"]  # the handling went on to the end, not cancelled with the request
+
+
+async def test_a_lone_surrogate_reaches_rasa_as_a_replacement_character(redis_url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with webchat(recorder, redis_url, tmp_path) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        await widget.say("hi \ud800", session)  # JSON carries it; the MiniLM tokenizer failed on it
+        assert (await widget.reply())["text"].startswith("Hi!")
+    assert [m.text for m in recorder.calls] == ["hi \ufffd"]

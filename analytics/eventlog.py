@@ -85,7 +85,7 @@ class BufferedStreamWriter:
         self.submit_fields(event.to_fields())
 
     def submit_fields(self, fields: Fields) -> None:
-        fields = {key: _encodable(value) for key, value in fields.items()}
+        fields = {key: encodable(value) for key, value in fields.items()}
         if self._closed:
             # A connector can still record a failed reply while the server shuts down.
             if self._spool is not None:
@@ -276,7 +276,7 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
-def _encodable(value: str) -> str:
+def encodable(value: str) -> str:
     """Replace what UTF-8 cannot carry (lone surrogates), so one odd string cannot block the log."""
     try:
         value.encode("utf-8")

@@ -6,15 +6,16 @@ import asyncio
 import collections
 import logging
 import os
+import urllib.parse
 from asyncio import AbstractEventLoop
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, OrderedDict, Union
+from typing import Any, Dict, Mapping, Optional, OrderedDict, Tuple, Union
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from analytics.eventlog import BufferedStreamWriter
+from analytics.eventlog import BufferedStreamWriter, encodable
 from analytics.schema import EVENTS_STREAM, SOURCE_RASA, LogEvent, from_tracker_event
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class RedisStreamEventBroker(EventBroker):
                 socket_timeout=socket_timeout,
             )
         self._writer = writer
+        # (host, port, db) of the Redis the log lives in; None when only a writer was given.
+        self.redis_address: Optional[Tuple[str, int, int]] = _address(url) if url else None
         self._channels = ChannelMemory(channel_cache_size)
         self._close_timeout = close_timeout
         self._started = False
@@ -176,17 +179,34 @@ class RedisStreamEventBroker(EventBroker):
 
     def publish(self, event: Dict[str, Any]) -> None:
         """Queue one tracker event (`{"sender_id": ..., **event.as_dict()}`). Never raises."""
+        self._submit(self.record_for(event))
+
+    def record_for(self, event: Dict[str, Any]) -> LogEvent:
+        """The log record of one tracker event, with the conversation's channel. Never raises.
+
+        bot.stores.FailClosedTrackerStore writes these itself, in the transaction that
+        stores the tracker.
+        """
         try:
             sender = str(event.get("sender_id") or "")
             channel = event.get("input_channel")
             if channel:
                 self._channels.remember(sender, str(channel))
-            record = from_tracker_event(event, self._channels.get(sender))
+            return from_tracker_event(event, self._channels.get(sender))
         except Exception:  # a malformed event must not break Rasa's tracker save
             logger.exception("event broker: could not map tracker event; writing a minimal record")
             self.mapping_errors += 1
-            record = _fallback_record(event)
-        self._submit(record)
+            return _fallback_record(event)
+
+    def fields_for(self, event: Dict[str, Any]) -> Dict[str, str]:
+        """`record_for` as the stream entry's fields (what UTF-8 cannot carry replaced)."""
+        record = self.record_for(event)
+        try:
+            fields = record.to_fields()
+        except Exception:  # noqa: BLE001 - e.g. metadata json cannot serialise: keep who/what/when
+            logger.exception("event broker: could not serialise %s event; writing a minimal record", record.type)
+            fields = _fallback_record(event).to_fields()
+        return {key: encodable(value) for key, value in fields.items()}
 
     def publish_log_event(self, event: LogEvent) -> None:
         """Queue a record written by our own code (connectors). Never raises."""
@@ -250,6 +270,15 @@ def _fallback_record(event: Mapping[str, Any]) -> LogEvent:
     except Exception:
         event_type, sender = "unknown", ""
     return LogEvent(type=event_type, conversation_id=sender, source=SOURCE_RASA, data={"mapping_error": True})
+
+
+def _address(url: str) -> Tuple[str, int, int]:
+    parsed = urllib.parse.urlparse(url)
+    try:
+        db = int((parsed.path or "/0").lstrip("/") or 0)
+    except ValueError:
+        db = 0
+    return (parsed.hostname or "localhost", parsed.port or 6379, db)
 
 
 def _redact(url: Optional[str]) -> str:

@@ -8,7 +8,9 @@ retry each Redis call for `outage_wait` seconds (Redis restarted by the supervis
 back well within that, so the message just waits), then raise `RedisUnavailable`,
 which the connector turns into an apology and a `reply_failed` record. A tracker's
 new events are published only after the tracker itself is stored, so the log and the
-tracker store agree and no event is published twice.
+tracker store agree and no event is published twice. With the project's broker on the
+same Redis, a tracker's new log entries are written in the transaction that stores it,
+so not even a crash of the Rasa server between the two can part them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import inspect
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, Awaitable, Callable, Iterable, List, Optional, Text, TypeVar, Union
+from typing import Any, AsyncGenerator, Awaitable, Callable, Dict, Iterable, List, Optional, Text, TypeVar, Union
 
 import redis
 from rasa.core.agent import Agent
@@ -35,6 +37,8 @@ from rasa.shared.core.trackers import (
 )
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
+
+from bot.broker import RedisStreamEventBroker
 
 logger = logging.getLogger(__name__)
 
@@ -161,29 +165,58 @@ class FailClosedTrackerStore(RedisTrackerStore):
         return await self._call(functools.partial(RedisTrackerStore.keys, self), "list the trackers")
 
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
-        """Store the tracker, then publish the events the stored one lacked (in that order).
+        """Store the tracker and log the events the stored one lacked, each exactly once.
 
         Rasa's `save` publishes first and stores second, so a failure in between put
         events in the log that the tracker never got, and published them again on the
-        next save. The new events are worked out once, from the first read: if a write
-        lands but its reply is lost, the retry sees them stored and would find none.
+        next save. Here the log entries go into the same MULTI/EXEC as the tracker when
+        the broker's stream lives in this Redis (otherwise they are published after the
+        tracker is stored). The new events are worked out once, from the first read; a
+        retry whose tracker is already what the previous attempt wrote knows that
+        attempt landed (only its reply was lost) and writes nothing again.
         """
         key = self.key_prefix + tracker.sender_id
         expiry = timeout or self.record_exp
         new_events: Optional[List[Event]] = None
+        entries: Optional[List[Dict[str, str]]] = None  # log entries written with the tracker
+        attempted: Optional[str] = None
 
         def write() -> None:
-            nonlocal new_events
+            nonlocal new_events, entries, attempted
             stored = self.red.get(key)
+            if attempted is not None and stored == attempted:
+                return
             prior = self.deserialise_tracker(tracker.sender_id, stored) if stored is not None else None
             if new_events is None:
                 new_events = TrackerEventDiffEngine.event_difference(_last_session(prior), tracker)
+                entries = self._log_entries(tracker.sender_id, new_events)
             merged = self._merge_trackers(prior, tracker) if prior is not None else tracker
-            self.red.set(key, self.serialise_tracker(merged), ex=expiry)
+            attempted = self.serialise_tracker(merged)
+            with self.red.pipeline(transaction=True) as pipe:
+                pipe.set(key, attempted, ex=expiry)
+                for fields in entries or ():
+                    pipe.xadd(self._log_stream, fields)
+                pipe.execute()
 
         await self._call(write, f"save the tracker of {tracker.sender_id}")
-        if self.event_broker is not None and new_events:
+        if entries is None and self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    @property
+    def _log_stream(self) -> str:
+        assert isinstance(self.event_broker, RedisStreamEventBroker)
+        return self.event_broker.writer.stream
+
+    def _log_entries(self, sender_id: Text, events: List[Event]) -> Optional[List[Dict[str, str]]]:
+        """The stream entries of `events` when the broker logs to this Redis; None otherwise."""
+        broker = self.event_broker
+        if not isinstance(broker, RedisStreamEventBroker) or broker.redis_address is None:
+            return None
+        kwargs = self.red.connection_pool.connection_kwargs
+        here = (str(kwargs.get("host")), int(kwargs.get("port") or 6379), int(kwargs.get("db") or 0))
+        if broker.redis_address != here:
+            return None
+        return [broker.fields_for({"sender_id": sender_id, **event.as_dict()}) for event in events]
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publishing happens in `save`, after the tracker is stored; nothing else may publish."""

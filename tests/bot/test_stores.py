@@ -102,6 +102,48 @@ async def test_a_short_outage_delays_the_save_and_nothing_is_lost_or_doubled(own
     assert [e.text for e in stored.events if isinstance(e, UserUttered)] == ["before", "during"]
 
 
+async def test_the_log_entries_are_written_with_the_tracker_not_after_it(own_redis: RedisServer, tmp_path: Path) -> None:
+    # In the same MULTI/EXEC: a Rasa server killed right after save() returned used to
+    # take the entries still in the broker's buffer with it.
+    broker = make_broker(own_redis.url, tmp_path)  # its writer never runs
+    store = store_for(own_redis.port, broker)
+    tracker = store.init_tracker("c8")
+    tracker.update(UserUttered("hello", input_channel="rest"))
+    tracker.update(BotUttered("hi there"))
+    await store.save(tracker)
+    records = read_stream(own_redis.url)
+    assert [(r.type, r.text, r.channel) for r in records] == [("user", "hello", "rest"), ("bot", "hi there", "rest")]
+    assert broker.writer.pending == 0 and broker.published == 0
+
+
+async def test_a_transaction_whose_reply_was_lost_is_not_repeated(own_redis: RedisServer, tmp_path: Path) -> None:
+    store = store_for(own_redis.port, make_broker(own_redis.url, tmp_path))
+    pipeline = store.red.pipeline
+    lost = []
+
+    def losing_pipeline(*args, **kwargs):  # type: ignore[no-untyped-def]
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def execute_then_lose_the_reply(*a, **k):  # type: ignore[no-untyped-def]
+            result = execute(*a, **k)
+            if not lost:
+                lost.append(result)
+                raise redis.ConnectionError("Connection closed by server.")
+            return result
+
+        pipe.execute = execute_then_lose_the_reply
+        return pipe
+
+    store.red.pipeline = losing_pipeline  # type: ignore[method-assign]
+    tracker = store.init_tracker("c9")
+    tracker.update(UserUttered("once"))
+    await store.save(tracker)
+    assert lost, "the first transaction did not run"
+    assert users(read_stream(own_redis.url)) == ["once"]
+    assert [e.text for e in (await store.retrieve("c9")).events if isinstance(e, UserUttered)] == ["once"]
+
+
 async def test_a_long_outage_refuses_and_publishes_nothing(tmp_path: Path) -> None:
     broker = make_broker(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
     store = store_for(free_port(), broker, outage_wait=0.3)

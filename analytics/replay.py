@@ -15,6 +15,8 @@ from tqdm import tqdm
 
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
 
+REPLAY_BATCH = 5000
+
 
 @dataclass(frozen=True)
 class ReplayResult:
@@ -32,7 +34,8 @@ async def replay(
     await client.unlink(settings.dead_letters)
     for projection in projections:
         await projection.reset()
-    consumer = StreamConsumer(client, projections, replace(settings, consumer="replay", claim_idle_ms=0))
+    # Big batches: each customer is read and written once per batch, so fewer batches mean less work.
+    consumer = StreamConsumer(client, projections, replace(settings, consumer="replay", claim_idle_ms=0, batch=REPLAY_BATCH))
     await consumer.ensure_group()
     handled = 0
     with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:

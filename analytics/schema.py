@@ -154,8 +154,9 @@ class LogEvent:
         if kwargs["timestamp"] is None:
             kwargs["timestamp"] = 0.0
         for key in _JSON_FIELDS:
+            value = raw.get(key) or "{}"
             try:
-                kwargs[key] = json.loads(raw.get(key) or "{}")
+                kwargs[key] = {} if value == "{}" else json.loads(value)  # most entries have no metadata
             except json.JSONDecodeError as exc:
                 raise SchemaError(f"entry field '{key}' is not JSON") from exc
         return cls(**kwargs)
@@ -197,4 +198,6 @@ def from_tracker_event(event: Mapping[str, Any], channel: str = "") -> LogEvent:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # a client with decoded responses: the common case, on the replay's hot path
+        return value
     return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)

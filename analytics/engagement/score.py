@@ -35,41 +35,103 @@ class Contribution:
     reason: str
 
 
-def contributions(facts: Sequence[Fact], rules: Rules) -> List[Contribution]:
-    """What each fact added, in fact order. `facts` must already be in time order."""
-    technical = _terms(rules.technical_terms)
-    days: Set[int] = set()
-    features: Set[str] = set()
-    in_session = 0
-    found: List[Contribution] = []
-    for fact in facts:
+class EngagementState:
+    """What the rules need to remember between facts, and the scores so far; folded one fact at a time.
+
+    Applying facts one by one in their order is the only way scores are computed (a full
+    rebuild is the same loop from an empty state), so incremental and rebuilt scores are
+    the same floats, not merely close.
+    """
+
+    def __init__(self, rules: Rules, data: Optional[Dict[str, Any]] = None) -> None:
+        self.rules = rules
+        self.half_life = rules.half_life_seconds
+        self._technical = _technical_terms(rules.technical_terms)
+        data = data or {}
+        self.days: Set[int] = set(data.get("days", ()))
+        self.features: Set[str] = set(data.get("features", ()))
+        self.in_session: int = data.get("in_session", 0)
+        self.logs: Dict[str, Dict[str, Optional[float]]] = data.get("logs") or {d: {p: None for p in PATHS} for d in DIMENSIONS}
+        self.by_rule: Dict[str, Dict[str, Dict[str, Any]]] = data.get("by_rule") or {d: {} for d in DIMENSIONS}
+        self.recent: Dict[str, List[Dict[str, Any]]] = data.get("recent") or {d: [] for d in DIMENSIONS}
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "days": sorted(self.days), "features": sorted(self.features), "in_session": self.in_session,
+            "logs": self.logs, "by_rule": self.by_rule, "recent": self.recent,
+        }
+
+    def step(self, fact: Fact) -> List[Contribution]:
+        """Apply one fact (the next in order); returns what it contributed."""
         kind, at = fact["k"], float(fact["t"])
         day = int(at // 86400)
-        new_day = day not in days
-        days.add(day)
+        new_day = day not in self.days
+        self.days.add(day)
         if kind == "session_started":
-            in_session = 0
+            self.in_session = 0
         if kind == "user":
-            in_session += 1
+            self.in_session += 1
         feature = _feature(fact)
-        new_feature = bool(feature) and feature not in features
+        new_feature = bool(feature) and feature not in self.features
         if feature:
-            features.add(feature)
+            self.features.add(feature)
         text = str(fact.get("text") or "")
-        facts_of = {
+        observed = {
             "min_words": len(_WORD.findall(text)),
             "has_context": bool(fact.get("context")),
             "sentiment": str(fact.get("sentiment") or ""),
-            "technical": bool(technical and technical.search(text.lower())),
+            "technical": bool(self._technical and self._technical.search(text.lower())),
             "new_day": new_day,
             "new_feature": new_feature,
-            "nth_in_session": in_session if kind == "user" else 0,
+            "nth_in_session": self.in_session if kind == "user" else 0,
             "min_score": fact.get("score"),
         }
-        for rule in rules.for_kind(kind):
-            if all(_holds(name, wanted, facts_of[name]) for name, wanted in rule.when):
+        found: List[Contribution] = []
+        for rule in self.rules.for_kind(kind):
+            if all(_holds(name, wanted, observed[name]) for name, wanted in rule.when):
                 found.append(Contribution(rule.id, rule.dimension, rule.path, rule.points, at, str(fact.get("id", "")), rule.reason))
-    return found
+        for c in found:
+            paths = self.logs[c.dimension]
+            paths[c.path] = add_log(paths[c.path], log_points(c.points, c.at, self.half_life))
+            entry = self.by_rule[c.dimension].setdefault(c.rule, {"count": 0, "points": 0.0, "reason": c.reason, "path": c.path})
+            entry["count"] += 1
+            entry["points"] += c.points
+            recent = self.recent[c.dimension]
+            recent.append({"rule": c.rule, "points": c.points, "at": c.at, "event_id": c.event_id})
+            del recent[:-KEEP_CONTRIBUTIONS]
+        return found
+
+    def total_log(self) -> Optional[float]:
+        """All dimensions together (the funnel's engagement score), in log space."""
+        # A fixed order: a state read back from canonical JSON has its keys sorted, and float sums follow the order.
+        return combine(self.logs[d][p] for d in DIMENSIONS for p in PATHS)
+
+    def view(self, as_of: Optional[float]) -> Dict[str, Any]:
+        """Scores per dimension (total, result and process paths, log space and as of `as_of`), explained."""
+        dimensions: Dict[str, Any] = {}
+        for dimension in DIMENSIONS:
+            paths = self.logs[dimension]
+            total = combine(paths[path] for path in PATHS)
+            dimensions[dimension] = {
+                "log_score": _round(total),
+                "paths": {path: _round(paths[path]) for path in PATHS},
+                "score": round(value_at(total, as_of, self.half_life), 4) if as_of is not None else 0.0,
+                "by_rule": self.by_rule[dimension],
+                "recent": self.recent[dimension],
+            }
+        return {
+            "rules": self.rules.digest,
+            "half_life_days": self.rules.half_life_days,
+            "as_of": as_of,
+            "dimensions": dimensions,
+            "co_creation": _round(combine(dimensions[d]["log_score"] for d in CO_CREATION)),
+        }
+
+
+def contributions(facts: Sequence[Fact], rules: Rules) -> List[Contribution]:
+    """What each fact added, in fact order (`facts` already in order)."""
+    state = EngagementState(rules)
+    return [c for fact in facts for c in state.step(fact)]
 
 
 def _holds(name: str, wanted: Any, actual: Any) -> bool:
@@ -90,26 +152,38 @@ def _feature(fact: Fact) -> str:
     return f"{context.get('product', '')}/{feature}" if feature else ""
 
 
-def _terms(terms: Iterable[str]) -> Optional["re.Pattern[str]"]:
+def _technical_terms(terms: Iterable[str]) -> Optional["re.Pattern[str]"]:
     words = sorted({t for t in terms if t}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b") if words else None
 
 
+def log_points(points: float, at: float, half_life: float) -> float:
+    """One contribution in log space: log2(points * 2 ** ((at - EPOCH) / half_life))."""
+    return math.log2(points) + (at - EPOCH) / half_life
+
+
+def add_log(total: Optional[float], log: float) -> float:
+    """log2(2**total + 2**log) without overflow."""
+    if total is None:
+        return log
+    top, low = (total, log) if total >= log else (log, total)
+    return top + math.log2(1.0 + 2.0 ** (low - top))
+
+
 def log_score(items: Iterable[Contribution], half_life: float) -> Optional[float]:
-    """log2 of the decayed sum relative to EPOCH (log-sum-exp, so no overflow for any half-life)."""
-    exponents = [math.log2(c.points) + (c.at - EPOCH) / half_life for c in items]
-    if not exponents:
-        return None
-    top = max(exponents)
-    return top + math.log2(sum(2.0 ** (e - top) for e in exponents))
+    """log2 of the decayed sum of contributions relative to EPOCH, added in the given order."""
+    total: Optional[float] = None
+    for c in items:
+        total = add_log(total, log_points(c.points, c.at, half_life))
+    return total
 
 
 def combine(log_scores: Iterable[Optional[float]]) -> Optional[float]:
-    present = [s for s in log_scores if s is not None]
-    if not present:
-        return None
-    top = max(present)
-    return top + math.log2(sum(2.0 ** (s - top) for s in present))
+    total: Optional[float] = None
+    for log in log_scores:
+        if log is not None:
+            total = add_log(total, log)
+    return total
 
 
 def value_at(log: Optional[float], at: float, half_life: float) -> float:
@@ -117,37 +191,12 @@ def value_at(log: Optional[float], at: float, half_life: float) -> float:
     return 0.0 if log is None else 2.0 ** (log - (at - EPOCH) / half_life)
 
 
-def engagement(found: Sequence[Contribution], rules: Rules, as_of: Optional[float]) -> Dict[str, Any]:
-    """Scores per dimension from `contributions(...)` (total, result and process paths, in log space and
-    as of `as_of`, the last fact), with their explanation."""
-    half_life = rules.half_life_seconds
-    dimensions: Dict[str, Any] = {}
-    for dimension in DIMENSIONS:
-        mine = [c for c in found if c.dimension == dimension]
-        paths = {path: log_score([c for c in mine if c.path == path], half_life) for path in PATHS}
-        total = combine(paths.values())
-        by_rule: Dict[str, Dict[str, Any]] = {}
-        for c in mine:
-            entry = by_rule.setdefault(c.rule, {"count": 0, "points": 0.0, "reason": c.reason, "path": c.path})
-            entry["count"] += 1
-            entry["points"] += c.points
-        dimensions[dimension] = {
-            "log_score": _round(total),
-            "paths": {path: _round(value) for path, value in paths.items()},
-            "score": round(value_at(total, as_of, half_life), 4) if as_of is not None else 0.0,
-            "by_rule": by_rule,
-            "recent": [
-                {"rule": c.rule, "points": c.points, "at": c.at, "event_id": c.event_id} for c in mine[-KEEP_CONTRIBUTIONS:]
-            ],
-        }
-    co_creation = combine(dimensions[d]["log_score"] for d in CO_CREATION)
-    return {
-        "rules": rules.digest,
-        "half_life_days": rules.half_life_days,
-        "as_of": as_of,
-        "dimensions": dimensions,
-        "co_creation": _round(co_creation),
-    }
+def engagement(facts: Sequence[Fact], rules: Rules, as_of: Optional[float]) -> Dict[str, Any]:
+    """The scores of a customer with these facts (in order), as of `as_of`."""
+    state = EngagementState(rules)
+    for fact in facts:
+        state.step(fact)
+    return state.view(as_of)
 
 
 def _round(value: Optional[float]) -> Optional[float]:

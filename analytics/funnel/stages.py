@@ -7,10 +7,10 @@ engagement capability at that moment, so the same facts always give the same his
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from analytics.engagement.score import EPOCH, Contribution, combine, value_at
+from analytics.engagement.rules import Rules
+from analytics.engagement.score import EngagementState, value_at
 from analytics.funnel.rules import STAGES, FunnelRules
 from analytics.records.facts import Fact
 
@@ -37,65 +37,85 @@ def fit_score(fields: Dict[str, str], rules: FunnelRules) -> Tuple[float, Dict[s
     return min(100.0, sum(parts.values())), parts
 
 
-def funnel(facts: Sequence[Fact], rules: FunnelRules, contributions: Sequence[Contribution], half_life: float) -> Dict[str, Any]:
-    stage = VISITOR
-    history: List[Dict[str, Any]] = []
-    identified: Optional[str] = None
-    interest: Optional[str] = None
-    fields: Dict[str, str] = {}
-    engagement_log: Optional[float] = None
-    pending = list(contributions)
-    used = 0
-    sales: Optional[Dict[str, Any]] = None
+class FunnelState:
+    """Where a customer stands, folded one fact at a time (a rebuild is the same loop from empty)."""
 
-    def move(to: int, at: float, event: str, reason: str) -> None:
-        nonlocal stage
-        while stage < to:
-            stage += 1
-            history.append({"stage": STAGES[stage], "at": at, "reason": reason, "event_id": event})
+    def __init__(self, rules: FunnelRules, half_life: float, data: Optional[Dict[str, Any]] = None) -> None:
+        self.rules = rules
+        self.half_life = half_life
+        data = data or {}
+        self.stage: int = data.get("stage", VISITOR)
+        self.history: List[Dict[str, Any]] = data.get("history", [])
+        self.identified: Optional[str] = data.get("identified")
+        self.interest: Optional[str] = data.get("interest")
+        self.fields: Dict[str, str] = data.get("fields", {})
+        self.sales: Optional[Dict[str, Any]] = data.get("sales")
+        self.engagement_log: Optional[float] = data.get("engagement_log")
+        self.last: Optional[float] = data.get("last")
 
-    for fact in facts:
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "stage": self.stage, "history": self.history, "identified": self.identified, "interest": self.interest,
+            "fields": self.fields, "sales": self.sales, "engagement_log": self.engagement_log, "last": self.last,
+        }
+
+    def _move(self, to: int, at: float, event: str, reason: str) -> None:
+        while self.stage < to:
+            self.stage += 1
+            self.history.append({"stage": STAGES[self.stage], "at": at, "reason": reason, "event_id": event})
+
+    def step(self, fact: Fact, engagement_log: Optional[float]) -> None:
+        """Apply the next fact; `engagement_log` is the customer's engagement (log space) once it is counted."""
+        rules = self.rules
         at, kind, event = fact["t"], fact["k"], str(fact.get("id", ""))
-        if not history:
-            history.append({"stage": STAGES[VISITOR], "at": at, "reason": "first contact", "event_id": event})
-        while used < len(pending) and pending[used].at <= at:
-            c = pending[used]
-            engagement_log = combine([engagement_log, math.log2(c.points) + (c.at - EPOCH) / half_life])
-            used += 1
-        if kind == "user" and fact.get("ch") in rules.identified_channels and identified is None:
-            identified = f"wrote on {fact['ch']}, which proves who they are"
-        if kind == "user" and fact.get("intent") in rules.interest_intents and interest is None:
-            interest = f"asked about an offering ({fact['intent']})"
-        if kind == "identity_linked" and identified is None:
-            identified = f"confirmed {str(fact.get('identity', '')).split(':', 1)[0] or 'an identity'}"
+        self.engagement_log = engagement_log
+        self.last = at
+        if not self.history:
+            self.history.append({"stage": STAGES[VISITOR], "at": at, "reason": "first contact", "event_id": event})
+        if kind == "user" and fact.get("ch") in rules.identified_channels and self.identified is None:
+            self.identified = f"wrote on {fact['ch']}, which proves who they are"
+        if kind == "user" and fact.get("intent") in rules.interest_intents and self.interest is None:
+            self.interest = f"asked about an offering ({fact['intent']})"
+        if kind == "identity_linked" and self.identified is None:
+            self.identified = f"confirmed {str(fact.get('identity', '')).split(':', 1)[0] or 'an identity'}"
         if kind == "lead_field_captured" and fact.get("field"):
-            fields[fact["field"]] = str(fact.get("value") or "")
-            interest = interest or "started the sales form"
-            if fact["field"] == LEAD_EMAIL and identified is None:
-                identified = "gave an e-mail address in the sales form"
-        if identified:
-            move(SUSPECT, at, event, identified)
-        if identified and interest:
-            move(PROSPECT, at, event, interest)
-        known = all(fields.get(name) for name in rules.lead_fields)
-        if stage >= PROSPECT and known:
-            move(LEAD, at, event, "need, timeline, role and budget known")
-        fit, _ = fit_score(fields, rules)
-        engaged = value_at(engagement_log, at, half_life)
-        if stage >= LEAD and fit >= rules.min_fit and engaged >= rules.min_engagement:
-            move(OPPORTUNITY, at, event, f"qualified: fit {fit:g} ≥ {rules.min_fit:g} and engagement {engaged:.1f} ≥ {rules.min_engagement:g}")
-        if sales is None and stage >= LEAD:
-            if stage == OPPORTUNITY:
-                sales = {"at": at, "event_id": event, "reason": f"opportunity: {history[-1]['reason']}"}
-            elif fit >= rules.hot_fit and fields.get(LEAD_TIMELINE) in rules.hot_timelines:
-                sales = {"at": at, "event_id": event, "reason": f"hot lead: fit {fit:g} and timeline {fields[LEAD_TIMELINE]!r}"}
-    fit, parts = fit_score(fields, rules)
-    last = facts[-1]["t"] if facts else None
-    return {
-        "rules": rules.digest,
-        "stage": STAGES[stage],
-        "history": history,
-        "fit": {"score": fit, "parts": parts},
-        "engagement": round(value_at(engagement_log, last, half_life), 4) if last is not None else 0.0,
-        "sales_handover": sales,
-    }
+            self.fields[fact["field"]] = str(fact.get("value") or "")
+            self.interest = self.interest or "started the sales form"
+            if fact["field"] == LEAD_EMAIL and self.identified is None:
+                self.identified = "gave an e-mail address in the sales form"
+        if self.identified:
+            self._move(SUSPECT, at, event, self.identified)
+        if self.identified and self.interest:
+            self._move(PROSPECT, at, event, self.interest)
+        if self.stage >= PROSPECT and all(self.fields.get(name) for name in rules.lead_fields):
+            self._move(LEAD, at, event, "need, timeline, role and budget known")
+        fit, _ = fit_score(self.fields, rules)
+        engaged = value_at(engagement_log, at, self.half_life)
+        if self.stage >= LEAD and fit >= rules.min_fit and engaged >= rules.min_engagement:
+            self._move(OPPORTUNITY, at, event, f"qualified: fit {fit:g} ≥ {rules.min_fit:g} and engagement {engaged:.1f} ≥ {rules.min_engagement:g}")
+        if self.sales is None and self.stage >= LEAD:
+            if self.stage == OPPORTUNITY:
+                self.sales = {"at": at, "event_id": event, "reason": f"opportunity: {self.history[-1]['reason']}"}
+            elif fit >= rules.hot_fit and self.fields.get(LEAD_TIMELINE) in rules.hot_timelines:
+                self.sales = {"at": at, "event_id": event, "reason": f"hot lead: fit {fit:g} and timeline {self.fields[LEAD_TIMELINE]!r}"}
+
+    def view(self) -> Dict[str, Any]:
+        fit, parts = fit_score(self.fields, self.rules)
+        return {
+            "rules": self.rules.digest,
+            "stage": STAGES[self.stage],
+            "history": self.history,
+            "fit": {"score": fit, "parts": parts},
+            "engagement": round(value_at(self.engagement_log, self.last, self.half_life), 4) if self.last is not None else 0.0,
+            "sales_handover": self.sales,
+        }
+
+
+def funnel(facts: Sequence[Fact], rules: FunnelRules, engagement_rules: Rules) -> Dict[str, Any]:
+    """The funnel of a customer with these facts (in order)."""
+    engagement = EngagementState(engagement_rules)
+    state = FunnelState(rules, engagement_rules.half_life_seconds)
+    for fact in facts:
+        engagement.step(fact)
+        state.step(fact, engagement.total_log())
+    return state.view()

@@ -37,11 +37,20 @@ BOT = "bot"
 SESSION_STARTED = "session_started"
 
 
-def fact_of(event: LogEvent) -> Optional[Fact]:
-    """The event's contribution to its customer's record, or None when it has none."""
+def order_key(entry_id: str) -> str:
+    """A stream entry id (`<ms>-<seq>`) as text that sorts in the log's order."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{int(ms):016d}-{int(seq or 0):010d}"
+
+
+def fact_of(event: LogEvent, entry_id: str = "0-0") -> Optional[Fact]:
+    """The event's contribution to its customer's record, or None when it has none.
+
+    `o` places it in the log's order (from the stream entry id): the one order every fold uses.
+    """
     kind = event.type
     data = event.data if isinstance(event.data, dict) else {}
-    fact: Fact = {"id": event.event_id, "t": round(float(event.timestamp or 0.0), 6), "k": kind}
+    fact: Fact = {"id": event.event_id, "o": order_key(entry_id), "t": round(float(event.timestamp or 0.0), 6), "k": kind}
     if event.channel:
         fact["ch"] = event.channel[:32]
     if kind == USER:

@@ -1,4 +1,4 @@
-"""A customer's record (the "360 view") as a pure fold over their facts in time order.
+"""A customer's record (the "360 view"), scores and stage as a fold over their facts in the log's order.
 
 Same facts, same record, byte for byte (`canonical`): incremental consumption, a consumer
 killed and restarted, and a full replay all produce it. Nothing here reads a clock.
@@ -7,8 +7,12 @@ killed and restarted, and a full replay all produce it. Nothing here reads a clo
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+from analytics.engagement.rules import Rules, load_rules
+from analytics.engagement.score import EngagementState
+from analytics.funnel.rules import FunnelRules, load_funnel_rules
+from analytics.funnel.stages import FunnelState
 from analytics.records.facts import BOT, SESSION_STARTED, USER, Fact
 from analytics.schema import (
     FAQ_ANSWERED,
@@ -50,12 +54,12 @@ def canonical(value: Any) -> str:
 
 
 def ordered(facts: Iterable[Fact]) -> List[Fact]:
-    """Time order, ties broken by the fact's canonical text: one order for any arrival order."""
-    return sorted(facts, key=lambda fact: (fact["t"], canonical(fact)))
+    """The log's order (each fact's `o`, from its stream entry id), whatever order they arrived in."""
+    return sorted(facts, key=lambda fact: (fact.get("o", ""), fact.get("id", "")))
 
 
-def fold(customer_id: str, facts: Sequence[Fact]) -> Dict[str, Any]:
-    record: Dict[str, Any] = {
+def new_record(customer_id: str) -> Dict[str, Any]:
+    return {
         "customer_id": customer_id,
         "version": RECORD_VERSION,
         "first_seen": None,
@@ -70,38 +74,72 @@ def fold(customer_id: str, facts: Sequence[Fact]) -> Dict[str, Any]:
         "last_handover": None,
         "events": 0,
     }
-    channels: Dict[str, Dict[str, Any]] = {}
-    identities: List[str] = []
+
+
+def step_record(record: Dict[str, Any], fact: Fact) -> None:
+    """Apply the next fact to the record (in place)."""
+    kind, at = fact["k"], fact["t"]
+    record["events"] += 1
+    record["first_seen"] = at if record["first_seen"] is None else min(record["first_seen"], at)
+    record["last_seen"] = at if record["last_seen"] is None else max(record["last_seen"], at)
+    if fact.get("ch"):
+        seen = record["channels"].setdefault(fact["ch"], {"first_seen": at, "last_seen": at, "messages": 0})
+        seen["first_seen"], seen["last_seen"] = min(seen["first_seen"], at), max(seen["last_seen"], at)
+        seen["messages"] += kind == USER
+    counter = _COUNTERS.get(kind)
+    if counter:
+        record["counts"][counter] += 1
+    if kind == FEEDBACK:
+        _keep(record["feedback"], {"at": at, "text": fact["text"], "sentiment": fact["sentiment"], "context": fact["context"]})
+    elif kind in (IDEA, PROBLEM):
+        _keep(record["ideas" if kind == IDEA else "problems"], {"at": at, "ref": fact["ref"], "text": fact["text"], "context": fact["context"]})
+    elif kind == LEAD_FIELD_CAPTURED and fact.get("field"):
+        # What the customer said stays beside the normalised value.
+        record["lead"][fact["field"]] = {"value": fact["value"], "said": fact.get("raw", fact["value"]), "at": at}
+    elif kind == LEAD_SUBMITTED:
+        record["lead_submitted"] = {"at": at, "ref": fact["ref"]}
+    elif kind == HANDOVER_REQUESTED:
+        record["last_handover"] = {"at": at, "reason": fact["reason"]}
+    elif kind == IDENTITY_LINKED and fact["identity"] not in record["identities"]:
+        record["identities"].append(fact["identity"])
+    elif kind == IDENTITY_UNLINKED and fact["identity"] in record["identities"]:
+        record["identities"].remove(fact["identity"])
+
+
+class CustomerState:
+    """Everything kept about one customer, folded one fact at a time in the log's order.
+
+    A rebuild is the same loop from an empty state, so a record kept incrementally and one
+    rebuilt from the log are the same bytes.
+    """
+
+    def __init__(self, customer_id: str, rules: Rules, funnel_rules: FunnelRules, data: Optional[Dict[str, Any]] = None) -> None:
+        data = data or {}
+        self.record: Dict[str, Any] = data.get("record") or new_record(customer_id)
+        self.engagement = EngagementState(rules, data.get("engagement"))
+        self.funnel = FunnelState(funnel_rules, rules.half_life_seconds, data.get("funnel"))
+        self.last_order: str = data.get("last_order", "")
+
+    def apply(self, fact: Fact) -> None:
+        step_record(self.record, fact)
+        self.engagement.step(fact)
+        self.funnel.step(fact, self.engagement.total_log())
+        self.last_order = max(self.last_order, str(fact.get("o", "")))
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"record": self.record, "engagement": self.engagement.to_json(), "funnel": self.funnel.to_json(), "last_order": self.last_order}
+
+    def view(self) -> Dict[str, Any]:
+        """The customer's record as people and pages read it: the 360 view, scores and stage."""
+        return {**self.record, "engagement": self.engagement.view(self.record["last_seen"]), "funnel": self.funnel.view()}
+
+
+def fold(customer_id: str, facts: Sequence[Fact], rules: Optional[Rules] = None, funnel_rules: Optional[FunnelRules] = None) -> Dict[str, Any]:
+    """The record of a customer with these facts (any order)."""
+    state = CustomerState(customer_id, rules or load_rules(), funnel_rules or load_funnel_rules())
     for fact in ordered(facts):
-        kind, at = fact["k"], fact["t"]
-        record["events"] += 1
-        record["first_seen"] = at if record["first_seen"] is None else record["first_seen"]
-        record["last_seen"] = at
-        if fact.get("ch"):
-            seen = channels.setdefault(fact["ch"], {"first_seen": at, "last_seen": at, "messages": 0})
-            seen["last_seen"] = at
-            seen["messages"] += kind == USER
-        counter = _COUNTERS.get(kind)
-        if counter:
-            record["counts"][counter] += 1
-        if kind == FEEDBACK:
-            _keep(record["feedback"], {"at": at, "text": fact["text"], "sentiment": fact["sentiment"], "context": fact["context"]})
-        elif kind in (IDEA, PROBLEM):
-            _keep(record["ideas" if kind == IDEA else "problems"], {"at": at, "ref": fact["ref"], "text": fact["text"], "context": fact["context"]})
-        elif kind == LEAD_FIELD_CAPTURED and fact.get("field"):
-            # What the customer said stays beside the normalised value.
-            record["lead"][fact["field"]] = {"value": fact["value"], "said": fact.get("raw", fact["value"]), "at": at}
-        elif kind == LEAD_SUBMITTED:
-            record["lead_submitted"] = {"at": at, "ref": fact["ref"]}
-        elif kind == HANDOVER_REQUESTED:
-            record["last_handover"] = {"at": at, "reason": fact["reason"]}
-        elif kind == IDENTITY_LINKED and fact["identity"] not in identities:
-            identities.append(fact["identity"])
-        elif kind == IDENTITY_UNLINKED and fact["identity"] in identities:
-            identities.remove(fact["identity"])
-    record["channels"] = channels
-    record["identities"] = identities
-    return record
+        state.apply(fact)
+    return state.view()
 
 
 def _keep(items: List[Dict[str, Any]], item: Dict[str, Any]) -> None:

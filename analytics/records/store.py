@@ -1,36 +1,42 @@
 """Customer records in Redis, kept by the analytics consumer (one key prefix: `engage:analytics:`).
 
-`engage:analytics:facts:<customer>` is a sorted set of the customer's facts (scored by time,
-each fact carrying its event id, so adding one twice is a no-op); `engage:analytics:record:<customer>`
-the canonical JSON of the fold over them; `engage:analytics:customers` every customer by last seen.
-A fact and the record it changes are written in one MULTI/EXEC, under WATCH of the facts, so
-two consumers working on one customer never lose each other's work. In the same step the
-customer's place on the leaderboards (`leaderboard:<dimension>`) and in the funnel
-(`funnel:<stage>`, scored by when they entered it) is updated, and a sales handover the
-funnel asks for is put on the handover queue, once ever (`engage:funnel:sales-raised:<customer>`
-lives outside the derived keys, so a replay does not queue it again).
+Per customer: `facts:<id>` (hash: event id -> fact, so a redelivered event is seen as one)
+and `state:<id>` (canonical JSON of everything the fold keeps: the record, scores, stage, the
+last fact's place in the log; `record()` reads the customer's record from it). A merged
+customer has `merged:<id>` instead, naming the customer the merge kept. Indexes:
+`customers` (by last seen), `leaderboard:<dimension>` and `leaderboard:co_creators` (log-space
+scores), `funnel:<stage>` (by when they entered it).
+
+A batch of entries is applied per customer in one MULTI/EXEC under WATCH of the customers'
+state, so two consumers never lose each other's work: a conflict re-reads and folds again.
+A fact that comes after the customer's last one in the log is folded onto the stored state;
+one that comes earlier (a take-over, a second consumer) rebuilds that customer from their
+facts, so arrival order never changes the result. A sales handover the funnel asks for is
+put on the handover queue once ever (`engage:funnel:sales-raised:<id>` lives outside the
+derived keys, so a replay does not queue it again).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from redis.exceptions import WatchError
 
 from analytics.engagement.rules import DIMENSIONS, Rules, load_rules
-from analytics.engagement.score import contributions, engagement
 from analytics.funnel.rules import STAGES, FunnelRules, load_funnel_rules
-from analytics.funnel.stages import funnel
 from analytics.records.facts import Fact, fact_of
-from analytics.records.fold import canonical, fold, ordered
-from analytics.schema import HANDOVER_QUEUE, KEY_PREFIX, LogEvent, handover_request_key
+from analytics.records.fold import CustomerState, canonical, ordered
+from analytics.schema import CUSTOMERS_MERGED, HANDOVER_QUEUE, KEY_PREFIX, LogEvent, handover_request_key
 from analytics.stream.consumer import BadEvent
 
 PREFIX = KEY_PREFIX + "analytics:"
 CUSTOMERS = PREFIX + "customers"
 CO_CREATORS = "co_creators"
 MAX_CUSTOMER_ID = 128
+MAX_MERGE_CHAIN = 32
 SALES_RAISED_PREFIX = KEY_PREFIX + "funnel:sales-raised:"
 SALES_TEAM = "sales"
 
@@ -51,8 +57,13 @@ def facts_key(customer_id: str) -> str:
     return f"{PREFIX}facts:{customer_id}"
 
 
-def record_key(customer_id: str) -> str:
-    return f"{PREFIX}record:{customer_id}"
+def state_key(customer_id: str) -> str:
+    return f"{PREFIX}state:{customer_id}"
+
+
+def merged_key(customer_id: str) -> str:
+    """Where a merged customer went (the customer the merge kept), for events that still name it."""
+    return f"{PREFIX}merged:{customer_id}"
 
 
 def leaderboard_key(board: str) -> str:
@@ -60,9 +71,8 @@ def leaderboard_key(board: str) -> str:
     return f"{PREFIX}leaderboard:{board}"
 
 
-def merged_key(customer_id: str) -> str:
-    """Where a merged customer's record went (the customer kept), for events that still name it."""
-    return f"{PREFIX}merged:{customer_id}"
+def stage_key(stage: str) -> str:
+    return f"{PREFIX}funnel:{stage}"
 
 
 def _customer_id(value: str) -> str:
@@ -71,55 +81,20 @@ def _customer_id(value: str) -> str:
     return value
 
 
-async def _follow(pipe: Any, customer_id: str, limit: int = 32) -> str:
-    """The customer an id now belongs to, through any chain of merges."""
-    for _ in range(limit):
-        into = await pipe.get(merged_key(customer_id))
-        if into is None:
-            return customer_id
-        customer_id = into
-    raise BadEvent(f"merge chain from {customer_id} is longer than {limit}")
+def _indexed(state: CustomerState) -> Dict[str, Any]:
+    """What the indexes hold for a customer: leaderboard scores, funnel stage, whether sales was asked."""
+    view = state.engagement.view(None)
+    boards = {dimension: view["dimensions"][dimension]["log_score"] for dimension in DIMENSIONS}
+    boards[CO_CREATORS] = view["co_creation"]
+    return {"boards": boards, "stage": STAGES[state.funnel.stage], "sales": state.funnel.sales is not None}
 
 
-def _forget(pipe: Any, customer_id: str, into: str) -> None:
-    """A customer merged into another: its facts moved there; it leaves every index, its record says where it went."""
-    pipe.delete(facts_key(customer_id))
-    pipe.set(record_key(customer_id), canonical({"customer_id": customer_id, "merged_into": into}))
-    pipe.set(merged_key(customer_id), into)
-    pipe.zrem(CUSTOMERS, customer_id)
-    for board in (*DIMENSIONS, CO_CREATORS):
-        pipe.zrem(leaderboard_key(board), customer_id)
-    for stage in STAGES:
-        pipe.zrem(stage_key(stage), customer_id)
-
-
-def stage_key(stage: str) -> str:
-    return f"{PREFIX}funnel:{stage}"
-
-
-def _place(pipe: Any, customer_id: str, stages: Dict[str, Any]) -> None:
-    entered = stages["history"][-1]["at"] if stages["history"] else 0.0
-    for stage in STAGES:
-        if stage == stages["stage"]:
-            pipe.zadd(stage_key(stage), {customer_id: entered})
-        else:
-            pipe.zrem(stage_key(stage), customer_id)
-    sales = stages["sales_handover"]
-    if sales is not None:
-        pipe.eval(
-            _RAISE_SALES_HANDOVER, 3, SALES_RAISED_PREFIX + customer_id, HANDOVER_QUEUE, handover_request_key(customer_id),
-            customer_id, repr(sales["at"]), sales["reason"], SALES_TEAM,
-        )
-
-
-def _rank(pipe: Any, customer_id: str, scores: Dict[str, Any]) -> None:
-    boards = {dimension: scores["dimensions"][dimension]["log_score"] for dimension in DIMENSIONS}
-    boards[CO_CREATORS] = scores["co_creation"]
-    for board, log in boards.items():
-        if log is None:
-            pipe.zrem(leaderboard_key(board), customer_id)
-        else:
-            pipe.zadd(leaderboard_key(board), {customer_id: log})
+@dataclass
+class _Item:
+    entry_id: str
+    customer: str
+    fact: Fact
+    merged_from: List[str] = field(default_factory=list)
 
 
 class RecordStore:
@@ -132,55 +107,205 @@ class RecordStore:
         self.rules = rules or load_rules()
         self.funnel_rules = funnel_rules or load_funnel_rules()
 
-    def build(self, customer_id: str, facts: List[Fact]) -> Dict[str, Any]:
-        """The customer's record: the fold over their facts, with their engagement scores and funnel stage."""
-        in_order = ordered(facts)
-        record = fold(customer_id, in_order)
-        found = contributions(in_order, self.rules)
-        record["engagement"] = engagement(found, self.rules, record["last_seen"])
-        record["funnel"] = funnel(in_order, self.funnel_rules, found, self.rules.half_life_seconds)
-        return record
+    def new_state(self, customer_id: str, data: Optional[Dict[str, Any]] = None) -> CustomerState:
+        return CustomerState(customer_id, self.rules, self.funnel_rules, data)
+
+    def rebuild(self, customer_id: str, facts: Iterable[Fact]) -> CustomerState:
+        state = self.new_state(customer_id)
+        for fact in ordered(facts):
+            state.apply(fact)
+        return state
 
     async def apply(self, entry_id: str, event: LogEvent) -> None:
-        fact = fact_of(event)
-        if fact is None:
+        rejected = await self.apply_batch([(entry_id, event)])
+        if rejected:
+            raise BadEvent(rejected[entry_id])
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        """Apply entries (in log order); returns the ones refused as bad data, with the reason."""
+        rejected: Dict[str, str] = {}
+        segment: List[_Item] = []
+        for entry_id, event in entries:
+            try:
+                fact = fact_of(event, entry_id)
+                if fact is None:
+                    continue
+                item = _Item(entry_id, _customer_id(event.conversation_id), fact)
+                if event.type == CUSTOMERS_MERGED:
+                    item.merged_from = [_customer_id(c) for c in fact["merged_from"]]
+            except (BadEvent, TypeError, ValueError) as exc:
+                rejected[entry_id] = str(exc)
+                continue
+            if event.type == CUSTOMERS_MERGED:
+                await self._apply_segment(segment)
+                segment = []
+                await self._merge(item)
+            else:
+                segment.append(item)
+        await self._apply_segment(segment)
+        return rejected
+
+    async def _follow(self, customers: Iterable[str]) -> Dict[str, str]:
+        """The customer each id now belongs to, through any chain of merges (pipelined, one round per link)."""
+        targets = {c: c for c in customers}
+        pending = list(targets)
+        for _ in range(MAX_MERGE_CHAIN):
+            if not pending:
+                return targets
+            async with self.client.pipeline(transaction=False) as reads:
+                for customer in pending:
+                    reads.get(merged_key(targets[customer]))
+                found = await reads.execute()
+            still = []
+            for customer, into in zip(pending, found):
+                if into is not None:
+                    targets[customer] = into
+                    still.append(customer)
+            pending = still
+        raise BadEvent(f"a merge chain is longer than {MAX_MERGE_CHAIN}")
+
+    async def _apply_segment(self, items: List[_Item]) -> None:
+        if not items:
             return
-        customer = _customer_id(event.conversation_id)
-        merged_from = [_customer_id(str(c)) for c in fact.get("merged_from", [])]
-        member = canonical(fact)
+        named = sorted({item.customer for item in items})
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
-                    # Watched before they are read: a merge that lands meanwhile makes this step retry.
-                    await pipe.watch(merged_key(customer), *(merged_key(c) for c in merged_from))
-                    target = await _follow(pipe, customer)
-                    absorbed = [c for c in merged_from if c != target and await pipe.get(merged_key(c)) is None]
-                    await pipe.watch(facts_key(target), *(facts_key(c) for c in absorbed))
-                    stored = set(await pipe.zrange(facts_key(target), 0, -1))
-                    for other in absorbed:
-                        stored.update(await pipe.zrange(facts_key(other), 0, -1))
-                    if member in stored and not absorbed and await pipe.exists(record_key(target)):
-                        return  # applied before (a redelivery): nothing changes
-                    stored.add(member)
-                    folded = self.build(target, [json.loads(m) for m in stored])
+                    # Watched before anything is read: a change meanwhile makes EXEC fail and this retry.
+                    await pipe.watch(*map(merged_key, named))
+                    targets = await self._follow(named)
+                    customers = sorted(set(targets.values()))
+                    await pipe.watch(*map(state_key, customers))
+                    by_customer: Dict[str, List[_Item]] = defaultdict(list)
+                    for item in items:
+                        by_customer[targets[item.customer]].append(item)
+                    async with self.client.pipeline(transaction=False) as reads:
+                        for customer in customers:
+                            reads.get(state_key(customer))
+                            reads.hmget(facts_key(customer), [item.fact["id"] for item in by_customer[customer]])
+                        answers = await reads.execute()
+                    writes: List[Tuple[str, CustomerState, Dict[str, str], Optional[Dict[str, Any]]]] = []
+                    for index, customer in enumerate(customers):
+                        raw_state, known = answers[2 * index], answers[2 * index + 1]
+                        update = await self._fold_in(customer, raw_state, by_customer[customer], known)
+                        if update is not None:
+                            writes.append((customer, *update))
+                    if not writes:
+                        await pipe.reset()
+                        return
                     pipe.multi()
-                    if absorbed:
-                        pipe.zunionstore(facts_key(target), [facts_key(target), *map(facts_key, absorbed)], aggregate="MIN")
-                        for other in absorbed:
-                            _forget(pipe, other, customer)  # the customer the merge named; facts go on to `target`
-                    pipe.zadd(facts_key(target), {member: fact["t"]}, nx=True)
-                    pipe.set(record_key(target), canonical(folded))
-                    pipe.zadd(CUSTOMERS, {target: folded["last_seen"]})
-                    _rank(pipe, target, folded["engagement"])
-                    _place(pipe, target, folded["funnel"])
+                    for customer, state, new_facts, before in writes:
+                        self._write(pipe, customer, state, new_facts, before)
                     await pipe.execute()
                     return
                 except WatchError:
-                    continue  # another consumer changed these customers meanwhile: fold again
+                    continue
+
+    async def _fold_in(
+        self, customer: str, raw_state: Optional[str], items: List[_Item], known: List[Optional[str]]
+    ) -> Optional[Tuple[CustomerState, Dict[str, str], Optional[Dict[str, Any]]]]:
+        """The customer's state with these facts folded in, the facts to store and what was indexed
+        before; None if nothing changes."""
+        state = self.new_state(customer, json.loads(raw_state) if raw_state else None)
+        before = _indexed(state) if raw_state else None
+        stored = {item.fact["id"]: json.loads(old) for item, old in zip(items, known) if old is not None}
+        new_facts: Dict[str, str] = {}
+        rebuild = False
+        for item in items:
+            fact = item.fact
+            earlier = stored.get(fact["id"])
+            if earlier is not None and earlier["o"] <= fact["o"]:
+                continue  # a redelivery, or the same event published twice: it counts once, where it came first
+            stored[fact["id"]] = fact
+            new_facts[fact["id"]] = canonical(fact)
+            if earlier is not None or fact["o"] <= state.last_order:
+                rebuild = True  # out of the log's order: fold this customer again from the start
+            elif not rebuild:
+                state.apply(fact)
+        if not new_facts:
+            return None
+        if rebuild:
+            everything = {key: json.loads(value) for key, value in (await self.client.hgetall(facts_key(customer))).items()}
+            everything.update({key: json.loads(value) for key, value in new_facts.items()})
+            state = self.rebuild(customer, everything.values())
+        return state, new_facts, before
+
+    def _write(self, pipe: Any, customer: str, state: CustomerState, new_facts: Dict[str, str], before: Optional[Dict[str, Any]]) -> None:
+        """Store the state and update only the indexes whose value changed since `before` (None: all)."""
+        if new_facts:
+            pipe.hset(facts_key(customer), mapping=new_facts)
+        pipe.set(state_key(customer), canonical(state.to_json()))
+        pipe.zadd(CUSTOMERS, {customer: state.record["last_seen"]})
+        after = _indexed(state)
+        for board in (*DIMENSIONS, CO_CREATORS):
+            log = after["boards"][board]
+            if before is not None and before["boards"][board] == log:
+                continue
+            if log is None:
+                pipe.zrem(leaderboard_key(board), customer)
+            else:
+                pipe.zadd(leaderboard_key(board), {customer: log})
+        if before is None or before["stage"] != after["stage"]:
+            for stage in STAGES:
+                if stage == after["stage"]:
+                    pipe.zadd(stage_key(stage), {customer: state.funnel.history[-1]["at"]})
+                else:
+                    pipe.zrem(stage_key(stage), customer)
+        sales = state.funnel.sales
+        if sales is not None and (before is None or not before["sales"]):
+            pipe.eval(
+                _RAISE_SALES_HANDOVER, 3, SALES_RAISED_PREFIX + customer, HANDOVER_QUEUE, handover_request_key(customer),
+                customer, repr(sales["at"]), sales["reason"], SALES_TEAM,
+            )
+
+    async def _merge(self, item: _Item) -> None:
+        """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went."""
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*map(merged_key, [item.customer, *item.merged_from]))
+                    targets = await self._follow([item.customer, *item.merged_from])
+                    target = targets[item.customer]
+                    absorbed = [c for c in item.merged_from if targets[c] == c and c != target]
+                    await pipe.watch(*map(state_key, [target, *absorbed]))
+                    facts: Dict[str, Fact] = {}
+                    for customer in [target, *absorbed]:
+                        for key, value in (await self.client.hgetall(facts_key(customer))).items():
+                            fact = json.loads(value)
+                            if key not in facts or fact["o"] < facts[key]["o"]:
+                                facts[key] = fact
+                    if item.fact["id"] in facts and not absorbed:
+                        await pipe.reset()
+                        return  # applied before
+                    facts.setdefault(item.fact["id"], item.fact)
+                    state = self.rebuild(target, facts.values())
+                    pipe.multi()
+                    for customer in absorbed:
+                        self._forget(pipe, customer, item.customer)
+                    self._write(pipe, target, state, {key: canonical(fact) for key, fact in facts.items()}, None)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    @staticmethod
+    def _forget(pipe: Any, customer: str, into: str) -> None:
+        """A merged customer: its facts moved on; it leaves every index; its record says where it went."""
+        pipe.delete(facts_key(customer), state_key(customer))
+        pipe.set(merged_key(customer), into)
+        pipe.zrem(CUSTOMERS, customer)
+        for board in (*DIMENSIONS, CO_CREATORS):
+            pipe.zrem(leaderboard_key(board), customer)
+        for stage in STAGES:
+            pipe.zrem(stage_key(stage), customer)
 
     async def record(self, customer_id: str) -> Optional[Dict[str, Any]]:
-        raw = await self.client.get(record_key(customer_id))
-        return json.loads(raw) if raw else None
+        """The customer's record (360 view, scores, stage), or where a merged customer went, or None."""
+        raw = await self.client.get(state_key(customer_id))
+        if raw:
+            return self.new_state(customer_id, json.loads(raw)).view()
+        into = await self.client.get(merged_key(customer_id))
+        return {"customer_id": customer_id, "merged_into": into} if into else None
 
     async def leaders(self, board: str, limit: int = 10) -> List[Tuple[str, float]]:
         """The top customers of a dimension (or `co_creators`) with their log-space scores."""

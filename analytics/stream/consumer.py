@@ -37,11 +37,13 @@ class BadEvent(ValueError):
 
 
 class Projection(Protocol):
-    """State derived from the log. `apply` must store its effect atomically and be idempotent per event id."""
+    """State derived from the log. Effects are stored atomically and are idempotent per event id."""
 
     name: str
 
-    async def apply(self, entry_id: str, event: LogEvent) -> None: ...
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        """Apply entries in log order; return those refused as bad data, with the reason."""
+        ...
 
     async def reset(self) -> None: ...
 
@@ -166,30 +168,39 @@ class StreamConsumer:
         return [(entry_id, fields or {}) for entry_id, fields in claimed]
 
     async def _handle(self, entries: Sequence[Entry]) -> int:
+        good: List[Tuple[str, LogEvent]] = []
+        bad: Dict[str, str] = {}
         for entry_id, fields in entries:
             if not fields:
-                await self._ack(entry_id)  # trimmed away while pending
-                continue
+                continue  # trimmed away while pending: nothing to apply, just acknowledge
             try:
-                event = LogEvent.from_fields(fields)
-                for projection in self.projections:
-                    await projection.apply(entry_id, event)
-            except (SchemaError, BadEvent) as exc:
-                await self._dead_letter(entry_id, fields, str(exc))
-                continue
+                good.append((entry_id, LogEvent.from_fields(fields)))
+            except SchemaError as exc:
+                bad[entry_id] = str(exc)
+        for projection in self.projections:
+            try:
+                refused = await projection.apply_batch(good)
             except (RedisError, OSError):
-                raise  # not the entry's fault: it stays pending and is tried again
+                raise  # not the entries' fault: they stay pending and are tried again
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                # A projection could not use well-formed data: keep it apart with the reason.
-                logger.exception("analytics: entry %s could not be applied", entry_id)
-                await self._dead_letter(entry_id, fields, f"{type(exc).__name__}: {exc}")
-                continue
-            await self._ack(entry_id)
-            self.applied += 1
+                # A projection could not use well-formed data: apply one by one to find the culprits.
+                logger.exception("analytics: %s could not apply a batch; retrying entry by entry", projection.name)
+                refused = {}
+                for entry_id, event in good:
+                    try:
+                        refused.update(await projection.apply_batch([(entry_id, event)]))
+                    except (TypeError, ValueError, KeyError, AttributeError) as single:
+                        refused[entry_id] = f"{type(single).__name__}: {single}"
+            bad.update(refused)
+            good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]
+        by_id = dict(entries)
+        for entry_id, reason in bad.items():
+            await self._dead_letter(entry_id, by_id[entry_id], reason)
+        done = [entry_id for entry_id, _ in entries if entry_id not in bad]
+        if done:
+            await self.client.xack(self.settings.stream, self.settings.group, *done)
+        self.applied += len(good)
         return len(entries)
-
-    async def _ack(self, entry_id: str) -> None:
-        await self.client.xack(self.settings.stream, self.settings.group, entry_id)
 
     async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
         record = {f"entry.{key}": str(value)[:10_000] for key, value in fields.items()}

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator
 import redis
 import requests
 
-from analytics.records.store import CUSTOMERS, record_key
+from analytics.records.store import CUSTOMERS, state_key
 from analytics.schema import EVENTS_STREAM
 from tests.analytics.support import conversation_events
 from tests.conftest import ROOT, free_port
@@ -48,7 +48,7 @@ def health(port: int) -> Dict[str, Any]:
 
 
 def stored_records(client: redis.Redis) -> Dict[str, bytes]:
-    return {name: client.get(record_key(name)) for name in client.zrange(CUSTOMERS, 0, -1)}
+    return {name: client.get(state_key(name)) for name in client.zrange(CUSTOMERS, 0, -1)}
 
 
 def test_a_consumer_killed_mid_stream_and_restarted_matches_a_full_replay(redis_url: str, tmp_path: Path) -> None:

@@ -77,13 +77,13 @@ def test_points_halve_every_half_life_and_rankings_hold_at_any_time() -> None:
 def test_a_tiny_half_life_over_decades_neither_overflows_nor_loses_the_order() -> None:
     rules = parse_rules("half_life_days: 0.01\nrules:\n  - {id: i, dimension: innovation, path: result, event: idea, points: 1, reason: r}\n")
     far = EPOCH + 30 * 365 * DAY
-    scores = engagement(contributions([fact("idea", far, 1, text="x"), fact("idea", far + 1, 2, text="y")], rules), rules, far + 1)
+    scores = engagement([fact("idea", far, 1, text="x"), fact("idea", far + 1, 2, text="y")], rules, far + 1)
     assert scores["dimensions"]["innovation"]["log_score"] > 1e6  # way past 2**1024 as a plain number
 
 
 def test_the_explanation_says_which_events_added_how_much() -> None:
     facts = [fact("idea", T, 1, text="dark mode"), fact("feedback", T + 5, 2, text="love it")]
-    scores: Dict[str, Any] = engagement(contributions(facts, RULES), RULES, T + 5)
+    scores: Dict[str, Any] = engagement(facts, RULES, T + 5)
     innovation = scores["dimensions"]["innovation"]
     assert innovation["by_rule"] == {"idea_contributed": {"count": 1, "points": 10.0, "reason": "contributed an idea", "path": "result"}}
     assert innovation["recent"] == [{"rule": "idea_contributed", "points": 10.0, "at": T, "event_id": "e1-idea"}]

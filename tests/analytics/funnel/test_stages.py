@@ -7,7 +7,7 @@ from typing import Any, List
 import pytest
 
 from analytics.engagement.rules import load_rules
-from analytics.engagement.score import EPOCH, contributions
+from analytics.engagement.score import EPOCH
 from analytics.funnel.rules import DEFAULT_RULES, FunnelRulesError, load_funnel_rules, parse_funnel_rules
 from analytics.funnel.stages import fit_score, funnel
 from analytics.records.facts import Fact
@@ -26,7 +26,7 @@ def lead_field(n: int, field: str, value: str) -> Fact:
 
 
 def run(facts: List[Fact]) -> dict:
-    return funnel(facts, RULES, contributions(facts, ENGAGEMENT), ENGAGEMENT.half_life_seconds)
+    return funnel(facts, RULES, ENGAGEMENT)
 
 
 def test_an_anonymous_visitor_stays_a_visitor_even_when_asking_for_prices() -> None:

@@ -11,7 +11,9 @@ from tests.analytics.support import conversation_events
 
 
 def facts_for(customer: str, events: list) -> list:
-    return [f for f in (fact_of(e) for e in events if e.conversation_id == customer) if f is not None]
+    """Facts as the consumer makes them: each event at its own place in the log."""
+    facts = (fact_of(e, f"{1_000_000 + n}-0") for n, e in enumerate(events) if e.conversation_id == customer)
+    return [f for f in facts if f is not None]
 
 
 def test_any_order_and_any_repeats_give_the_same_bytes() -> None:
@@ -50,7 +52,7 @@ def test_identities_follow_links_and_unlinks_and_text_is_bounded() -> None:
         LogEvent(FEEDBACK, "C-1", SOURCE_ACTION, "portal", 2.0, data={"feedback": "x" * 5000, "sentiment": "positive", "context": {"page": 7, "secret": "no"}}),
         LogEvent(IDENTITY_UNLINKED, "C-1", "staff", "email", 3.0, data={"identity": "email:dana@acme.example"}),
     ]
-    record = fold("C-1", [fact_of(e) for e in events])
+    record = fold("C-1", [fact_of(e, f"{n}-0") for n, e in enumerate(events, 1)])
     assert record["identities"] == []
     (feedback,) = record["feedback"]
     assert len(feedback["text"]) == 280 and feedback["context"] == {"page": "7"}

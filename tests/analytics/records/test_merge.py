@@ -8,7 +8,7 @@ from typing import AsyncIterator, Dict, List
 import pytest
 import redis.asyncio
 
-from analytics.records.store import CUSTOMERS, RecordStore, leaderboard_key, record_key
+from analytics.records.store import CUSTOMERS, RecordStore, leaderboard_key, merged_key, state_key
 from analytics.redis_connect import connect
 from analytics.schema import CUSTOMERS_MERGED, SOURCE_DIRECTORY, LogEvent
 from tests.analytics.support import conversation_events
@@ -37,7 +37,7 @@ def history() -> List[LogEvent]:
 
 async def state(client: redis.asyncio.Redis) -> Dict[str, object]:
     names = ("C-0000000000000000", "C-0000000000000001", "C-0000000000000002")
-    found: Dict[str, object] = {name: await client.get(record_key(name)) for name in names}
+    found: Dict[str, object] = {name: (await client.get(state_key(name)), await client.get(merged_key(name))) for name in names}
     found["customers"] = await client.zrange(CUSTOMERS, 0, -1)
     found["board"] = await client.zrange(leaderboard_key("communication"), 0, -1)
     return found
@@ -45,9 +45,10 @@ async def state(client: redis.asyncio.Redis) -> Dict[str, object]:
 
 async def test_merged_records_add_up_and_any_arrival_order_gives_the_same_bytes(client: redis.asyncio.Redis) -> None:
     events = history()
+    place = {event.event_id: f"{1_000 + n}-0" for n, event in enumerate(events)}  # each event's entry in the log
     store = RecordStore(client)
     for event in events:
-        await store.apply("0-0", event)
+        await store.apply(place[event.event_id], event)
     expected = await state(client)
     kept = await store.record(LATER)
     users = sum(e.type == "user" for e in events)
@@ -62,5 +63,5 @@ async def test_merged_records_add_up_and_any_arrival_order_gives_the_same_bytes(
         shuffled = events + rng.sample(events, 30)  # and some redeliveries
         rng.shuffle(shuffled)
         for event in shuffled:
-            await store.apply("0-0", event)
+            await store.apply(place[event.event_id], event)
         assert await state(client) == expected

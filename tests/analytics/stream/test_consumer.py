@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio
 
 from analytics.engagement.rules import DIMENSIONS
-from analytics.records.store import CO_CREATORS, CUSTOMERS, RecordStore, leaderboard_key, record_key
+from analytics.records.store import CO_CREATORS, CUSTOMERS, RecordStore, leaderboard_key, state_key
 from analytics.redis_connect import connect
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, SOURCE_RASA, LogEvent
@@ -34,7 +34,7 @@ async def write(client: redis.asyncio.Redis, events: List[LogEvent]) -> None:
 async def records(client: redis.asyncio.Redis) -> Dict[str, Any]:
     """Every customer's record as stored (the bytes, not a parse of them) and every leaderboard."""
     names = await client.zrange(CUSTOMERS, 0, -1)
-    stored: Dict[str, Any] = {name: await client.get(record_key(name)) for name in names}
+    stored: Dict[str, Any] = {name: await client.get(state_key(name)) for name in names}
     for board in (*DIMENSIONS, CO_CREATORS):
         stored[f"board:{board}"] = await client.zrange(leaderboard_key(board), 0, -1, withscores=True)
     return stored

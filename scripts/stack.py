@@ -1,4 +1,4 @@
-"""Start and stop the whole assistant: Redis, the action server and the Rasa server.
+"""Start and stop the whole assistant: Redis, the analytics service, the action server and the Rasa server.
 
 `make run` uses it from the command line; the end-to-end tests and the benchmark
 use the `Stack` class on free ports. Standard library only, so any Python 3.10+
@@ -8,6 +8,7 @@ can run it before the environments exist.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -23,7 +24,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".venvs"
@@ -201,6 +202,8 @@ class Stack:
     action_token: str = ""
     actions_host: str = "127.0.0.1"
     with_actions: bool = True
+    analytics_port: int = 5060
+    with_analytics: bool = True  # the analytics service (python -m analytics serve) consuming the log
     # None runs Rasa without endpoints: in-memory tracker store, no broker, no actions.
     endpoints: Optional[Path] = ROOT / "endpoints.yml"
     credentials: Path = ROOT / "credentials.yml"
@@ -223,6 +226,7 @@ class Stack:
         self.rasa_port = self.rasa_port or free_port()
         self.actions_port = self.actions_port or free_port()
         self.redis_port = self.redis_port or free_port()
+        self.analytics_port = self.analytics_port or free_port()
         self.auth_token = self.auth_token or generate_secret()
         self.action_token = self.action_token or generate_secret()
         self.data_dir = Path(self.data_dir)
@@ -246,6 +250,10 @@ class Stack:
     def actions_url(self) -> str:
         host = "127.0.0.1" if self.actions_host in ("", "0.0.0.0", "::") else self.actions_host
         return f"http://{host}:{self.actions_port}"
+
+    @property
+    def analytics_url(self) -> str:
+        return f"http://127.0.0.1:{self.analytics_port}"
 
     @property
     def rest_webhook(self) -> str:
@@ -335,6 +343,28 @@ class Stack:
             f"{self.actions_url}/health", 120, process, "the action server", self.logs / "actions.log", self._stop_requested
         )
 
+    def start_analytics(self) -> None:
+        python = VENVS / "actions" / "bin" / "python"
+        if not python.exists():
+            raise StackError("the analytics environment is missing: run `make setup`")
+        ensure_port_free(self.analytics_port, "the analytics service", "ENGAGE_ANALYTICS_PORT")
+        process = self._spawn(
+            "analytics",
+            # One consumer name per stack: a restarted service finishes the entries it had read.
+            [str(python), "-m", "analytics", "serve", "--port", str(self.analytics_port), "--consumer", "analytics-1"],
+        )
+        wait_http(
+            f"{self.analytics_url}/health", 60, process, "the analytics service", self.logs / "analytics.log", self._stop_requested
+        )
+
+    def analytics_lag(self) -> Optional[Dict[str, Any]]:
+        """The analytics service's lag (entries and seconds behind the log), or None when it does not answer."""
+        try:
+            with urllib.request.urlopen(f"{self.analytics_url}/health", timeout=2) as response:
+                return dict(json.loads(response.read())["lag"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return None
+
     def _credentials_file(self) -> Path:
         """credentials.yml without the channels whose secrets are not set (Rasa would refuse to start)."""
         text, off = enabled_channels(self.credentials.read_text(encoding="utf-8"), os.environ)
@@ -394,6 +424,8 @@ class Stack:
         try:
             if self.endpoints:
                 self.start_redis()
+            if self.endpoints and self.with_analytics:
+                self.start_analytics()
             if self.with_actions:
                 self.start_actions()
             self.start_rasa()
@@ -429,14 +461,15 @@ class Stack:
 
     def check_and_restart(self) -> None:
         """One supervision step: note what exited, restart what is due (with backoff, logged)."""
-        for name in ("redis", "actions", "rasa"):
+        for name in ("redis", "analytics", "actions", "rasa"):
             due = self._restart_at.get(name)
             if due is not None:
                 if time.monotonic() < due or self._stop_requested.is_set():
                     continue
                 del self._restart_at[name]
                 try:
-                    {"redis": self.start_redis, "actions": self.start_actions, "rasa": self.start_rasa}[name]()
+                    starts = {"redis": self.start_redis, "analytics": self.start_analytics, "actions": self.start_actions, "rasa": self.start_rasa}
+                    starts[name]()
                 except StackError as exc:
                     self._schedule_restart(name, f"{name} did not restart ({exc})")
                 else:
@@ -505,7 +538,7 @@ class Stack:
         self._restart_at.clear()
         try:
             # Rasa first (it flushes its event broker into Redis), Redis last.
-            for name in ("rasa", "actions", "redis"):
+            for name in ("rasa", "actions", "analytics", "redis"):
                 if name not in self.processes:
                     continue
                 started = time.monotonic()
@@ -541,9 +574,16 @@ def main() -> None:
         auth_token=os.environ.get("RASA_AUTH_TOKEN", ""),
         action_token=os.environ.get("ENGAGE_ACTION_TOKEN", ""),
         actions_host=os.environ.get("ENGAGE_ACTIONS_HOST", "127.0.0.1"),
+        analytics_port=int(os.environ.get("ENGAGE_ANALYTICS_PORT", 5060)),
         with_actions=not args.no_actions,
     )
     sys.exit(serve(stack, generated_token=not os.environ.get("RASA_AUTH_TOKEN")))
+
+
+def _lag_line(lag: Optional[Dict[str, Any]]) -> str:
+    if lag is None:
+        return "not answering"
+    return f"{lag['entries']} log entries behind, {lag['seconds']:.1f} s; {lag['dead_letters']} dead letters"
 
 
 def serve(stack: Stack, generated_token: bool = False) -> int:
@@ -567,7 +607,7 @@ def serve(stack: Stack, generated_token: bool = False) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        print("==> starting Redis, the action server and the Rasa server (logs in "
+        print("==> starting Redis, the analytics service, the action server and the Rasa server (logs in "
               f"{stack.logs})", flush=True)
         stack.start()
         print(
@@ -579,7 +619,9 @@ def serve(stack: Stack, generated_token: bool = False) -> int:
             f"                            -d '{{\"sender\": \"me\", \"message\": \"hi\"}}'\n"
             f"  Rasa HTTP API:          {stack.rasa_url}/status?token=<token>\n"
             f"  Action server:          {stack.actions_url}/health\n"
-            f"  Redis:                  {stack.effective_redis_url} (interaction log: stream engage:events)\n"
+            + (f"  Analytics service:      {stack.analytics_url}/health ({_lag_line(stack.analytics_lag())}); "
+               "python -m analytics lag|customer|explain\n" if "analytics" in stack.processes else "")
+            + f"  Redis:                  {stack.effective_redis_url} (interaction log: stream engage:events)\n"
             + (f"  API token (generated for this run; set RASA_AUTH_TOKEN to fix it): {stack.auth_token}\n"
                if generated_token else "  API token: RASA_AUTH_TOKEN from your environment\n")
             + "".join(

@@ -3,13 +3,14 @@
 # what is already up to date.
 PY ?= python3
 
-.PHONY: help setup run shell test test-unit train bench clean
+.PHONY: help setup run shell test test-unit train bench fuzz clean
 
 help:
-	@echo "make run     set up (first time: ~10 min) and start Redis, the action server and Rasa"
+	@echo "make run     set up (first time: ~10 min) and start Redis, the analytics service, the action server and Rasa"
 	@echo "make shell   chat with the running assistant in this terminal"
 	@echo "make test    set up and run every test (unit, conversation, end-to-end)"
-	@echo "make bench   benchmarks: load (stack vs bare Rasa), FAQ latency and retrieval (vs BM25), channels"
+	@echo "make bench   benchmarks: load (stack vs bare Rasa and vs no analytics), analytics replay, FAQ latency and retrieval (vs BM25), channels"
+	@echo "make fuzz    the fuzz suite's long run: 10,000 cases per entry point against the running stack"
 	@echo "make train   retrain the model if bot/, nlu_data/ or config.yml changed"
 	@echo "make clean   remove local runtime data (.data/, results/)"
 
@@ -30,9 +31,17 @@ test: setup
 
 bench: setup
 	@.venvs/actions/bin/python bench/load.py
+	@PYTHONPATH=. .venvs/actions/bin/python bench/analytics_replay.py
 	@PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/faq_latency.py
 	@PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/faq_retrieval.py
 	@PYTHONPATH=. .venvs/rasa/bin/python bench/connectors.py
+
+# The short, seed-fixed run of the same suite is part of `make test` (tests/e2e/fuzz).
+# Counts go to results/fuzz/*.json; BENCHMARKS.md records a run.
+fuzz: setup
+	@ENGAGE_FUZZ_EXAMPLES=$${ENGAGE_FUZZ_EXAMPLES:-10000} PYTHONPATH=$$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+	  RASA_TELEMETRY_ENABLED=false TOKENIZERS_PARALLELISM=false \
+	  .venvs/actions/bin/python -m pytest -q -s -p no:cacheprovider tests/e2e/fuzz
 
 clean:
 	rm -rf .data results

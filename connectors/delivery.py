@@ -134,11 +134,13 @@ def drop_message(
     message_id: str,
     text: str,
     notice: Optional[Coroutine[Any, Any, None]] = None,
+    who: Optional[str] = None,
 ) -> None:
     """A message a webhook channel acknowledged but will not hand to Rasa (its sender sends too fast,
     or too much is waiting): a message_dropped record with its text, and `notice` (the "slow down"
-    reply, at most one per sender now and then) sent in the background."""
-    logger.warning("%s: dropped message %s from %s: %s", channel, message_id[:80], conversation_id, reason)
+    reply, at most one per sender now and then) sent in the background. `who` names the sender in
+    the log line when the conversation id should not appear there (a phone number)."""
+    logger.warning("%s: dropped message %s from %s: %s", channel, message_id[:80], who or conversation_id, reason)
     record_connector_event(app, MESSAGE_DROPPED, conversation_id, channel, {"reason": reason, "message_id": message_id}, text=text)
     if notice is not None:
         spawn(app, notice)

@@ -332,7 +332,8 @@ class WhatsAppInput(InputChannel):
             output = self.output_for(number, undelivered_recorder(app, CHANNEL))
             notice = output.send_text_message(conversation, SLOW_DOWN_TEXT)
         drop_message(app, CHANNEL, conversation, reason, message_id=message["id"],
-                     text=normalise_text(text)[: self.max_message_chars] if text is not None else f"[{kind}]", notice=notice)
+                     text=normalise_text(text)[: self.max_message_chars] if text is not None else f"[{kind}]",
+                     notice=notice, who=_masked(number))
 
     def signature_matches(self, body: bytes, header: str) -> bool:
         expected = "sha256=" + hmac.new(self.app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

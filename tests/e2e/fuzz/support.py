@@ -148,10 +148,13 @@ def timed(method: str, url: str, **kwargs: Any) -> Tuple[requests.Response, floa
 
 
 def assert_answered(response: requests.Response, seconds: float) -> None:
-    """No 5xx; a refusal quickly."""
+    """No 5xx; a refusal quickly. After a 429 (rate_limits: the long run sends faster than a
+    client address may) wait as a well-behaved client does, so later cases are not all 429s."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
     if response.status_code >= 400:
         assert seconds < REFUSAL_SECONDS, f"a {response.status_code} took {seconds:.1f}s"
+    if response.status_code == 429:
+        time.sleep(min(float(response.headers.get("Retry-After", "1")), 10.0))
 
 
 # --- the interaction log and the tracker store ---------------------------------------------------

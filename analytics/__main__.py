@@ -5,6 +5,8 @@
     customer CUSTOMER [--json]              the customer's record, folded from the log
     explain CUSTOMER [--json]               the engagement scores now, and which events added how much
     leaders DIMENSION [--limit 10]          the top customers of a dimension, or of co_creators
+    crm                                     CRM hand-offs waiting and dead-lettered (with reasons)
+    export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
@@ -28,7 +30,10 @@ from typing import Any, Dict, Optional, Sequence
 from redis.exceptions import RedisError
 
 from analytics.engagement.rules import DIMENSIONS, RulesError
+from analytics.export import export
 from analytics.engagement.score import value_at
+from analytics.crm.config import CrmConfigError
+from analytics.crm.outbox import outbox_status
 from analytics.funnel.rules import FunnelRulesError
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
@@ -56,6 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     leaders = commands.add_parser("leaders", help="a leaderboard")
     leaders.add_argument("board", choices=[*DIMENSIONS, CO_CREATORS])
     leaders.add_argument("--limit", type=int, default=10)
+    commands.add_parser("crm", help="the CRM outbox")
+    exporting = commands.add_parser("export", help="leads or customers as CSV or JSON on standard output")
+    exporting.add_argument("kind", choices=["leads", "customers"])
+    exporting.add_argument("--format", choices=["csv", "json"], default="csv")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s")
     try:
@@ -63,7 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))
-    except (RulesError, FunnelRulesError) as exc:
+    except (RulesError, FunnelRulesError, CrmConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
@@ -78,11 +87,18 @@ async def _command(args: argparse.Namespace) -> int:
             result = await replay(client, projections(client))
             print(f"replayed {result.entries} entries: {result.applied} applied, {result.dead_lettered} dead-lettered")
             return 0
+        if args.command == "crm":
+            print(json.dumps(await outbox_status(client), indent=2))
+            return 0
         if args.command == "lag":
             lag = (await group_lag(client)).as_dict()
             print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
             return 0
         store = record_store(client)
+        if args.command == "export":
+            count = await export(store, args.kind, args.format, sys.stdout)
+            print(f"{count} {args.kind}", file=sys.stderr)
+            return 0
         if args.command == "leaders":
             rows = await store.leaders(args.board, args.limit)
             half_life = store.rules.half_life_seconds

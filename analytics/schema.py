@@ -58,6 +58,11 @@ IDENTITY_UNLINKED = "identity_unlinked"  # staff removed an identity from a cust
 # Verified evidence joined customers: conversation_id is the customer kept, data.merged_from the
 # ones merged into it (the directory writes it in the same Lua step as the merge).
 CUSTOMERS_MERGED = "customers_merged"
+# The analytics service handed a qualified lead to the CRM, or gave up (data: stage, attempts,
+# provider, reason); conversation_id is the customer.
+CRM_PUSHED = "crm_pushed"
+CRM_FAILED = "crm_failed"
+SOURCE_ANALYTICS = "analytics"  # written by the analytics service (CRM hand-offs)
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -79,6 +84,8 @@ SEMANTIC_TYPES = frozenset(
         IDENTITY_LINKED,
         IDENTITY_UNLINKED,
         CUSTOMERS_MERGED,
+        CRM_PUSHED,
+        CRM_FAILED,
     }
 )
 

@@ -13,10 +13,13 @@ import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, List
+from typing import Any, AsyncIterator, List, Optional
 
 from aiohttp import web
 
+from analytics.crm.clients import client_for
+from analytics.crm.config import CrmConfig, load_crm_config
+from analytics.crm.outbox import CrmSender
 from analytics.engagement.rules import load_rules
 from analytics.funnel.rules import load_funnel_rules
 from analytics.records.store import RecordStore
@@ -34,18 +37,27 @@ def default_consumer_name() -> str:
     return os.environ.get("ENGAGE_ANALYTICS_CONSUMER") or f"analytics-{socket.gethostname()}"
 
 
-def record_store(client: Any) -> RecordStore:
+def crm_config() -> CrmConfig:
+    """The CRM hand-off settings (ENGAGE_CRM_CONFIG for another file); mistakes or unset secrets raise here."""
+    path = os.environ.get("ENGAGE_CRM_CONFIG")
+    return load_crm_config(Path(path) if path else None)
+
+
+def record_store(client: Any, crm: Optional[CrmConfig] = None) -> RecordStore:
     """Customer records, scores and stages under the configured rules (a file with mistakes raises here)."""
     rules_file = os.environ.get("ENGAGE_ENGAGEMENT_RULES")
     funnel_file = os.environ.get("ENGAGE_FUNNEL_RULES")
     return RecordStore(
-        client, load_rules(Path(rules_file) if rules_file else None), load_funnel_rules(Path(funnel_file) if funnel_file else None)
+        client,
+        load_rules(Path(rules_file) if rules_file else None),
+        load_funnel_rules(Path(funnel_file) if funnel_file else None),
+        crm_stages=crm.push_stages if crm is not None and crm.enabled else (),
     )
 
 
-def projections(client: Any) -> List[Projection]:
+def projections(client: Any, crm: Optional[CrmConfig] = None) -> List[Projection]:
     """Everything the service keeps, in the order each event is applied."""
-    return [record_store(client)]
+    return [record_store(client, crm)]
 
 
 @dataclass
@@ -62,17 +74,19 @@ class Service:
         )
 
 
-def create_app(consumer: StreamConsumer) -> web.Application:
+def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None) -> web.Application:
     app = web.Application()
     service = Service(consumer)
     app.router.add_get("/health", service.health)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(consumer.run(stop), name="analytics-consumer")
+        tasks = [asyncio.create_task(consumer.run(stop), name="analytics-consumer")]
+        if sender is not None:
+            tasks.append(asyncio.create_task(sender.run(stop), name="crm-sender"))
         yield
         stop.set()
-        await asyncio.wait_for(task, timeout=10)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
 
     app.cleanup_ctx.append(consume)
     return app
@@ -80,11 +94,16 @@ def create_app(consumer: StreamConsumer) -> web.Application:
 
 async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     client = connect(redis_url(), REDIS_TIMEOUT, decode_responses=True)
-    consumer = StreamConsumer(client, projections(client), ConsumerSettings(consumer=consumer_name))
-    runner = web.AppRunner(create_app(consumer))
+    crm = crm_config()
+    store = record_store(client, crm)
+    consumer = StreamConsumer(client, [store], ConsumerSettings(consumer=consumer_name))
+    crm_client = client_for(crm)
+    sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
+    runner = web.AppRunner(create_app(consumer, sender))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    logger.info("analytics service %s on http://%s:%d/health, consuming %s", consumer_name, host, port, consumer.settings.stream)
+    logger.info("analytics service %s on http://%s:%d/health, consuming %s; CRM hand-off: %s", consumer_name, host, port,
+                consumer.settings.stream, crm.provider)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from redis.exceptions import WatchError
 
+from analytics.crm.outbox import queue_handoff
 from analytics.engagement.rules import DIMENSIONS, Rules, load_rules
 from analytics.funnel.rules import STAGES, FunnelRules, load_funnel_rules
 from analytics.records.facts import Fact, fact_of
@@ -102,10 +103,13 @@ class RecordStore:
 
     name = "records"
 
-    def __init__(self, client: Any, rules: Optional[Rules] = None, funnel_rules: Optional[FunnelRules] = None) -> None:
+    def __init__(
+        self, client: Any, rules: Optional[Rules] = None, funnel_rules: Optional[FunnelRules] = None, crm_stages: Sequence[str] = ()
+    ) -> None:
         self.client = client
         self.rules = rules or load_rules()
         self.funnel_rules = funnel_rules or load_funnel_rules()
+        self.crm_stages = frozenset(crm_stages)  # entering one of these queues a CRM hand-off
 
     def new_state(self, customer_id: str, data: Optional[Dict[str, Any]] = None) -> CustomerState:
         return CustomerState(customer_id, self.rules, self.funnel_rules, data)
@@ -246,6 +250,8 @@ class RecordStore:
             else:
                 pipe.zadd(leaderboard_key(board), {customer: log})
         if before is None or before["stage"] != after["stage"]:
+            if after["stage"] in self.crm_stages:
+                queue_handoff(pipe, customer, after["stage"], state.funnel.history[-1]["at"])
             for stage in STAGES:
                 if stage == after["stage"]:
                     pipe.zadd(stage_key(stage), {customer: state.funnel.history[-1]["at"]})

@@ -19,6 +19,7 @@ from analytics.schema import (
 )
 
 CHANNELS = ("socketio", "whatsapp", "telegram", "portal")
+LEAD_CUSTOMER = "C-00000000000000d1"
 
 
 def conversation_events(seed: int, customers: int = 12, per_customer: int = 25) -> List[LogEvent]:
@@ -52,4 +53,16 @@ def conversation_events(seed: int, customers: int = 12, per_customer: int = 25) 
                 events.append(LogEvent(HANDOVER_REQUESTED, customer, SOURCE_ACTION, channel, clock + 0.1, data={"reason": "talk to a person"}))
             events.append(LogEvent("bot", customer, SOURCE_RASA, channel, clock + 0.2, text="reply"))
             events.append(LogEvent("action", customer, SOURCE_RASA, channel, clock + 0.2, data={"name": "action_listen"}))
+    return events
+
+
+def qualified_lead(at: float = 1_780_000_000.0) -> List[LogEvent]:
+    """A WhatsApp customer who asks for a demo and answers the whole sales form (two answers normalised)."""
+    events = [LogEvent("user", LEAD_CUSTOMER, SOURCE_RASA, "whatsapp", at, text="can we get a demo?", intent="request_demo")]
+    answers = [("lead_name", "Dana Whitfield", None), ("lead_email", "dana@northbeam.example", None), ("lead_company", "Northbeam", None),
+               ("lead_role", "Head of Operations", None), ("lead_need", "audit trail", None),
+               ("lead_timeline", "This year", "next quarter"), ("lead_budget", "$25k–$100k / year", "10k-50k")]
+    for n, (name, value, raw) in enumerate(answers, 1):
+        data = {"field": name, "value": value, **({"raw": raw} if raw else {})}
+        events.append(LogEvent(LEAD_FIELD_CAPTURED, LEAD_CUSTOMER, SOURCE_ACTION, "whatsapp", at + n, data=data))
     return events

@@ -6,6 +6,7 @@
     explain CUSTOMER [--json]               the engagement scores now, and which events added how much
     leaders DIMENSION [--limit 10]          the top customers of a dimension, or of co_creators
     crm                                     CRM hand-offs waiting and dead-lettered (with reasons)
+    stage CUSTOMER STAGE --reason TEXT [--by NAME]  staff move a customer in the funnel (logged)
     export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
 
@@ -34,7 +35,9 @@ from analytics.export import export
 from analytics.engagement.score import value_at
 from analytics.crm.config import CrmConfigError
 from analytics.crm.outbox import outbox_status
-from analytics.funnel.rules import FunnelRulesError
+from analytics.customers_cli import login_name
+from analytics.funnel.rules import STAGES, FunnelRulesError
+from analytics.schema import EVENTS_STREAM, SOURCE_STAFF, STAGE_SET, LogEvent
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
 from analytics.replay import replay
@@ -62,6 +65,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     leaders.add_argument("board", choices=[*DIMENSIONS, CO_CREATORS])
     leaders.add_argument("--limit", type=int, default=10)
     commands.add_parser("crm", help="the CRM outbox")
+    moving = commands.add_parser("stage", help="move a customer to a funnel stage (staff decision, logged)")
+    moving.add_argument("customer")
+    moving.add_argument("stage", choices=STAGES)
+    moving.add_argument("--reason", required=True, help="why, for the record")
+    moving.add_argument("--by", default=login_name(), help="who decides (default: %(default)s)")
     exporting = commands.add_parser("export", help="leads or customers as CSV or JSON on standard output")
     exporting.add_argument("kind", choices=["leads", "customers"])
     exporting.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -95,6 +103,14 @@ async def _command(args: argparse.Namespace) -> int:
             print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
             return 0
         store = record_store(client)
+        if args.command == "stage":
+            if await store.record(args.customer) is None:
+                print(f"no record for {args.customer}", file=sys.stderr)
+                return 1
+            event = LogEvent(STAGE_SET, args.customer, SOURCE_STAFF, data={"stage": args.stage, "by": args.by, "reason": args.reason})
+            await client.xadd(EVENTS_STREAM, event.to_fields())
+            print(f"{args.customer} moved to {args.stage} by {args.by} (event {event.event_id}); the service applies it within moments")
+            return 0
         if args.command == "export":
             count = await export(store, args.kind, args.format, sys.stdout)
             print(f"{count} {args.kind}", file=sys.stderr)

@@ -35,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unlink = commands.add_parser("unlink")
     unlink.add_argument("customer")
     unlink.add_argument("identity", metavar="KIND:VALUE")
-    unlink.add_argument("--by", default=_login(), help="who unlinks it, for the record (default: %(default)s)")
+    unlink.add_argument("--by", default=login_name(), help="who unlinks it, for the record (default: %(default)s)")
     unlink.add_argument("--reason", default="", help="why, for the record")
     args = parser.parse_args(argv)
     try:
@@ -48,7 +48,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
 
 
-def _login() -> str:
+def login_name() -> str:
+    """Who is at the keyboard, for the record (staff commands)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)

@@ -63,6 +63,8 @@ CUSTOMERS_MERGED = "customers_merged"
 CRM_PUSHED = "crm_pushed"
 CRM_FAILED = "crm_failed"
 SOURCE_ANALYTICS = "analytics"  # written by the analytics service (CRM hand-offs)
+# Staff moved a customer to a funnel stage by hand (data: stage, by, reason); the only way back.
+STAGE_SET = "stage_set"
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -86,6 +88,7 @@ SEMANTIC_TYPES = frozenset(
         CUSTOMERS_MERGED,
         CRM_PUSHED,
         CRM_FAILED,
+        STAGE_SET,
     }
 )
 

@@ -52,11 +52,13 @@ class FunnelState:
         self.sales: Optional[Dict[str, Any]] = data.get("sales")
         self.engagement_log: Optional[float] = data.get("engagement_log")
         self.last: Optional[float] = data.get("last")
+        self.held: bool = data.get("held", False)  # staff set the stage: the rules wait for new evidence
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "stage": self.stage, "history": self.history, "identified": self.identified, "interest": self.interest,
             "fields": self.fields, "sales": self.sales, "engagement_log": self.engagement_log, "last": self.last,
+            "held": self.held,
         }
 
     def _move(self, to: int, at: float, event: str, reason: str) -> None:
@@ -72,6 +74,7 @@ class FunnelState:
         self.last = at
         if not self.history:
             self.history.append({"stage": STAGES[VISITOR], "at": at, "reason": "first contact", "event_id": event})
+        evidence = (self.identified, self.interest, dict(self.fields))
         if kind == "user" and fact.get("ch") in rules.identified_channels and self.identified is None:
             self.identified = f"wrote on {fact['ch']}, which proves who they are"
         if kind == "user" and fact.get("intent") in rules.interest_intents and self.interest is None:
@@ -83,6 +86,16 @@ class FunnelState:
             self.interest = self.interest or "started the sales form"
             if fact["field"] == LEAD_EMAIL and self.identified is None:
                 self.identified = "gave an e-mail address in the sales form"
+        if kind == "stage_set" and fact.get("stage") in STAGES:
+            # Staff decide, forward or back; the rules move the customer on only on new evidence.
+            self.stage = STAGES.index(fact["stage"])
+            reason = f"set by {fact.get('by') or 'staff'}" + (f": {fact['reason']}" if fact.get("reason") else "")
+            self.history.append({"stage": fact["stage"], "at": at, "reason": reason, "event_id": event})
+            self.held = True
+            return
+        if self.held and evidence == (self.identified, self.interest, self.fields):
+            return
+        self.held = False
         if self.identified:
             self._move(SUSPECT, at, event, self.identified)
         if self.identified and self.interest:

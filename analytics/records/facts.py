@@ -23,6 +23,7 @@ from analytics.schema import (
     LEAD_FIELD_CAPTURED,
     LEAD_SUBMITTED,
     PROBLEM,
+    STAGE_SET,
     LogEvent,
 )
 
@@ -90,6 +91,9 @@ def fact_of(event: LogEvent, entry_id: str = "0-0") -> Optional[Fact]:
         return fact
     if kind == HANDOVER_REQUESTED:
         fact["reason"] = _text(data.get("reason"))
+        return fact
+    if kind == STAGE_SET:
+        fact.update(stage=_text(data.get("stage"), 20), by=_text(data.get("by"), 80), reason=_text(data.get("reason")))
         return fact
     if kind == CUSTOMERS_MERGED:
         merged = data.get("merged_from")

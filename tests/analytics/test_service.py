@@ -17,7 +17,7 @@ import requests
 
 from analytics.records.store import CUSTOMERS, state_key
 from analytics.schema import EVENTS_STREAM
-from tests.analytics.support import conversation_events
+from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualified_lead
 from tests.conftest import ROOT, free_port
 
 
@@ -123,3 +123,17 @@ def test_the_service_refuses_to_start_with_rules_it_cannot_trust(redis_url: str,
         env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url, "ENGAGE_ENGAGEMENT_RULES": str(rules)},
     )
     assert done.returncode == 2 and f"{rules}:3: rule 'x': points must be a positive number" in done.stderr
+
+
+def test_staff_move_a_customer_in_the_funnel_and_it_is_logged(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    for event in qualified_lead():
+        client.xadd(EVENTS_STREAM, event.to_fields())
+    assert run_cli("replay", redis_url=redis_url).returncode == 0
+    assert run_cli("stage", "C-00000000000000ff", "lead", "--reason", "x", redis_url=redis_url).returncode == 1  # no such customer
+    moved = run_cli("stage", LEAD_CUSTOMER, "suspect", "--reason", "student project", "--by", "sam", redis_url=redis_url)
+    assert moved.returncode == 0 and "moved to suspect by sam" in moved.stdout
+    assert run_cli("replay", redis_url=redis_url).returncode == 0
+    shown = run_cli("customer", LEAD_CUSTOMER, redis_url=redis_url)
+    assert "funnel      suspect since" in shown.stdout and "set by sam: student project" in shown.stdout
+    client.close()

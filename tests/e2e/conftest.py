@@ -102,7 +102,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
     credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
     # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.
     running = Stack(
-        rasa_port=0, actions_port=0, redis_port=0, data_dir=data_dir, credentials=credentials,
+        rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, data_dir=data_dir, credentials=credentials,
         auth_token="-" + generate_secret(),
     )
     running.start()

@@ -101,3 +101,16 @@ def test_funnel_rule_mistakes_are_named_by_line() -> None:
     assert "is not a regular expression" in message
     assert "unknown fit setting 'colour'" in message
     assert all(line.strip().startswith("funnel.yml:") for line in message.splitlines()[1:])
+
+
+def test_staff_can_move_a_customer_back_and_the_rules_wait_for_new_evidence() -> None:
+    facts = [fact(1, "user", ch="portal", intent="ask_pricing"), lead_field(2, "lead_need", "x"), lead_field(3, "lead_role", "CTO"),
+             lead_field(4, "lead_timeline", "This year"), lead_field(5, "lead_budget", "Under $5k / year")]
+    assert run(facts)["stage"] == "lead"
+    facts.append(fact(6, "stage_set", stage="suspect", by="sam", reason="student project, no budget"))
+    facts.append(fact(7, "user", ch="portal"))  # talking on is no new evidence
+    result = run(facts)
+    assert result["stage"] == "suspect"
+    assert result["history"][-1] == {"stage": "suspect", "at": T + 6, "reason": "set by sam: student project, no budget", "event_id": "e6"}
+    facts.append(lead_field(8, "lead_budget", "$5k–$25k / year"))  # new evidence: the rules move them on again
+    assert run(facts)["stage"] == "lead"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ class _Encoder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings, shape (len(texts), dimension), float32."""
-        encodings = self.tokenizer.encode_batch(list(texts))
+        # The Rust tokenizer refuses a lone surrogate (every channel replaces them first, but Rasa's
+        # HTTP API and tests reach this too): one replaced, like the channels do, must not crash a turn.
+        encodings = self.tokenizer.encode_batch([_LONE_SURROGATE.sub("\ufffd", text) for text in texts])
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
@@ -75,6 +78,7 @@ class _Encoder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ENCODERS: Dict[Tuple[str, int], _Encoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 

@@ -124,6 +124,12 @@ def test_empty_text_gets_no_features(featurizer: MiniLMFeaturizer) -> None:
     assert message.features == []
 
 
+def test_a_lone_surrogate_is_read_as_a_replacement_character(featurizer: MiniLMFeaturizer) -> None:
+    odd, plain = Message(data={TEXT: "hi \ud800 there"}), Message(data={TEXT: "hi \ufffd there"})
+    featurizer.process([odd, plain])
+    assert np.allclose(odd.features[0].features, plain.features[0].features)
+
+
 def test_long_text_is_truncated_not_rejected(featurizer: MiniLMFeaturizer) -> None:
     message = Message(data={TEXT: "export fails " * 2000})
     featurizer.process([message])

@@ -7,6 +7,8 @@
     leaders DIMENSION [--limit 10]          the top customers of a dimension, or of co_creators
     crm                                     CRM hand-offs waiting and dead-lettered (with reasons)
     stage CUSTOMER STAGE --reason TEXT [--by NAME]  staff move a customer in the funnel (logged)
+    privacy export CUSTOMER [--out FILE]    everything held about a customer, as one JSON document
+    privacy erase CUSTOMER --reason TEXT    remove it from every store (logged without the data)
     export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
 
@@ -26,12 +28,15 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from redis.exceptions import RedisError
 
 from analytics.engagement.rules import DIMENSIONS, RulesError
 from analytics.export import export
+from analytics.privacy import erase as privacy_erase
+from analytics.privacy import export as privacy_export
 from analytics.engagement.score import value_at
 from analytics.crm.config import CrmConfigError
 from analytics.crm.outbox import outbox_status
@@ -70,6 +75,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     moving.add_argument("stage", choices=STAGES)
     moving.add_argument("--reason", required=True, help="why, for the record")
     moving.add_argument("--by", default=login_name(), help="who decides (default: %(default)s)")
+    privacy = commands.add_parser("privacy", help="export or erase everything held about a customer")
+    privacy.add_argument("action", choices=["export", "erase"])
+    privacy.add_argument("customer")
+    privacy.add_argument("--out", type=Path, help="write the export here (default: standard output)")
+    privacy.add_argument("--reason", default="", help="why (erase): kept in the log")
+    privacy.add_argument("--by", default=login_name(), help="who erases (default: %(default)s)")
     exporting = commands.add_parser("export", help="leads or customers as CSV or JSON on standard output")
     exporting.add_argument("kind", choices=["leads", "customers"])
     exporting.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -94,6 +105,19 @@ async def _command(args: argparse.Namespace) -> int:
         if args.command == "replay":
             result = await replay(client, projections(client))
             print(f"replayed {result.entries} entries: {result.applied} applied, {result.dead_lettered} dead-lettered")
+            return 0
+        if args.command == "privacy":
+            if args.action == "export":
+                document = json.dumps(await privacy_export(client, args.customer), indent=2, sort_keys=True, ensure_ascii=False)
+                if args.out:
+                    args.out.write_text(document + "\n", encoding="utf-8")
+                else:
+                    print(document)
+                return 0
+            summary = await privacy_erase(client, args.customer, args.by, args.reason)
+            nothing = not (summary["keys"] or summary["log_entries"])
+            print(f"nothing held about {args.customer}" if nothing else
+                  f"erased {args.customer}: {summary['keys']} keys, {summary['log_entries']} log entries, {summary['ids']} ids")
             return 0
         if args.command == "crm":
             print(json.dumps(await outbox_status(client), indent=2))

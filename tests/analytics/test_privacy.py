@@ -1,0 +1,101 @@
+"""Privacy: export everything held about a customer who used three channels, erase it, and find nothing left."""
+
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator, List
+
+import pytest
+import redis.asyncio
+
+from analytics.crm.outbox import DEAD as CRM_DEAD
+from analytics.customers import CustomerDirectory, Identity
+from analytics.privacy import PRIVACY_ERASED, erase, export
+from analytics.records.store import RecordStore
+from analytics.redis_connect import connect
+from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, MESSAGE_DROPPED, SOURCE_CONNECTOR, LogEvent, handover_request_key
+from tests.analytics.support import qualified_lead
+
+EMAIL, PHONE, SESSION = "dana@northbeam.example", "4915123456789", "session-dana0001"
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    connection = connect(redis_url, 5.0, decode_responses=True)
+    yield connection
+    await connection.aclose()
+
+
+async def three_channel_customer(client: redis.asyncio.Redis) -> List[str]:
+    """Web chat, then WhatsApp, then a confirmed e-mail that joins them; returns every id they had."""
+    directory = CustomerDirectory(client)
+    web = (await directory.resolve([(Identity.of("web", SESSION), "web_session")])).customer_id
+    phone = (await directory.resolve([(Identity.of("whatsapp", PHONE), "whatsapp_number")])).customer_id
+    await directory.link(phone, Identity.of("email", EMAIL), "email_code")
+    joined = await directory.link(web, Identity.of("email", EMAIL), "email_code")
+    assert joined.merged_from == (phone,)
+    store = RecordStore(client)
+    events = [LogEvent(e.type, web, e.source, e.channel, e.timestamp, text=e.text, intent=e.intent, data=e.data) for e in qualified_lead()]
+    events.append(LogEvent("user", phone, "rasa", "whatsapp", 1_780_000_100.0, text=f"my number is {PHONE}"))
+    events.append(LogEvent(MESSAGE_DROPPED, f"whatsapp:{PHONE}", SOURCE_CONNECTOR, "whatsapp", 1_780_000_200.0, text="too fast"))
+    for event in events:
+        await client.xadd(EVENTS_STREAM, event.to_fields())
+    entries = await client.xrange(EVENTS_STREAM)
+    await store.apply_batch([(entry_id, LogEvent.from_fields(fields)) for entry_id, fields in entries])
+    # What Rasa, the action server and the staff keep under the customer too.
+    await client.set(f"engage:tracker:{web}", json.dumps({"sender_id": web, "events": [{"event": "user", "text": f"I'm {EMAIL}"}]}))
+    await client.set(f"engage:tracker:{phone}", json.dumps({"sender_id": phone, "events": []}))
+    await client.zadd(HANDOVER_QUEUE, {web: 1.0})
+    await client.hset(handover_request_key(web), mapping={"reason": "talk to a person", "channel": "socketio"})
+    await client.hset(f"engage:otp:{web}", mapping={"email": EMAIL, "digest": "x"})
+    await client.lpush(CRM_DEAD, json.dumps({"job": f"{web}:lead", "reason": "400"}))
+    return [web, phone]
+
+
+async def everything(client: redis.asyncio.Redis) -> str:
+    """Every key name and value and every stream entry, as one text to search."""
+    parts: List[str] = []
+    async for key in client.scan_iter(count=1000):
+        parts.append(key)
+        kind = await client.type(key)
+        if kind == "string":
+            parts.append(str(await client.get(key)))
+        elif kind == "hash":
+            parts.append(json.dumps(await client.hgetall(key)))
+        elif kind == "set":
+            parts.extend(await client.smembers(key))
+        elif kind == "zset":
+            parts.extend(await client.zrange(key, 0, -1))
+        elif kind == "list":
+            parts.extend(await client.lrange(key, 0, -1))
+        elif kind == "stream":
+            parts.extend(json.dumps(fields) for _, fields in await client.xrange(key))
+    return "\n".join(parts)
+
+
+async def test_a_three_channel_customer_is_exported_then_erased_everywhere(client: redis.asyncio.Redis) -> None:
+    ids = await three_channel_customer(client)
+    secrets_ = [*ids, EMAIL, PHONE, SESSION]
+    other = LogEvent("user", "C-00000000000000aa", "rasa", "socketio", 5.0, text="someone else")
+    await client.xadd(EVENTS_STREAM, other.to_fields())
+    before = await everything(client)
+    assert all(s in before for s in secrets_)
+
+    document = await export(client, ids[0])
+    assert sorted(document["ids"]) == sorted(ids)
+    assert sorted(document["identities"]) == sorted([f"web:{SESSION}", f"whatsapp:{PHONE}", f"email:{EMAIL}"])
+    assert f"engage:tracker:{ids[0]}" in document["stores"] and f"engage:analytics:state:{ids[0]}" in document["stores"]
+    assert len(document[EVENTS_STREAM]) == 11  # 8 of the sales conversation, the WhatsApp one, the dropped one, the merge
+    assert document["crm_dead_letters"] == [{"job": f"{ids[0]}:lead", "reason": "400"}]
+
+    summary = await erase(client, ids[0], by="dpo", reason="customer asked")
+    assert summary["ids"] == 2 and summary["log_entries"] == 11 and summary["keys"] > 10
+    after = await everything(client)
+    left = [s for s in secrets_ if s in after]
+    assert left == [], f"still held: {left}"
+    assert "someone else" in after  # nobody else's data went
+    (erased,) = [LogEvent.from_fields(f) for _, f in await client.xrange(EVENTS_STREAM) if f["type"] == PRIVACY_ERASED]
+    assert erased.data["by"] == "dpo" and erased.data["log_entries"] == 11 and ids[0] not in json.dumps(erased.data)
+
+    again = await erase(client, ids[0], by="dpo")
+    assert (again["keys"], again["log_entries"], again["identities"]) == (0, 0, 0)

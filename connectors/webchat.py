@@ -11,7 +11,10 @@ and listens for `bot_uttered`. Differences from Rasa's `socketio` channel:
 * messages are checked (text, size, metadata) and refused politely; a `message_id`
   seen before is dropped; a message that gets no reply gets an apology;
 * GET /webhooks/socketio/chat serves a small chat page (no build step) that keeps its
-  session and transcript across reloads.
+  session and transcript across reloads;
+* every long-polling request is answered at once (GuardedEngineServer: python-engineio 4.15
+  answered some with 500 and left others hanging), and a packet the server cannot handle
+  closes the socket (400 to its POST) instead of a logged traceback.
 """
 
 from __future__ import annotations

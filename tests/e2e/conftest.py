@@ -20,6 +20,7 @@ from analytics.schema import EVENTS_STREAM, LogEvent
 from scripts.stack import DEFAULT_MODEL, ROOT, Stack, generate_secret
 from tests.fakes import telegram_api as tg
 from tests.fakes import whatsapp_graph as wa
+from tests.fakes.crm_api import HUBSPOT_TOKEN, FakeHubSpot
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.whatsapp_graph import FakeGraph
 
@@ -61,10 +62,12 @@ class BackgroundLoop:
 
 @dataclass
 class Providers:
-    """The fake WhatsApp Graph API and Telegram Bot API the stack's channels talk to."""
+    """The fake WhatsApp Graph API and Telegram Bot API the stack's channels talk to, and the fake
+    HubSpot the analytics service hands qualified leads to."""
 
     graph: FakeGraph
     telegram: FakeTelegramApi
+    hubspot: FakeHubSpot
 
 
 @pytest.fixture(scope="session")
@@ -72,12 +75,24 @@ def providers() -> Iterator[Providers]:
     background = BackgroundLoop()
     graph = background.run(FakeGraph().__aenter__())
     telegram = background.run(FakeTelegramApi().start())
+    hubspot = background.run(FakeHubSpot().start())
     try:
-        yield Providers(graph, telegram)
+        yield Providers(graph, telegram, hubspot)
     finally:
         background.run(graph.__aexit__(None, None, None))
         background.run(telegram.close())
+        background.run(hubspot.close())
         background.close()
+
+
+def crm_config_for(providers: Providers, path: Path) -> Path:
+    """The CRM settings with HubSpot on, pointed at the fake; the token comes from the environment."""
+    text = (ROOT / "analytics" / "crm" / "config.yml").read_text(encoding="utf-8")
+    assert "provider: none\n" in text and "base_url: https://api.hubapi.com\n" in text, "analytics/crm/config.yml changed shape"
+    text = text.replace("provider: none\n", "provider: hubspot\n").replace("base_url: https://api.hubapi.com\n", f"base_url: {providers.hubspot.base_url}\n")
+    text = text.replace("first_delay_seconds: 2", "first_delay_seconds: 0.2")
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def credentials_for(providers: Providers, path: Path) -> Path:
@@ -100,6 +115,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: run `make setup` first")
     data_dir = tmp_path_factory.mktemp("stack")
     credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
+    os.environ["ENGAGE_CRM_CONFIG"] = str(crm_config_for(providers, data_dir / "crm-e2e.yml"))
+    os.environ["HUBSPOT_ACCESS_TOKEN"] = HUBSPOT_TOKEN
     # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.
     running = Stack(
         rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, data_dir=data_dir, credentials=credentials,

@@ -16,7 +16,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -67,20 +67,36 @@ def _retry_after(response: aiohttp.ClientResponse) -> Optional[float]:
         return None
 
 
-async def _classify(response: aiohttp.ClientResponse, retry_statuses: frozenset = frozenset({408, 425, 429})) -> Outcome:
-    text = (await response.text(errors="replace"))[:MAX_DETAIL]
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+async def _classify(
+    response: aiohttp.ClientResponse,
+    accepted: Callable[[Any], bool] = lambda _: True,
+    retry_statuses: frozenset = frozenset({408, 425, 429}),
+) -> Outcome:
+    """Sent (a 2xx whose body `accepted` takes), retry (429, 5xx, an answer we cannot read), or failed."""
+    full = await response.text(errors="replace")
+    text = full[:MAX_DETAIL]
     if 200 <= response.status < 300:
+        if response.status != 204 and not accepted(_json(full)):
+            # A proxy's HTML page or a truncated body: we cannot tell it was stored, so try again.
+            return Outcome(Result.RETRY, f"{response.status} but the answer is not what the CRM sends: {text[:120]!r}")
         return Outcome(Result.SENT, f"{response.status}")
     if response.status in retry_statuses or response.status >= 500:
         return Outcome(Result.RETRY, f"{response.status}: {text}", _retry_after(response))
     return Outcome(Result.FAILED, f"{response.status}: {text}")
 
 
-async def _send(call: Any) -> Outcome:
+async def _send(call: Any, accepted: Callable[[Any], bool] = lambda _: True) -> Outcome:
     """Run one request; a network failure or timeout is worth another try."""
     try:
         async with call as response:
-            return await _classify(response)
+            return await _classify(response, accepted)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}"[:MAX_DETAIL])
 
@@ -98,7 +114,7 @@ class HubSpotClient:
             json={"inputs": [item]},
             headers={"Authorization": f"Bearer {self.config.token}"},
             timeout=aiohttp.ClientTimeout(total=self.config.retry.timeout),
-        ))
+        ), accepted=lambda body: isinstance(body, dict) and isinstance(body.get("results"), list))
         if outcome.result is Result.SENT and outcome.detail == "207":  # some inputs failed: HubSpot's multi-status
             return Outcome(Result.FAILED, "207: HubSpot refused the contact (multi-status)")
         return outcome
@@ -120,7 +136,7 @@ class SalesforceClient:
             ) as response:
                 if response.status == 403 and "REQUEST_LIMIT_EXCEEDED" in await response.text(errors="replace"):
                     return Outcome(Result.RETRY, "403: REQUEST_LIMIT_EXCEEDED", _retry_after(response))
-                outcome = await _classify(response)
+                outcome = await _classify(response, accepted=lambda body: isinstance(body, dict) and body.get("success") is True)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}"[:MAX_DETAIL])
         if outcome.result is Result.FAILED and outcome.detail.startswith("401"):

@@ -4,7 +4,8 @@ Each checks what the real one checks for our calls (the bearer token, the reques
 the required fields, the webhook signature), keeps what it accepted as the CRM would (one
 contact per e-mail, one Lead per external id), answers in the provider's documented shapes,
 and can be told to fail: `fail_next(n, status, retry_after=None)`, `hang_next(n)` (answer only
-after `hang_seconds`, longer than the tests' client timeout).
+after `hang_seconds`, longer than the tests' client timeout), `garbage` (the next n answers
+are a 200 with an HTML page).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class FakeServer:
     failures: List[Tuple[int, Optional[float]]] = field(default_factory=list)
     hangs: int = 0
     hang_seconds: float = 3.0  # longer than the tests' client timeout
+    garbage: int = 0  # answer the next requests 200 with an HTML page, as a misconfigured proxy would
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -70,6 +72,9 @@ class FakeServer:
         if self.hangs:
             self.hangs -= 1
             await asyncio.sleep(self.hang_seconds)
+        if self.garbage:
+            self.garbage -= 1
+            return web.Response(text="<html><body>Service temporarily unavailable</body></html>", content_type="text/html")
         if self.failures:
             status, retry_after = self.failures.pop(0)
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}

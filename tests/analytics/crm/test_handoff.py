@@ -46,10 +46,10 @@ async def log_types(client: redis.asyncio.Redis) -> List[str]:
     return [LogEvent.from_fields(f).type for _, f in await client.xrange(EVENTS_STREAM)]
 
 
-async def test_a_lead_reaches_hubspot_once_after_a_429_and_a_500(client: redis.asyncio.Redis) -> None:
+async def test_a_lead_reaches_hubspot_once_after_a_429_a_500_and_an_unreadable_answer(client: redis.asyncio.Redis) -> None:
     hubspot = await FakeHubSpot().start()
     try:
-        config = config_for("hubspot", hubspot.base_url, token=HUBSPOT_TOKEN)
+        config = replace(config_for("hubspot", hubspot.base_url, token=HUBSPOT_TOKEN), retry=replace(FAST, max_attempts=5))
         store = await qualify(client, config)
         assert await client.zrange(OUTBOX, 0, -1) == [f"{CUSTOMER}:lead"]
         sender = CrmSender(client, client_for(config), config, store.record)
@@ -62,7 +62,10 @@ async def test_a_lead_reaches_hubspot_once_after_a_429_and_a_500(client: redis.a
             assert await client.zscore(OUTBOX, f"{CUSTOMER}:lead") == 2e9 + 7  # Retry-After beat the 1 s backoff
             assert await sender.step(session, now=2e9 + 1) == 0  # not due yet
             assert await sender.step(session, now=2e9 + 7) == 1  # 500: backoff 2 s
-            assert await sender.step(session, now=2e9 + 9) == 1  # accepted
+            hubspot.garbage = 1
+            assert await sender.step(session, now=2e9 + 9) == 1  # a 200 that is an HTML page: not taken as stored
+            assert "not what the CRM sends" in (await client.hgetall(job_key(f"{CUSTOMER}:lead")))["last_error"]
+            assert await sender.step(session, now=2e9 + 13) == 1  # accepted
         assert await client.zcard(OUTBOX) == 0 and await client.exists(job_key(f"{CUSTOMER}:lead")) == 0
         (contact,) = hubspot.contacts.values()
         props = contact["properties"]

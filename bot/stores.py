@@ -26,7 +26,7 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Dict, Iterable, Lis
 import redis
 from rasa.core.agent import Agent
 from rasa.core.lock import TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, RedisLockStore
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
@@ -49,8 +49,11 @@ DEFAULT_SOCKET_TIMEOUT = 5.0  # a hung Redis must not block Rasa's event loop fo
 MAX_RETRY_DELAY = 1.0
 # Rasa's lock store looks again every second for a conversation's turn: after an outage
 # a backlog of one message a second per conversation then never drained (latency stayed
-# at the outage's length). Waiting messages look ten times a second instead.
-DEFAULT_LOCK_POLL = 0.1
+# at the outage's length). A waiting message is now woken as soon as this server releases
+# the conversation; the poll remains for a lock held by another Rasa server. (Polling
+# faster instead made each waiter cost Redis round trips on the event loop, and under
+# load the backlog grew.)
+DEFAULT_LOCK_POLL = 1.0
 
 # What a restarting or unreachable Redis raises (BusyLoadingError, while it reads its
 # AOF, is a ConnectionError); anything else is a real error and is not retried.
@@ -241,6 +244,7 @@ class FailClosedLockStore(RedisLockStore):
                 options[name] = int(options[name])
         super().__init__(host=endpoint_config.url or "localhost", socket_timeout=socket_timeout, **options)
         _set_socket_timeout(self.red, socket_timeout)
+        self._released: Dict[str, asyncio.Event] = {}  # conversation -> set when this server releases it
 
     def _issue(self, conversation_id: Text, lock_lifetime: float) -> int:
         # LockStore.issue_ticket turns every error into a LockError; keep Redis' own errors retryable.
@@ -268,9 +272,30 @@ class FailClosedLockStore(RedisLockStore):
                 wait,
             )
         finally:
-            await call_redis(
-                functools.partial(self.cleanup, conversation_id, ticket), f"unlock conversation {conversation_id}", wait
-            )
+            try:
+                await call_redis(
+                    functools.partial(self.cleanup, conversation_id, ticket), f"unlock conversation {conversation_id}", wait
+                )
+            finally:
+                released = self._released.pop(conversation_id, None)
+                if released is not None:
+                    released.set()
+
+    async def _acquire_lock(self, conversation_id: Text, ticket: int, wait_time_in_seconds: float) -> TicketLock:
+        """Rasa's loop, but a waiter sleeps until this server releases the conversation (or the poll)."""
+        while True:
+            # Taken before looking, so a release between the look and the wait is not missed.
+            released = self._released.setdefault(conversation_id, asyncio.Event())
+            lock = self.get_lock(conversation_id)
+            if not lock:
+                raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+            if not lock.is_locked(ticket):
+                return lock
+            try:
+                await asyncio.wait_for(released.wait(), wait_time_in_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self.update_lock(conversation_id)
 
 
 _original_create_tracker_store = Agent._create_tracker_store

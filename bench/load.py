@@ -1,9 +1,11 @@
 """Load benchmark: simulated customers in multi-turn conversations through REST.
 
 Runs the same loads against (1) the full stack — Redis tracker/lock store, event
-broker, action server — and (2) bare Rasa with the same model, in-memory tracker
-store, no broker and no action server; prints turn latency p50/p95/p99,
-throughput, errors and peak memory per process, and the ratio full/bare.
+broker, action server, analytics service — (2) the same without the analytics service,
+and (3) bare Rasa with the same model, in-memory tracker store, no broker and no action
+server; prints turn latency p50/p95/p99, throughput, errors and peak memory per process,
+the ratios full/bare and full/no-analytics, and how far the analytics service lagged
+behind the log under each load (its /health sampled every 250 ms).
 
 Loads: saturation (1, 5, 20 customers, no pause between turns) and realistic
 (50 customers, one message every 5-10 s each). Run with `make bench`.
@@ -82,6 +84,9 @@ class Result:
     mean_ms: float
     turns_per_s: float
     peak_rss_mb: Dict[str, float] = field(default_factory=dict)
+    lag_p50_s: Optional[float] = None  # the analytics service's lag behind the log, sampled
+    lag_p95_s: Optional[float] = None
+    lag_max_s: Optional[float] = None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -90,6 +95,33 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+class LagSampler:
+    """The analytics service's lag (seconds behind the log) every 250 ms, while a load runs."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.seconds: List[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            lag = self.stack.analytics_lag()
+            if lag is not None:
+                self.seconds.append(float(lag["seconds"]))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> "LagSampler":
+        if "analytics" in self.stack.processes:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 class MemorySampler:
@@ -184,8 +216,8 @@ async def run_load(
 
 def measure(stack: Stack, target: str, load: str, customers: int, seconds: float, pause: Optional[tuple]) -> Result:
     pids = {name: process.pid for name, process in stack.processes.items()}
-    print(f"  {target:5} {load:10} {customers:3d} customers, {seconds:.0f}s …", end="", flush=True)
-    with MemorySampler(pids) as memory:
+    print(f"  {target:12} {load:10} {customers:3d} customers, {seconds:.0f}s …", end="", flush=True)
+    with MemorySampler(pids) as memory, LagSampler(stack) as lag:
         latencies, counters, elapsed = asyncio.run(
             run_load(stack.rest_webhook, customers, seconds, pause, seed=customers)
         )
@@ -204,6 +236,9 @@ def measure(stack: Stack, target: str, load: str, customers: int, seconds: float
         mean_ms=round(statistics.fmean(ms), 1) if ms else float("nan"),
         turns_per_s=round(len(ms) / elapsed, 2),
         peak_rss_mb={k: round(v, 1) for k, v in memory.peak.items()},
+        lag_p50_s=round(percentile(lag.seconds, 50), 2) if lag.seconds else None,
+        lag_p95_s=round(percentile(lag.seconds, 95), 2) if lag.seconds else None,
+        lag_max_s=round(max(lag.seconds), 2) if lag.seconds else None,
     )
     print(f" {result.turns} turns, p50 {result.p50_ms} ms, p95 {result.p95_ms} ms, "
           f"{result.turns_per_s} turns/s, {result.errors} errors, {result.empty_replies} empty", flush=True)
@@ -224,23 +259,27 @@ def machine_line() -> str:
 
 def table(results: List[Result]) -> str:
     lines = [
-        "| target | load | customers | turns | errors | empty replies | p50 ms | p95 ms | p99 ms | turns/s | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| target | load | customers | turns | errors | empty replies | p50 ms | p95 ms | p99 ms | turns/s | analytics lag p50 / p95 / max s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         rss = ", ".join(f"{k} {v:.0f}" for k, v in r.peak_rss_mb.items())
+        lag = f"{r.lag_p50_s} / {r.lag_p95_s} / {r.lag_max_s}" if r.lag_p95_s is not None else "-"
         lines.append(
             f"| {r.target} | {r.load} | {r.customers} | {r.turns} | {r.errors} | {r.empty_replies} | {r.p50_ms} | "
-            f"{r.p95_ms} | {r.p99_ms} | {r.turns_per_s} | {rss} |"
+            f"{r.p95_ms} | {r.p99_ms} | {r.turns_per_s} | {lag} | {rss} |"
         )
     return "\n".join(lines)
 
 
-def ratios(results: List[Result]) -> str:
-    lines = ["| load | customers | p50 full/bare | p95 full/bare | throughput full/bare |", "|---|---:|---:|---:|---:|"]
-    bare = {(r.load, r.customers): r for r in results if r.target == "bare"}
+def ratios(results: List[Result], baseline: str) -> str:
+    lines = [
+        f"| load | customers | p50 full/{baseline} | p95 full/{baseline} | throughput full/{baseline} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    base = {(r.load, r.customers): r for r in results if r.target == baseline}
     for r in results:
-        b = bare.get((r.load, r.customers))
+        b = base.get((r.load, r.customers))
         if r.target != "full" or b is None:
             continue
         lines.append(
@@ -273,11 +312,12 @@ def main() -> None:
         full_credentials.write_text(project.replace(header, f"{header}  rate_limits: false\n"), encoding="utf-8")
         targets = {
             "full": dict(with_actions=True, credentials=full_credentials),
+            "no-analytics": dict(with_actions=True, with_analytics=False, credentials=full_credentials),
             "bare": dict(with_actions=False, endpoints=None, credentials=bare_credentials),
         }
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)
-            with Stack(rasa_port=0, actions_port=0, redis_port=0, data_dir=Path(tmp) / target, **options) as stack:
+            with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, data_dir=Path(tmp) / target, **options) as stack:
                 warm_up(stack)
                 for customers in levels:
                     results.append(measure(stack, target, "saturation", customers, args.seconds, None))
@@ -288,7 +328,7 @@ def main() -> None:
     report = (
         f"Machine: {machine_line()}; load average during the run {os.getloadavg()[0]:.1f}\nPython {platform.python_version()} (client), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
-        f"{table(results)}\n\n{ratios(results)}\n"
+        f"{table(results)}\n\n{ratios(results, 'bare')}\n\n{ratios(results, 'no-analytics')}\n"
     )
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ def _stand_in(name: str):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    for _name in ("redis", "actions", "rasa"):
-        setattr(stack_module.Stack, f"start_{_name}", _stand_in(_name))
+    # Every process the stack starts (start_redis, start_actions, start_rasa, ...).
+    for _attribute in [a for a in vars(stack_module.Stack) if a.startswith("start_")]:
+        setattr(stack_module.Stack, _attribute, _stand_in(_attribute[len("start_"):]))
     stack_module.main()

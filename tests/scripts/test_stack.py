@@ -107,7 +107,7 @@ def test_a_second_signal_hurries_the_stop_and_leaves_no_child_running(tmp_path: 
             if "Press Ctrl-C to stop." in line:
                 break
         children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) == 3, banner
+        assert len(children) >= 3, banner
 
         process.send_signal(signal.SIGINT)
         time.sleep(1.0)  # stopping: Rasa's stand-in ignores SIGINT, so the supervisor waits for it

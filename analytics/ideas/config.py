@@ -1,0 +1,96 @@
+"""Idea-mining settings from YAML (analytics/ideas/config.yml); missing keys take the defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from analytics.ideas.cluster import LINKAGES, ClusterSettings
+from analytics.ideas.errors import IdeasConfigError
+from analytics.yaml_rules import YamlDocument, read_yaml
+
+DEFAULT_CONFIG = Path(__file__).with_name("config.yml")
+CONFIG_ENV = "ENGAGE_IDEAS_CONFIG"
+
+
+@dataclass(frozen=True)
+class IdeasSettings:
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    duplicate_similarity: float = 0.55
+    max_chars: int = 2000
+
+
+_SECTIONS = {"clustering", "duplicates", "input"}
+
+
+def load_settings(path: Optional[Path] = None) -> IdeasSettings:
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise IdeasConfigError(f"{path}: cannot read the idea-mining settings ({exc.strerror})") from exc
+    return parse_settings(text, str(path))
+
+
+def parse_settings(text: str, source: str) -> IdeasSettings:
+    doc = read_yaml(text, source, IdeasConfigError)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise IdeasConfigError(f"{doc.line()}: expected a mapping of sections ({', '.join(sorted(_SECTIONS))})")
+    problems = [f"{doc.key_line(key)}: unknown section {key!r} (known: {', '.join(sorted(_SECTIONS))})" for key in data if key not in _SECTIONS]
+    defaults = IdeasSettings()
+    cluster = defaults.cluster
+    clustering = _section(doc, data, "clustering", problems)
+    numbers = {f.name: f.type for f in fields(ClusterSettings)}
+    for key, value in clustering.items():
+        if key not in numbers:
+            problems.append(f"{doc.line(doc.node('clustering', key))}: unknown setting clustering.{key}")
+            continue
+        if key == "linkage":
+            if value not in LINKAGES:
+                problems.append(f"{doc.line(doc.node('clustering', key))}: clustering.linkage must be one of {', '.join(LINKAGES)}, not {value!r}")
+            else:
+                cluster = replace(cluster, linkage=value)
+            continue
+        checked = _number(doc, ("clustering", key), value, integer=numbers[key] == "int", problems=problems)
+        if checked is not None:
+            cluster = replace(cluster, **{key: checked})
+    similarity = defaults.duplicate_similarity
+    for key, value in _section(doc, data, "duplicates", problems).items():
+        if key != "similarity":
+            problems.append(f"{doc.line(doc.node('duplicates', key))}: unknown setting duplicates.{key}")
+        else:
+            checked = _number(doc, ("duplicates", key), value, integer=False, problems=problems, upper=1.0)
+            similarity = similarity if checked is None else float(checked)
+    max_chars = defaults.max_chars
+    for key, value in _section(doc, data, "input", problems).items():
+        if key != "max_chars":
+            problems.append(f"{doc.line(doc.node('input', key))}: unknown setting input.{key}")
+        else:
+            checked = _number(doc, ("input", key), value, integer=True, problems=problems)
+            max_chars = max_chars if checked is None else int(checked)
+    if problems:
+        raise IdeasConfigError("; ".join(problems))
+    return IdeasSettings(cluster, similarity, max_chars)
+
+
+def _section(doc: YamlDocument, data: Dict[str, Any], name: str, problems: list) -> Dict[str, Any]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict):
+        problems.append(f"{doc.line(doc.node(name))}: {name} must be a mapping")
+        return {}
+    return value
+
+
+def _number(doc: YamlDocument, path: tuple, value: Any, integer: bool, problems: list, upper: Optional[float] = None) -> Optional[float]:
+    where = doc.line(doc.node(*path))
+    name = ".".join(path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        problems.append(f"{where}: {name} must be {'a whole number' if integer else 'a number'}, not {value!r}")
+        return None
+    if value < 0 or (upper is not None and value > upper):
+        problems.append(f"{where}: {name} must be between 0 and {upper:g}" if upper is not None else f"{where}: {name} must not be negative")
+        return None
+    return value

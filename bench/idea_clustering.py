@@ -1,0 +1,336 @@
+"""Idea mining (issue 11): which clustering method, what it costs, and the near-duplicate threshold.
+
+Run in the action server's runtime from the repository root:
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/idea_clustering.py [--only quality|cost|online|duplicates]
+
+Quality: Banking77 test utterances (3,080) are treated as ideas and their 77 categories as
+the gold themes. Methods that are not told k have their one setting (distance threshold,
+minimum cluster size) chosen on a seeded sample of 3,080 *training* utterances by ARI, then
+are scored once on the test set, beside k-means given the true k = 77, in the same run, and
+again on small stratified samples of the test set (3 and 10 utterances per category, the
+size of themes in a young product's log) with the same setting. An
+item a method leaves unclustered counts as a theme of its own for ARI and NMI (so leaving
+things out is not free), and the share unclustered is reported too.
+
+Cost: items are synthesized from the real MiniLM vectors of the 6,160 utterances above:
+each synthetic item is a randomly drawn real vector plus Gaussian noise (sigma 0.02 per
+dimension, cosine about 0.93 to its source), normalised, so the themes keep their shape.
+Full re-clustering with the production code (analytics.ideas.cluster.cluster_vectors and
+the shipped settings) at 10k, 50k and 100k items: seconds and peak memory (the process's
+resident high-water mark, reset before each run through /proc/self/clear_refs, minus the
+resident size at the start). Online: with 100k items clustered, one new utterance is
+encoded (MiniLM, one thread) and searched against the theme centroids and the items (FAISS
+IndexFlatIP, for near duplicates); p50/p95 over 200 utterances, encoding shown apart.
+
+Duplicates: analytics/ideas/eval/duplicates.jsonl (labelled idea pairs) scored by cosine;
+precision, recall and F1 per threshold, a curve in bench/results/idea_duplicates.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from analytics.ideas.cluster import UNCLUSTERED, ClusterSettings, centroids, cluster_vectors
+from bench.machine import machine, machine_line
+from knowledge_base.encoder import MiniLMEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77"
+RESULTS = ROOT / "bench" / "results"
+SEED = 7
+SIZES = (10_000, 50_000, 100_000)
+NOISE = 0.02
+ONLINE_QUERIES = 200
+
+
+def read_split(data: Path, name: str) -> Tuple[List[str], List[str]]:
+    with (data / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["text"] for row in rows], [row["category"] for row in rows]
+
+
+def singletons(labels: np.ndarray) -> np.ndarray:
+    """Unclustered items as themes of their own, for ARI/NMI."""
+    out = labels.copy()
+    loose = np.flatnonzero(out == UNCLUSTERED)
+    out[loose] = out.max(initial=-1) + 1 + np.arange(len(loose))
+    return out
+
+
+def score(gold: Sequence[str], labels: np.ndarray) -> Dict[str, float]:
+    full = singletons(labels)
+    clustered = labels != UNCLUSTERED
+    return {
+        "ari": float(adjusted_rand_score(gold, full)),
+        "nmi": float(normalized_mutual_info_score(gold, full)),
+        "unclustered": float(1.0 - clustered.mean()),
+        "themes": int(len(set(labels[clustered].tolist()))),
+    }
+
+
+def kmeans(vectors: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=4, random_state=SEED).fit_predict(vectors).astype(np.int64)
+
+
+def hdbscan(min_size: int, vectors: np.ndarray) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    return HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(vectors).astype(np.int64)
+
+
+def production(linkage: str, threshold: float, vectors: np.ndarray, exact_limit: int = 10_000) -> np.ndarray:
+    """The production code path (analytics.ideas.cluster) with one setting changed."""
+    return cluster_vectors(vectors, ClusterSettings(linkage=linkage, distance_threshold=threshold, exact_limit=exact_limit, seed=SEED))
+
+
+# name -> (settings tried on the training sample, labels(setting, vectors))
+CANDIDATES: Dict[str, Tuple[Sequence[Any], Callable[[Any, np.ndarray], np.ndarray]]] = {
+    "agglomerative average linkage, cosine threshold": ((0.35, 0.4, 0.45, 0.5, 0.55), lambda t, v: production("average", t, v)),
+    "agglomerative ward, distance threshold": ((2.0, 2.5, 3.0, 3.5), lambda t, v: production("ward", t, v)),
+    "agglomerative complete linkage, cosine threshold": ((0.6, 0.7, 0.8), lambda t, v: production("complete", t, v)),
+    "HDBSCAN (scikit-learn), min cluster size": ((3, 5, 10), hdbscan),
+    "average linkage on half, the rest joins its nearest theme": ((0.4, 0.45, 0.5), lambda t, v: production("average", t, v, exact_limit=len(v) // 2)),
+}
+PER_CATEGORY = (3, 10)  # small sets: a theme then has 3 or 10 members, as in a young product's log
+
+
+def stratified(gold: List[str], per: int) -> np.ndarray:
+    rng = random.Random(SEED)
+    rows: Dict[str, List[int]] = {}
+    for row, name in enumerate(gold):
+        rows.setdefault(name, []).append(row)
+    return np.asarray(sorted(row for members in rows.values() for row in rng.sample(members, min(per, len(members)))))
+
+
+def quality(test_vectors: np.ndarray, gold: List[str], tune_vectors: np.ndarray, tune_gold: List[str]) -> List[Dict[str, Any]]:
+    rows: List[Dict[str, Any]] = []
+    subsets = {per: stratified(gold, per) for per in PER_CATEGORY}
+
+    def small(run: Callable[[np.ndarray], np.ndarray]) -> Dict[str, Any]:
+        return {str(per): score([gold[i] for i in picked], run(test_vectors[picked])) for per, picked in subsets.items()}
+
+    k = len(set(gold))
+    started = time.perf_counter()
+    labels = kmeans(test_vectors, k)
+    rows.append({"method": f"k-means given the true k = {k} (baseline)", "setting": None, "seconds": time.perf_counter() - started, **score(gold, labels),
+                 "small": small(lambda v: kmeans(v, k))})
+    for name, (settings, run) in CANDIDATES.items():
+        tuning = {str(setting): score(tune_gold, run(setting, tune_vectors))["ari"] for setting in settings}
+        best = max(settings, key=lambda setting: tuning[str(setting)])
+        started = time.perf_counter()
+        labels = run(best, test_vectors)
+        seconds = time.perf_counter() - started
+        rows.append({"method": name, "setting": best, "tuning_ari": tuning, "seconds": seconds, **score(gold, labels), "small": small(lambda v: run(best, v))})
+        print(f"  {name}: {rows[-1]['ari']:.3f} ARI", file=sys.stderr, flush=True)
+    return rows
+
+
+def cached_vectors(encoder: MiniLMEncoder, texts: List[str]) -> np.ndarray:
+    """MiniLM vectors, kept under ENGAGE_CACHE keyed by the model's hash and the texts (encoding is most of a run)."""
+    import hashlib
+
+    key = hashlib.sha256(("\0".join([encoder.identity().weights, *texts])).encode()).hexdigest()[:16]
+    path = Path(os.environ.get("ENGAGE_CACHE", Path.home() / ".cache" / "engage")) / "bench" / f"vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = encoder.encode(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def synthesize(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    items = base[rng.integers(0, len(base), n)] + rng.normal(0.0, NOISE, (n, base.shape[1])).astype(np.float32)
+    return (items / np.linalg.norm(items, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def measured(run: Callable[[], Any]) -> Tuple[Any, float, float]:
+    """(result, seconds, peak MiB above the resident size at the start)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    except OSError:
+        pass
+    before = _kb("VmRSS")
+    started = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - started
+    return result, seconds, max(0, _kb("VmHWM") - before) / 1024
+
+
+def cost(base: np.ndarray, settings: ClusterSettings) -> List[Dict[str, Any]]:
+    rows = []
+    for n in SIZES:
+        items = synthesize(base, n, np.random.default_rng(SEED))
+        labels, seconds, peak = measured(lambda: cluster_vectors(items, settings))
+        rows.append({"items": n, "seconds": seconds, "peak_mib": peak, "themes": int(labels.max()) + 1, "unclustered": float((labels == UNCLUSTERED).mean())})
+        print(f"  {n}: {seconds:.1f} s, {peak:.0f} MiB", file=sys.stderr, flush=True)
+    return rows
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def online(base: np.ndarray, settings: ClusterSettings, texts: List[str], encoder: MiniLMEncoder) -> Dict[str, Any]:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    items = synthesize(base, SIZES[-1], np.random.default_rng(SEED))
+    labels = cluster_vectors(items, settings)
+    theme_index = faiss.IndexFlatIP(items.shape[1])
+    theme_index.add(centroids(items, labels))
+    item_index = faiss.IndexFlatIP(items.shape[1])
+    item_index.add(items)
+    encoder.encode(["warm up"])
+    timings: Dict[str, List[float]] = {"encode": [], "theme_search": [], "duplicate_search": [], "total": []}
+    for text in random.Random(SEED).sample(texts, ONLINE_QUERIES):
+        t0 = time.perf_counter()
+        vector = encoder.encode([text])
+        t1 = time.perf_counter()
+        theme_index.search(vector, 1)
+        t2 = time.perf_counter()
+        item_index.search(vector, 1)
+        t3 = time.perf_counter()
+        for name, value in (("encode", t1 - t0), ("theme_search", t2 - t1), ("duplicate_search", t3 - t2), ("total", t3 - t0)):
+            timings[name].append(value * 1000)
+    return {
+        "items": SIZES[-1],
+        "themes": int(theme_index.ntotal),
+        **{f"{name}_ms": {"p50": percentile(values, 50), "p95": percentile(values, 95)} for name, values in timings.items()},
+    }
+
+
+def duplicates(encoder: MiniLMEncoder, path: Path) -> Dict[str, Any]:
+    pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    a = encoder.encode([pair["a"] for pair in pairs])
+    b = encoder.encode([pair["b"] for pair in pairs])
+    cosine = (a * b).sum(axis=1)
+    truth = np.array([bool(pair["duplicate"]) for pair in pairs])
+    curve = []
+    for threshold in np.round(np.arange(0.40, 0.96, 0.025), 3):
+        said = cosine >= threshold
+        tp = int((said & truth).sum())
+        precision = tp / int(said.sum()) if said.any() else 1.0
+        recall = tp / int(truth.sum())
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        curve.append({"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1, "merged": int(said.sum())})
+    worst = sorted(
+        ({"a": p["a"], "b": p["b"], "duplicate": p["duplicate"], "cosine": float(c)} for p, c in zip(pairs, cosine)),
+        key=lambda row: row["cosine"] if row["duplicate"] else -row["cosine"],
+    )
+    return {"pairs": len(pairs), "duplicates": int(truth.sum()), "curve": curve, "hardest": worst[:6]}
+
+
+def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = result["curve"]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    thresholds = [row["threshold"] for row in curve]
+    for key in ("precision", "recall", "f1"):
+        axis.plot(thresholds, [row[key] for row in curve], label=key)
+    axis.axvline(chosen, color="grey", linestyle="--", label=f"chosen {chosen:g}")
+    axis.set_xlabel("cosine threshold (MiniLM)")
+    axis.set_ylim(0, 1.02)
+    axis.set_title(f"Near-duplicate ideas: {result['pairs']} labelled pairs")
+    axis.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--only", choices=["quality", "cost", "online", "duplicates"])
+    args = parser.parse_args(argv)
+    from analytics.ideas.config import DEFAULT_CONFIG, load_settings
+
+    settings = load_settings()
+    encoder = MiniLMEncoder(threads=int(os.environ.get("ENGAGE_ENCODER_THREADS", "1")))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report: Dict[str, Any] = {"machine": machine(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "settings": str(DEFAULT_CONFIG.relative_to(ROOT))}
+    if args.only in (None, "duplicates"):
+        print("duplicates", file=sys.stderr)
+        report["duplicates"] = duplicates(encoder, ROOT / "analytics" / "ideas" / "eval" / "duplicates.jsonl")
+        report["duplicates"]["chosen"] = settings.duplicate_similarity
+        plot_duplicates(report["duplicates"], settings.duplicate_similarity, RESULTS / "idea_duplicates.png")
+    if args.only != "duplicates":
+        test_texts, gold = read_split(args.data, "test")
+        train_texts, train_gold = read_split(args.data, "train")
+        tune = random.Random(SEED).sample(range(len(train_texts)), len(test_texts))
+        tune_texts, tune_gold = [train_texts[i] for i in tune], [train_gold[i] for i in tune]
+        print(f"encoding {len(test_texts) + len(tune_texts)} utterances", file=sys.stderr, flush=True)
+        test_vectors = cached_vectors(encoder, test_texts)
+        tune_vectors = cached_vectors(encoder, tune_texts)
+        base = np.vstack([test_vectors, tune_vectors])
+        if args.only in (None, "quality"):
+            print("quality", file=sys.stderr)
+            report["quality"] = quality(test_vectors, gold, tune_vectors, tune_gold)
+        if args.only in (None, "cost"):
+            print("cost", file=sys.stderr)
+            report["cost"] = cost(base, settings.cluster)
+        if args.only in (None, "online"):
+            print("online", file=sys.stderr)
+            report["online"] = online(base, settings.cluster, test_texts, encoder)
+    name = "idea_clustering" + (f"_{args.only}" if args.only else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    markdown = render(report)
+    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+    return 0
+
+
+def render(report: Dict[str, Any]) -> str:
+    lines = [f"Machine: {machine_line(report['machine'])}; {report['when']}", ""]
+    if "quality" in report:
+        lines += ["| method | setting (chosen on train) | ARI | NMI | unclustered | themes | seconds | ARI, 10 per category | ARI, 3 per category |", "|---|---|---|---|---|---|---|---|---|"]
+        for row in report["quality"]:
+            lines.append(f"| {row['method']} | {row['setting'] if row['setting'] is not None else '-'} | {row['ari']:.3f} | {row['nmi']:.3f} | {row['unclustered']:.1%} | {row['themes']} | {row['seconds']:.1f} | {row['small']['10']['ari']:.3f} | {row['small']['3']['ari']:.3f} |")
+        lines.append("")
+    if "cost" in report:
+        lines += ["| items | full re-clustering (s) | peak memory (MiB) | themes | unclustered |", "|---|---|---|---|---|"]
+        for row in report["cost"]:
+            lines.append(f"| {row['items']:,} | {row['seconds']:.1f} | {row['peak_mib']:.0f} | {row['themes']} | {row['unclustered']:.1%} |")
+        lines.append("")
+    if "online" in report:
+        o = report["online"]
+        lines += [f"Online, {o['items']:,} items in {o['themes']} themes ({ONLINE_QUERIES} new items):", "", "| step | p50 ms | p95 ms |", "|---|---|---|"]
+        for step in ("encode", "theme_search", "duplicate_search", "total"):
+            lines.append(f"| {step.replace('_', ' ')} | {o[step + '_ms']['p50']:.2f} | {o[step + '_ms']['p95']:.2f} |")
+        lines.append("")
+    if "duplicates" in report:
+        d = report["duplicates"]
+        lines += [f"Near duplicates: {d['pairs']} labelled pairs ({d['duplicates']} duplicates); chosen threshold {d['chosen']:g}", "", "| cosine ≥ | precision | recall | F1 | merged |", "|---|---|---|---|---|"]
+        for row in d["curve"]:
+            lines.append(f"| {row['threshold']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['merged']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

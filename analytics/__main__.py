@@ -11,6 +11,7 @@
     privacy erase CUSTOMER --reason TEXT    remove it from every store (logged without the data)
     export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
+    ideas cluster --input FILE.jsonl [--json]  cluster {"id", "text"} lines with the production method (no Redis)
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
 Rules: analytics/engagement/rules.yml and analytics/funnel/rules.yml (ENGAGE_ENGAGEMENT_RULES and
@@ -42,6 +43,7 @@ from analytics.crm.config import CrmConfigError
 from analytics.crm.outbox import outbox_status
 from analytics.customers_cli import login_name
 from analytics.funnel.rules import STAGES, FunnelRulesError
+from analytics.ideas import cli as ideas_cli
 from analytics.schema import EVENTS_STREAM, SOURCE_STAFF, STAGE_SET, LogEvent
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
@@ -84,9 +86,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     exporting = commands.add_parser("export", help="leads or customers as CSV or JSON on standard output")
     exporting.add_argument("kind", choices=["leads", "customers"])
     exporting.add_argument("--format", choices=["csv", "json"], default="csv")
+    ideas_cli.add_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s")
     try:
+        if args.command == "ideas" and args.ideas_command == "cluster":
+            return ideas_cli.run(args)
         if args.command == "serve":
             asyncio.run(serve(args.port, args.consumer))
             return 0

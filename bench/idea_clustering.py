@@ -243,6 +243,67 @@ def duplicates(encoder: MiniLMEncoder, path: Path) -> Dict[str, Any]:
     return {"pairs": len(pairs), "duplicates": int(truth.sum()), "curve": curve, "hardest": worst[:6]}
 
 
+class BlankLabeller:
+    """The alternative to the English pipeline: spaCy's blank English tokenizer, every 1- and
+    2-gram of word tokens as a candidate, the same c-TF-IDF (no stop-word list either)."""
+
+    def __init__(self) -> None:
+        import spacy
+
+        self._nlp = spacy.blank("en")
+
+    def phrases(self, texts: Sequence[str]) -> List[List[str]]:
+        out = []
+        for doc in self._nlp.pipe(texts):
+            words = [t.lower_ for t in doc if any(ch.isalnum() for ch in t.text)]
+            out.append(sorted(set(words) | {f"{a} {b}" for a, b in zip(words, words[1:])}))
+        return out
+
+
+def _words(text: str) -> set:
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in text.lower().replace("_", " ").replace("-", " ").split()}
+
+
+def labels_check(test_vectors: np.ndarray, texts: List[str], gold: List[str], settings: ClusterSettings) -> List[Dict[str, Any]]:
+    """Themes of the production clustering of the test set, labelled both ways: how often the
+    label shares a word with the name of the theme's majority category, and how long it took."""
+    from collections import Counter
+
+    from analytics.ideas.labels import CtfidfLabeller
+    from analytics.ideas.nlp import english
+
+    labels = cluster_vectors(test_vectors, settings)
+    members = [[i for i in np.flatnonzero(labels == t)] for t in range(int(labels.max()) + 1)]
+    themes = [[texts[i] for i in rows] for rows in members]
+    majority = [Counter(gold[i] for i in rows).most_common(1)[0][0] for rows in members]
+    rows = []
+    for name, make in (("en_core_web_sm (noun chunks, verb + object, lemmas) + c-TF-IDF", lambda: CtfidfLabeller(english())),
+                       ("blank English tokenizer, 1-2 grams + c-TF-IDF", lambda: _Blank(BlankLabeller()))):
+        labeller = make()
+        started = time.perf_counter()
+        named = labeller.labels(themes, [t[0] for t in themes])
+        seconds = time.perf_counter() - started
+        hits = [bool(_words(label) & _words(category)) for label, category in zip(named, majority)]
+        examples = [{"category": c, "label": l} for c, l in list(zip(majority, named))[:12]]
+        rows.append({"labeller": name, "themes": len(themes), "label_shares_a_word_with_category": float(np.mean(hits)),
+                     "mean_words": float(np.mean([len(l.split()) for l in named])), "seconds": seconds, "examples": examples})
+        print(f"  {name}: {rows[-1]['label_shares_a_word_with_category']:.3f}", file=sys.stderr, flush=True)
+    return rows
+
+
+class _Blank:
+    """CtfidfLabeller's scoring over BlankLabeller's candidates."""
+
+    def __init__(self, source: BlankLabeller) -> None:
+        from analytics.ideas.labels import CtfidfLabeller
+
+        self._inner = CtfidfLabeller(nlp=object())
+        self._inner.phrases = source.phrases  # type: ignore[method-assign]
+
+    def labels(self, themes: List[List[str]], representatives: List[str]) -> List[str]:
+        return self._inner.labels(themes, representatives)
+
+
 def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
     import matplotlib
 
@@ -266,7 +327,7 @@ def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--only", choices=["quality", "cost", "online", "duplicates"])
+    parser.add_argument("--only", choices=["quality", "labels", "cost", "online", "duplicates"])
     args = parser.parse_args(argv)
     from analytics.ideas.config import DEFAULT_CONFIG, load_settings
 
@@ -291,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "quality"):
             print("quality", file=sys.stderr)
             report["quality"] = quality(test_vectors, gold, tune_vectors, tune_gold)
+        if args.only in (None, "labels"):
+            print("labels", file=sys.stderr)
+            report["labels"] = labels_check(test_vectors, test_texts, gold, settings.cluster)
         if args.only in (None, "cost"):
             print("cost", file=sys.stderr)
             report["cost"] = cost(base, settings.cluster)
@@ -311,6 +375,14 @@ def render(report: Dict[str, Any]) -> str:
         lines += ["| method | setting (chosen on train) | ARI | NMI | unclustered | themes | seconds | ARI, 10 per category | ARI, 3 per category |", "|---|---|---|---|---|---|---|---|---|"]
         for row in report["quality"]:
             lines.append(f"| {row['method']} | {row['setting'] if row['setting'] is not None else '-'} | {row['ari']:.3f} | {row['nmi']:.3f} | {row['unclustered']:.1%} | {row['themes']} | {row['seconds']:.1f} | {row['small']['10']['ari']:.3f} | {row['small']['3']['ari']:.3f} |")
+        lines.append("")
+    if "labels" in report:
+        lines += ["| labeller | themes | label shares a word with the category | words per label | seconds |", "|---|---|---|---|---|"]
+        for row in report["labels"]:
+            lines.append(f"| {row['labeller']} | {row['themes']} | {row['label_shares_a_word_with_category']:.1%} | {row['mean_words']:.1f} | {row['seconds']:.1f} |")
+        lines.append("")
+        for row in report["labels"]:
+            lines.append(f"{row['labeller']}: " + "; ".join(f"{e['category']} -> {e['label']!r}" for e in row["examples"]))
         lines.append("")
     if "cost" in report:
         lines += ["| items | full re-clustering (s) | peak memory (MiB) | themes | unclustered |", "|---|---|---|---|---|"]

@@ -38,7 +38,10 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[Te
             from knowledge_base.encoder import MiniLMEncoder
 
             encoder = MiniLMEncoder()
-        result = cluster_ideas(ideas, encoder, settings, labeller)
+        from analytics.ideas.areas import AreaMatcher, load_catalogue
+        from analytics.ideas.labels import CtfidfLabeller
+
+        result = cluster_ideas(ideas, encoder, settings, labeller or CtfidfLabeller(), AreaMatcher(load_catalogue()))
     except IdeasError as exc:
         print(f"error: {exc}", file=err)
         return 2

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 IDEAS = [
     ("d1", "add dark mode"),
     ("d2", "please add a dark mode"),
-    ("d3", "can we get dark mode in the editor?"),
+    ("d3", "can we get dark mode in the editor?", {"product": "docs", "feature": "editor"}),
     ("p1", "export my dashboard as a PDF"),
     ("p2", "please let me export dashboards to PDF"),
     ("p3", "let me save a dashboard to pdf for the board meeting"),
@@ -32,7 +32,8 @@ IDEAS = [
 
 
 def write(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows), encoding="utf-8")
+    lines = [{"id": row[0], "text": row[1], **({"context": row[2]} if len(row) > 2 else {})} for row in rows]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
 
 
@@ -48,7 +49,11 @@ def test_overlapping_ideas_become_themes_and_the_rest_is_unclustered(tmp_path: P
     themes = sorted(sorted(cluster["members"]) for cluster in result["clusters"])
     assert themes == [["d1", "d2", "d3"], ["p1", "p2", "p3"], ["t1", "t2"]]
     assert set(result["unclustered"]) == {"x1", "e1"}
-    assert all(cluster["label"] for cluster in result["clusters"])
+    dark = next(c for c in result["clusters"] if "d1" in c["members"])
+    assert "dark mode" in dark["label"]
+    assert dark["areas"] == {"Platform / Appearance": 2, "Docs / Editor": 1}  # d3 came with in-use context
+    teams = next(c for c in result["clusters"] if "t1" in c["members"])
+    assert "teams" in teams["label"] and teams["areas"] == {"Integrations / Microsoft Teams": 2}
     assert [c["id"] for c in result["clusters"]] == ["T1", "T2", "T3"]
     assert "e1' has no words" in err.getvalue()
 

@@ -17,13 +17,14 @@ def test_good_lines_are_read_with_numeric_ids_as_strings() -> None:
 
 
 def test_every_bad_line_is_named_and_nothing_is_returned() -> None:
-    lines = ['{"id": 1, "text": "ok"}', "not json", '["a"]', '{"id": 2}', '{"id": 1, "text": "again"}', '{"id": 3, "text": "   "}', '{"id": null, "text": "x"}', '{"id": 4, "text": 5}']
+    lines = ['{"id": 1, "text": "ok"}', "not json", '["a"]', '{"id": 2}', '{"id": 1, "text": "again"}', '{"id": 3, "text": "   "}', '{"id": null, "text": "x"}', '{"id": 4, "text": 5}', '{"id": 5, "text": "x", "context": "docs"}']
     with pytest.raises(IdeasInputError) as caught:
         parse_ideas(lines, "f.jsonl", 100)
     message = str(caught.value)
-    assert message.startswith("7 bad line(s) in f.jsonl; nothing was clustered")
+    assert message.startswith("8 bad line(s) in f.jsonl; nothing was clustered")
     for expected in ("f.jsonl:2: not JSON", "f.jsonl:3: expected an object", "f.jsonl:4: missing 'text'", "f.jsonl:5: id '1' already used on line 1",
-                     "f.jsonl:6: 'text' is empty", "f.jsonl:7: 'id' must be", "f.jsonl:8: 'text' must be a string"):
+                     "f.jsonl:6: 'text' is empty", "f.jsonl:7: 'id' must be", "f.jsonl:8: 'text' must be a string",
+                     "f.jsonl:9: 'context' must be an object"):
         assert expected in message
 
 

@@ -107,19 +107,28 @@ class GuardedEngineServer(engineio.AsyncServer):
             packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
         except Exception:  # whatever a payload's decoding raises (ValueError, KeyError, RecursionError...)
             packets = None
-        if packets is None or any(
-            p.packet_type not in POSTABLE_PACKETS or (p.packet_type == eio_packet.MESSAGE and not p.binary and not self.message_ok(p.data))
-            for p in packets
-        ):
+        if packets is None or not all(self._postable(p, last=i == len(packets) - 1) for i, p in enumerate(packets)):
             await self.drop(sid)
             return self._bad_request("Malformed payload")
         return None
+
+    def _postable(self, packet: eio_packet.Packet, last: bool) -> bool:
+        # Checked up front so that no packet of a payload closes the socket under the ones after
+        # it (engineio then answered 500: UnboundLocalError, or logged a KeyError per packet).
+        if packet.packet_type not in POSTABLE_PACKETS:
+            return False
+        if packet.packet_type == eio_packet.CLOSE:
+            return last
+        if packet.packet_type == eio_packet.MESSAGE:
+            return not packet.binary and self.message_ok(packet.data)
+        return True
 
 
 def socketio_packet_ok(data: Any) -> bool:
     """True for a text socket.io packet this server can handle: a type a client sends, and for an
     event a name and at most one argument (every handler here takes one). python-socketio logs a
-    traceback for anything else (`42`, `4x`, `42[1]`, `42["user_uttered",1,2]`) and carries on."""
+    traceback for anything else (`42`, `4x`, `42[1]`, `42["user_uttered",1,2]`) and carries on.
+    Binary events and their attachments are refused: nothing in Rasa's protocol sends them."""
     if not isinstance(data, str):
         return False
     try:
@@ -127,9 +136,9 @@ def socketio_packet_ok(data: Any) -> bool:
     except Exception:  # ValueError, RecursionError on deep nesting, ...
         return False
     kind = packet.packet_type
-    if kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+    if kind == sio_packet.EVENT:
         return isinstance(packet.data, list) and 1 <= len(packet.data) <= 2 and isinstance(packet.data[0], str)
-    if kind in (sio_packet.ACK, sio_packet.BINARY_ACK):
+    if kind == sio_packet.ACK:
         return isinstance(packet.data, list)
     if kind == sio_packet.CONNECT:
         return packet.data is None or isinstance(packet.data, dict)
@@ -148,7 +157,9 @@ class WebChatServer(AsyncServer):
         return GuardedEngineServer
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if eio_sid not in self._binary_packet and not socketio_packet_ok(data):  # else an attachment
+        if eio_sid not in self.eio.sockets:
+            return  # dropped: what its WebSocket still sends goes nowhere
+        if not socketio_packet_ok(data):
             logger.info("socketio: closed a socket that sent a malformed packet")
             await self.eio.drop(eio_sid)
             return

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from analytics.schema import EVENTS_STREAM, LogEvent
-from connectors.messages import normalise_text
+from connectors.messages import normalise_text, too_long_text
 from scripts.stack import Stack
 from tests.e2e.conftest import eventually, tracker
 
@@ -33,6 +33,11 @@ fuzz = settings(
     print_blob=True,
 )
 
+# Over every channel's max_message_chars: refused with a reply of its own, never reaching Rasa.
+# Sent after a repeat, its reply shows the repeat was handled (one sender's messages are handled
+# in order).
+SENTINEL = "s" * 6001  # a length no fuzzed text has (huge_text: 4000 to 5000)
+SENTINEL_REPLY = too_long_text(len(SENTINEL), 4096)
 REFUSAL_SECONDS = 5.0  # a refused request is answered before Rasa sees it: well within this
 ANSWER_SECONDS = 60.0  # an accepted one goes through NLU, policies and the action server
 TRACKER_PREFIX = "engage:tracker:"  # endpoints.yml: tracker_store key_prefix engage
@@ -142,6 +147,12 @@ def ordinary(text: Any) -> bool:
 
 
 # --- requests ------------------------------------------------------------------------------------
+
+
+def header_value(text: str) -> bytes:
+    """Any text as a header value HTTP can carry: no CR or LF, no leading whitespace (requests
+    refuses those); lone surrogates become bytes that are not UTF-8."""
+    return text.replace("\r", "").replace("\n", "").lstrip().encode("utf-8", "surrogatepass")
 
 
 def timed(method: str, url: str, **kwargs: Any) -> Tuple[requests.Response, float]:

@@ -22,7 +22,7 @@ from scripts.stack import Stack
 from tests.e2e.conftest import CHANNEL_ENV
 from tests.e2e.fuzz.support import (
     Fresh, LogTail, Tally, assert_answered, assert_nothing_written, assert_turn_recorded, customer_of, encoded,
-    edge_text, encodings, expected_text, fresh_in, fuzz, json_scalars, json_values, message_texts, new_sender, ordinary,
+    edge_text, encodings, expected_text, fresh_in, fuzz, header_value, json_scalars, json_values, message_texts, new_sender, ordinary,
     plain_text, raw_bodies, timed,
 )
 
@@ -79,7 +79,7 @@ bodies = st.one_of(
 
 def authorization(kind: str, claims: Any) -> Dict[str, bytes]:
     """The Authorization header as bytes (HTTP carries any; lone surrogates become bytes that are not UTF-8)."""
-    return {name: value.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass") for name, value in _authorization(kind, claims).items()}
+    return {name: header_value(value) for name, value in _authorization(kind, claims).items()}
 
 
 def _authorization(kind: str, claims: Any) -> Dict[str, str]:

@@ -12,6 +12,7 @@
     export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
     ideas cluster --input FILE.jsonl [--json]  cluster {"id", "text"} lines with the production method (no Redis)
+    ideas themes [--json] | ideas show THEME  idea themes the service keeps, by demand (stage- and engagement-weighted)
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
 Rules: analytics/engagement/rules.yml and analytics/funnel/rules.yml (ENGAGE_ENGAGEMENT_RULES and
@@ -44,6 +45,7 @@ from analytics.crm.outbox import outbox_status
 from analytics.customers_cli import login_name
 from analytics.funnel.rules import STAGES, FunnelRulesError
 from analytics.ideas import cli as ideas_cli
+from analytics.ideas.errors import IdeasError
 from analytics.schema import EVENTS_STREAM, SOURCE_STAFF, STAGE_SET, LogEvent
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
@@ -96,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))
-    except (RulesError, FunnelRulesError, CrmConfigError) as exc:
+    except (RulesError, FunnelRulesError, CrmConfigError, IdeasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
@@ -132,6 +134,8 @@ async def _command(args: argparse.Namespace) -> int:
             print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
             return 0
         store = record_store(client)
+        if args.command == "ideas":
+            return await ideas_cli.command(client, store, args)
         if args.command == "stage":
             if await store.record(args.customer) is None:
                 print(f"no record for {args.customer}", file=sys.stderr)

@@ -22,6 +22,7 @@ from analytics.crm.config import CrmConfig, load_crm_config
 from analytics.crm.outbox import CrmSender
 from analytics.engagement.rules import load_rules
 from analytics.funnel.rules import load_funnel_rules
+from analytics.ideas.themes import theme_store
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
@@ -57,7 +58,7 @@ def record_store(client: Any, crm: Optional[CrmConfig] = None) -> RecordStore:
 
 def projections(client: Any, crm: Optional[CrmConfig] = None) -> List[Projection]:
     """Everything the service keeps, in the order each event is applied."""
-    return [record_store(client, crm)]
+    return [record_store(client, crm), theme_store(client)]
 
 
 @dataclass
@@ -96,7 +97,8 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     client = connect(redis_url(), REDIS_TIMEOUT, decode_responses=True)
     crm = crm_config()
     store = record_store(client, crm)
-    consumer = StreamConsumer(client, [store], ConsumerSettings(consumer=consumer_name))
+    # Idea themes load MiniLM on the first idea, in an executor: the service starts at once.
+    consumer = StreamConsumer(client, [store, theme_store(client)], ConsumerSettings(consumer=consumer_name))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
     runner = web.AppRunner(create_app(consumer, sender))

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional
 
 from analytics.ideas.cluster import LINKAGES, ClusterSettings
 from analytics.ideas.errors import IdeasConfigError
+from analytics.ideas.weights import DemandWeights
 from analytics.yaml_rules import YamlDocument, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yml")
@@ -20,9 +21,10 @@ class IdeasSettings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     duplicate_similarity: float = 0.55
     max_chars: int = 2000
+    demand: DemandWeights = field(default_factory=DemandWeights)
 
 
-_SECTIONS = {"clustering", "duplicates", "input"}
+_SECTIONS = {"clustering", "duplicates", "input", "demand"}
 
 
 def load_settings(path: Optional[Path] = None) -> IdeasSettings:
@@ -71,9 +73,26 @@ def parse_settings(text: str, source: str) -> IdeasSettings:
         else:
             checked = _number(doc, ("input", key), value, integer=True, problems=problems)
             max_chars = max_chars if checked is None else int(checked)
+    weights = defaults.demand
+    for key, value in _section(doc, data, "demand", problems).items():
+        if key == "engagement":
+            checked = _number(doc, ("demand", key), value, integer=False, problems=problems)
+            weights = weights if checked is None else replace(weights, engagement=float(checked))
+        elif key == "stages":
+            if not isinstance(value, dict):
+                problems.append(f"{doc.line(doc.node('demand', key))}: demand.stages must map funnel stages to weights")
+                continue
+            stages = dict(weights.stages)
+            for stage, weight in value.items():
+                checked = _number(doc, ("demand", key, stage), weight, integer=False, problems=problems)
+                if checked is not None:
+                    stages[str(stage)] = float(checked)
+            weights = replace(weights, stages=stages)
+        else:
+            problems.append(f"{doc.line(doc.node('demand', key))}: unknown setting demand.{key}")
     if problems:
         raise IdeasConfigError("; ".join(problems))
-    return IdeasSettings(cluster, similarity, max_chars)
+    return IdeasSettings(cluster, similarity, max_chars, weights)
 
 
 def _section(doc: YamlDocument, data: Dict[str, Any], name: str, problems: list) -> Dict[str, Any]:

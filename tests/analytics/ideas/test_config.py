@@ -36,3 +36,11 @@ def test_every_mistake_is_named_with_its_line() -> None:
 def test_broken_yaml_names_the_line() -> None:
     with pytest.raises(IdeasConfigError, match=r"bad.yml:3: not valid YAML"):
         parse_settings("clustering:\n  seed: 0\n  - x\n", "bad.yml")
+
+
+def test_demand_weights_override_per_stage_and_mistakes_are_named() -> None:
+    settings = parse_settings("demand:\n  stages: {lead: 4}\n  engagement: 0.5\n", "d.yml")
+    assert settings.demand.stages["lead"] == 4.0 and settings.demand.stages["opportunity"] == 5.0
+    assert settings.demand.engagement == 0.5
+    with pytest.raises(IdeasConfigError, match=r"d.yml:2: demand.stages.lead must be a number"):
+        parse_settings("demand:\n  stages: {lead: high}\n", "d.yml")

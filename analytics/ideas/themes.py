@@ -1,0 +1,198 @@
+"""Idea themes kept by the analytics service: each `idea` event joins a theme as it arrives.
+
+A new idea that is a near duplicate of one already kept (cosine >= duplicates.similarity)
+is a vote on that idea's theme; otherwise it joins the nearest theme whose centre is at
+cosine >= clustering.join_similarity; otherwise it starts a theme. Theme ids (TH-1, TH-2,
+...) never change. Every effect is written in one transaction with the event id in the
+applied set, so redelivery changes nothing; the transaction WATCHes a version counter, so a
+second consumer's write makes this one reload and decide again. A replay from empty gives
+the same themes (the encoder is deterministic and events are applied in log order).
+
+Keys (prefix `engage:ideas:`): `items` (hash event id -> JSON), `themes` (hash theme id ->
+JSON), `applied` (set of event ids), `version` (counter), `next` (theme id counter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from redis.exceptions import WatchError
+
+from analytics.ideas.config import IdeasSettings
+from analytics.ideas.weights import DemandWeights, requester_weight
+from analytics.ideas.inputs import has_words
+from analytics.ideas.mining import Encoder
+from analytics.schema import IDEA, LogEvent
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "engage:ideas:"
+ITEMS = PREFIX + "items"
+THEMES = PREFIX + "themes"
+APPLIED = PREFIX + "applied"
+VERSION = PREFIX + "version"
+NEXT = PREFIX + "next"
+JOINED, VOTE, NEW = "joined", "vote", "new"
+
+
+def idea_text(event: LogEvent) -> str:
+    data = event.data or {}
+    return str(data.get("summary") or event.text or "").strip()
+
+
+def _pack(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float32)
+
+
+@dataclass
+class _Memory:
+    """What decisions need, loaded from Redis: item vectors and their themes, theme centres."""
+
+    version: int = -1
+    ids: List[str] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    theme_of: List[str] = field(default_factory=list)
+    sums: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, event_id: str, vector: np.ndarray, theme: str) -> None:
+        self.ids.append(event_id)
+        self.vectors = vector[None, :] if self.vectors.size == 0 else np.vstack([self.vectors, vector[None, :]])
+        self.theme_of.append(theme)
+        self.sums[theme] = self.sums.get(theme, np.zeros_like(vector)) + vector
+
+
+def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
+    """(how, theme, duplicate_of): a vote on a near duplicate, a join, or a new theme (theme None)."""
+    if memory.ids:
+        similarity = memory.vectors @ vector
+        best = int(similarity.argmax())
+        if similarity[best] >= settings.duplicate_similarity:
+            return VOTE, memory.theme_of[best], memory.ids[best]
+        names = list(memory.sums)
+        centres = np.stack([memory.sums[name] / max(float(np.linalg.norm(memory.sums[name])), 1e-12) for name in names])
+        scores = centres @ vector
+        nearest = int(scores.argmax())
+        if scores[nearest] >= settings.cluster.join_similarity:
+            return JOINED, names[nearest], None
+    return NEW, None, None
+
+
+def theme_store(client: Any, settings: Optional[IdeasSettings] = None, encoder: Optional[Encoder] = None) -> ThemeStore:
+    """The projection with the shipped settings and MiniLM (loaded on the first idea, not here)."""
+    from analytics.ideas.config import load_settings
+    from knowledge_base.encoder import MiniLMEncoder
+
+    return ThemeStore(client, encoder or MiniLMEncoder(), settings or load_settings())
+
+
+class ThemeStore:
+    """The themes projection (apply_batch / reset, like every consumer of the log)."""
+
+    name = "idea themes"
+
+    def __init__(self, client: Any, encoder: Encoder, settings: IdeasSettings) -> None:
+        self.client = client
+        self.encoder = encoder
+        self.settings = settings
+        self._memory = _Memory()
+
+    async def reset(self) -> None:
+        await self.client.delete(ITEMS, THEMES, APPLIED, VERSION, NEXT)
+        self._memory = _Memory()
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        ideas = [(entry_id, event) for entry_id, event in entries if event.type == IDEA and has_words(idea_text(event))]
+        if not ideas:
+            return {}
+        texts = [idea_text(event)[: self.settings.max_chars] for _, event in ideas]
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(None, self._encode_each, texts)  # CPU-heavy: off the event loop
+        for (entry_id, event), text, vector in zip(ideas, texts, vectors):
+            await self._apply_one(entry_id, event, text, np.asarray(vector, dtype=np.float32))
+        return {}
+
+    def _encode_each(self, texts: Sequence[str]) -> List[np.ndarray]:
+        # One text per call: in a padded batch MiniLM's floats differ in the last bits with the
+        # batch's make-up, and a replay batches differently from live traffic; the stored
+        # vectors (and so every decision) must not depend on it. Ideas are few; 12 ms each.
+        return [self.encoder.encode([text])[0] for text in texts]
+
+    async def _apply_one(self, entry_id: str, event: LogEvent, text: str, vector: np.ndarray) -> None:
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    if await pipe.sismember(APPLIED, event.event_id):
+                        return
+                    version = int(await pipe.get(VERSION) or 0)
+                    if version != self._memory.version:
+                        self._memory = await self._load(pipe, version)
+                    how, theme, duplicate_of = decide(vector, self._memory, self.settings)
+                    if theme is None:
+                        theme = f"TH-{int(await pipe.get(NEXT) or 0) + 1}"
+                        record: Dict[str, Any] = {"id": theme, "created_at": event.timestamp, "status": "new", "members": []}
+                    else:
+                        record = json.loads(await pipe.hget(THEMES, theme))
+                    record["members"].append(event.event_id)
+                    item = {
+                        "event_id": event.event_id, "entry_id": entry_id, "customer": event.conversation_id, "channel": event.channel,
+                        "at": event.timestamp, "text": text, "context": (event.data or {}).get("context") or {}, "theme": theme,
+                        "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
+                    }
+                    pipe.multi()
+                    if how == NEW:
+                        pipe.incr(NEXT)
+                    pipe.hset(ITEMS, event.event_id, json.dumps(item, sort_keys=True))
+                    pipe.hset(THEMES, theme, json.dumps(record, sort_keys=True))
+                    pipe.sadd(APPLIED, event.event_id)
+                    pipe.incr(VERSION)
+                    await pipe.execute()
+                except WatchError:
+                    continue  # another consumer wrote first: reload and decide again
+            self._memory.add(event.event_id, vector, theme)
+            self._memory.version += 1
+            return
+
+    async def _load(self, pipe: Any, version: int) -> _Memory:
+        memory = _Memory(version=version)
+        items = sorted((json.loads(raw) for raw in (await pipe.hgetall(ITEMS)).values()), key=lambda item: item["entry_id"])
+        for item in items:
+            memory.add(item["event_id"], _unpack(item["vector"]), item["theme"])
+        return memory
+
+    async def themes(self) -> List[Dict[str, Any]]:
+        return [json.loads(raw) for raw in (await self.client.hgetall(THEMES)).values()]
+
+    async def items(self, event_ids: Sequence[str]) -> List[Dict[str, Any]]:
+        raws = await self.client.hmget(ITEMS, list(event_ids)) if event_ids else []
+        return [json.loads(raw) for raw in raws if raw]
+
+
+def demand(items: Sequence[Mapping[str, Any]], requesters: Mapping[str, Tuple[str, float]], weights: DemandWeights) -> Dict[str, Any]:
+    """Per theme: distinct customers, mentions, channel mix and the weighted score, explained per customer."""
+    customers = sorted({item["customer"] for item in items})
+    explained = []
+    for customer in customers:
+        stage, engagement = requesters.get(customer, ("visitor", 0.0))
+        explained.append({"customer": customer, "stage": stage, "engagement": round(engagement, 2), "weight": round(requester_weight(stage, engagement, weights), 3)})
+    channels: Dict[str, int] = {}
+    for item in items:
+        channels[item.get("channel") or "unknown"] = channels.get(item.get("channel") or "unknown", 0) + 1
+    return {
+        "customers": len(customers),
+        "mentions": len(items),
+        "votes": sum(1 for item in items if item.get("how") == VOTE),
+        "channels": channels,
+        "score": round(sum(row["weight"] for row in explained), 3),
+        "requesters": explained,
+    }

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,6 +37,7 @@ ITEMS = PREFIX + "items"
 THEMES = PREFIX + "themes"
 APPLIED = PREFIX + "applied"
 VERSION = PREFIX + "version"
+VECTORS = PREFIX + "vectors:"  # + the encoder's weights hash: text digest -> vector; kept across resets
 NEXT = PREFIX + "next"
 JOINED, VOTE, NEW = "joined", "vote", "new"
 
@@ -54,19 +55,29 @@ def _unpack(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float32)
 
 
-@dataclass
 class _Memory:
-    """What decisions need, loaded from Redis: item vectors and their themes, theme centres."""
+    """What decisions need, loaded from Redis: item vectors (a growing array, so adding one is
+    not a copy of all), the theme of each, and each theme's vector sum (its centre's direction)."""
 
-    version: int = -1
-    ids: List[str] = field(default_factory=list)
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    theme_of: List[str] = field(default_factory=list)
-    sums: Dict[str, np.ndarray] = field(default_factory=dict)
+    def __init__(self, version: int = -1) -> None:
+        self.version = version
+        self.ids: List[str] = []
+        self.theme_of: List[str] = []
+        self.sums: Dict[str, np.ndarray] = {}
+        self._rows = np.zeros((0, 0), dtype=np.float32)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._rows[: len(self.ids)]
 
     def add(self, event_id: str, vector: np.ndarray, theme: str) -> None:
+        if self._rows.shape[0] == len(self.ids):
+            grown = np.zeros((max(64, 2 * len(self.ids)), vector.shape[0]), dtype=np.float32)
+            if self.ids:
+                grown[: len(self.ids)] = self.vectors
+            self._rows = grown
+        self._rows[len(self.ids)] = vector
         self.ids.append(event_id)
-        self.vectors = vector[None, :] if self.vectors.size == 0 else np.vstack([self.vectors, vector[None, :]])
         self.theme_of.append(theme)
         self.sums[theme] = self.sums.get(theme, np.zeros_like(vector)) + vector
 
@@ -115,11 +126,24 @@ class ThemeStore:
         if not ideas:
             return {}
         texts = [idea_text(event)[: self.settings.max_chars] for _, event in ideas]
-        loop = asyncio.get_running_loop()
-        vectors = await loop.run_in_executor(None, self._encode_each, texts)  # CPU-heavy: off the event loop
+        vectors = await self._vectors(texts)
         for (entry_id, event), text, vector in zip(ideas, texts, vectors):
             await self._apply_one(entry_id, event, text, np.asarray(vector, dtype=np.float32))
         return {}
+
+    async def _vectors(self, texts: Sequence[str]) -> List[np.ndarray]:
+        """MiniLM vectors, from the cache of this model's vectors where present (a replay
+        encodes nothing it encoded before), else encoded off the event loop and cached."""
+        identity = getattr(self.encoder, "identity", None)
+        cache = VECTORS + identity().weights if identity is not None else None
+        digests = [hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] for text in texts]
+        cached = await self.client.hmget(cache, digests) if cache else [None] * len(texts)
+        missing = [i for i, raw in enumerate(cached) if not raw]
+        fresh = await asyncio.get_running_loop().run_in_executor(None, self._encode_each, [texts[i] for i in missing]) if missing else []
+        if cache and missing:
+            await self.client.hset(cache, mapping={digests[i]: _pack(vector) for i, vector in zip(missing, fresh)})
+        by_row = dict(zip(missing, fresh))
+        return [by_row[i] if i in by_row else _unpack(raw) for i, raw in enumerate(cached)]
 
     def _encode_each(self, texts: Sequence[str]) -> List[np.ndarray]:
         # One text per call: in a padded batch MiniLM's floats differ in the last bits with the
@@ -137,7 +161,8 @@ class ThemeStore:
                     version = int(await pipe.get(VERSION) or 0)
                     if version != self._memory.version:
                         self._memory = await self._load(pipe, version)
-                    how, theme, duplicate_of = decide(vector, self._memory, self.settings)
+                    # A search over every kept idea: off the event loop like the encoding.
+                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide, vector, self._memory, self.settings)
                     if theme is None:
                         theme = f"TH-{int(await pipe.get(NEXT) or 0) + 1}"
                         record: Dict[str, Any] = {"id": theme, "created_at": event.timestamp, "status": "new", "members": []}

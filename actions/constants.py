@@ -22,16 +22,20 @@ STOP = "stop"  # leave a form ("never mind", "cancel")
 CORRECT_FIELD = "correct_field"  # change one answer of the sales form
 INFORM = "inform"  # a plain answer to a form question ("This quarter", "IT admin")
 LINK_ACCOUNT = "link_account"  # "I already have an account": confirm an e-mail to join channels
+RATE_RECOMMENDATION = "rate_recommendation"  # an answer to "how likely are you to recommend us?"
+REFER_COLLEAGUE = "refer_colleague"
 
 # Entities
 FAQ_ID = "faq_id"  # set by "did you mean" buttons
 FIELD = "field"  # which lead field to correct
+RECOMMENDATION_SCORE = "recommendation_score"  # 0-10, from the question's buttons or words
 
 # Forms
 IDEA_FORM = "idea_form"
 PROBLEM_FORM = "problem_form"
 SALES_FORM = "sales_form"
 LINK_FORM = "link_form"
+REFERRAL_FORM = "referral_form"
 
 # Slots filled by the forms
 IDEA_SUMMARY = "idea_summary"
@@ -47,6 +51,8 @@ LEAD_TIMELINE = "lead_timeline"
 LEAD_BUDGET = "lead_budget"
 LINK_EMAIL = "link_email"
 LINK_CODE = "link_code"
+RECOMMENDATION_ASKED = "recommendation_asked"
+REFERRAL_EMAIL = "referral_email"
 
 IDEA_SLOTS = (IDEA_SUMMARY, IDEA_BENEFIT)
 PROBLEM_SLOTS = (PROBLEM_DESCRIPTION, PROBLEM_LOCATION)
@@ -63,9 +69,13 @@ ACTION_REQUEST_HANDOVER = "action_request_handover"
 ACTION_FALLBACK = "action_fallback"
 ACTION_CORRECT_LEAD = "action_correct_lead"
 ACTION_LINK_ACCOUNT = "action_link_account"
+ACTION_THANK = "action_thank"
+ACTION_RECORD_RECOMMENDATION = "action_record_recommendation"
+ACTION_SUBMIT_REFERRAL = "action_submit_referral"
 VALIDATE_IDEA_FORM = "validate_idea_form"
 VALIDATE_LINK_FORM = "validate_link_form"
 VALIDATE_PROBLEM_FORM = "validate_problem_form"
+VALIDATE_REFERRAL_FORM = "validate_referral_form"
 VALIDATE_SALES_FORM = "validate_sales_form"
 
 # In-use context keys carried in message metadata (portal, web chat).

@@ -53,6 +53,8 @@ UNSUPPORTED_MESSAGE = "unsupported_message"  # an image, sticker, voice note...:
 MESSAGE_DROPPED = "message_dropped"
 REPLY_FAILED = "reply_failed"
 REPLY_UNDELIVERED = "reply_undelivered"  # the provider (WhatsApp, Telegram) refused a reply even after retries
+RECOMMENDATION = "recommendation"  # how likely the customer is to recommend us (data.score 0-10, data.group)
+REFERRAL = "referral"  # the customer referred a colleague (data.referee: their e-mail, data.domain)
 IDENTITY_LINKED = "identity_linked"  # a customer proved a new identity (an e-mail code)
 IDENTITY_UNLINKED = "identity_unlinked"  # staff removed an identity from a customer
 # Verified evidence joined customers: conversation_id is the customer kept, data.merged_from the
@@ -83,6 +85,8 @@ SEMANTIC_TYPES = frozenset(
         MESSAGE_DROPPED,
         REPLY_FAILED,
         REPLY_UNDELIVERED,
+        RECOMMENDATION,
+        REFERRAL,
         IDENTITY_LINKED,
         IDENTITY_UNLINKED,
         CUSTOMERS_MERGED,

@@ -23,6 +23,8 @@ from analytics.schema import (
     LEAD_FIELD_CAPTURED,
     LEAD_SUBMITTED,
     PROBLEM,
+    RECOMMENDATION,
+    REFERRAL,
     STAGE_SET,
     LogEvent,
 )
@@ -91,6 +93,13 @@ def fact_of(event: LogEvent, entry_id: str = "0-0") -> Optional[Fact]:
         return fact
     if kind == HANDOVER_REQUESTED:
         fact["reason"] = _text(data.get("reason"))
+        return fact
+    if kind == RECOMMENDATION:
+        score = data.get("score")
+        fact["score"] = score if isinstance(score, int) and not isinstance(score, bool) and 0 <= score <= 10 else None
+        return fact
+    if kind == REFERRAL:
+        fact["domain"] = _text(data.get("domain"), 100)
         return fact
     if kind == STAGE_SET:
         fact.update(stage=_text(data.get("stage"), 20), by=_text(data.get("by"), 80), reason=_text(data.get("reason")))

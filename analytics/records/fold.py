@@ -27,6 +27,8 @@ from analytics.schema import (
     LEAD_FIELD_CAPTURED,
     LEAD_SUBMITTED,
     PROBLEM,
+    RECOMMENDATION,
+    REFERRAL,
 )
 
 RECORD_VERSION = 1
@@ -45,6 +47,8 @@ _COUNTERS = {
     PROBLEM: "problems",
     LEAD_SUBMITTED: "leads_submitted",
     HANDOVER_REQUESTED: "handovers",
+    RECOMMENDATION: "recommendations",
+    REFERRAL: "referrals",
 }
 
 
@@ -100,6 +104,8 @@ def step_record(record: Dict[str, Any], fact: Fact) -> None:
         record["lead_submitted"] = {"at": at, "ref": fact["ref"]}
     elif kind == HANDOVER_REQUESTED:
         record["last_handover"] = {"at": at, "reason": fact["reason"]}
+    elif kind == RECOMMENDATION and fact.get("score") is not None:
+        record["last_recommendation"] = {"at": at, "score": fact["score"]}
     elif kind == IDENTITY_LINKED and fact["identity"] not in record["identities"]:
         record["identities"].append(fact["identity"])
     elif kind == IDENTITY_UNLINKED and fact["identity"] in record["identities"]:

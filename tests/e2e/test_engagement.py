@@ -5,6 +5,7 @@ folds it all into one record (stage history with reasons, explained scores) and 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any, Dict, Optional
 
@@ -55,11 +56,14 @@ def test_a_customer_across_portal_and_whatsapp_becomes_a_lead_with_reasons_and_r
         assert answer.status_code == 200, answer.text
         return texts(answer.json())
 
-    assert "Slack" in portal("how do I connect Slack?")
-    portal("the new Insights charts are great, especially the CSV export we use in our weekly reviews")
-    portal("I have an idea")
-    portal("let us export Insights dashboards straight to PowerPoint slides")
-    portal("our managers rebuild every slide by hand each week")
+    said = [portal(text) for text in (
+        "how do I connect Slack?",
+        "the new Insights charts are great, especially the CSV export we use in our weekly reviews",
+        "I have an idea",
+        "let us export Insights dashboards straight to PowerPoint slides",
+        "our managers rebuild every slide by hand each week",
+    )]
+    assert "Slack" in said[0] and re.search(r"IDEA-[0-9A-F]{6}", said[-1]), said
     portal_customer = store.get(f"engage:identity:email:{email}")
     assert portal_customer
 
@@ -102,3 +106,32 @@ def test_a_customer_across_portal_and_whatsapp_becomes_a_lead_with_reasons_and_r
     props = contact["properties"]
     assert props["engage_customer_id"] == customer and props["company"] == "Northbeam Logistics"
     assert props["lifecyclestage"] in ("salesqualifiedlead", "opportunity") and props["jobtitle"] == "Head of Operations"
+
+
+def test_a_portal_customer_is_asked_once_to_recommend_us_and_refers_a_colleague(stack: Stack, store: redis.Redis) -> None:
+    email = f"sam.{uuid.uuid4().hex[:8]}@northbeam.example"
+    token = portal_token(email, f"u-{uuid.uuid4().hex[:8]}")
+
+    def portal(text: str) -> Any:
+        answer = requests.post(f"{stack.rasa_url}/webhooks/portal/webhook", json={"message": text},
+                               headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert "Slack" in texts(portal("how do I connect Slack?"))
+    (asked,) = portal("thanks, that helped")
+    assert "how likely are you to recommend Quillstack" in asked["text"] and len(asked["buttons"]) == 11
+    offer = portal(asked["buttons"][10]["payload"])  # "10"
+    assert "invite a colleague" in texts(offer)
+    assert "e-mail" in texts(portal("/refer_colleague"))
+    assert "sam.colleague@othercorp.example" in texts(portal("sam.colleague@othercorp.example"))
+    assert "recommend" not in texts(portal("thanks again"))  # asked once
+    customer = store.get(f"engage:identity:email:{email}")
+
+    def scored() -> Optional[Dict[str, Any]]:
+        record = record_of(stack, customer)
+        dimension = record and record["engagement"]["dimensions"]["recommendation"]
+        return dimension if dimension and dimension["log_score"] is not None and "referred_a_colleague" in dimension["by_rule"] else None
+
+    dimension = eventually(scored, "the recommendation dimension to be scored", timeout=30)
+    assert set(dimension["by_rule"]) == {"promoter", "answered_recommendation", "referred_a_colleague"}

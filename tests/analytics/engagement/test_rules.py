@@ -11,9 +11,8 @@ def test_the_shipped_rules_load_and_cover_every_path() -> None:
     rules = load_rules()
     assert rules.half_life_days == 60 and len(rules.digest) == 16
     covered = {(rule.dimension, rule.path) for rule in rules.rules}
-    # Recommendation has no signal yet (its flow is a later slice), so no rule may pretend otherwise.
-    for dimension in set(DIMENSIONS) - {"recommendation"}:
-        assert (dimension, "result") in covered or (dimension, "process") in covered
+    for dimension in DIMENSIONS:  # every dimension has a signal the assistant really collects
+        assert (dimension, "result") in covered and (dimension, "process") in covered, dimension
 
 
 BAD = """half_life_days: -3

@@ -88,5 +88,10 @@ def test_the_explanation_says_which_events_added_how_much() -> None:
     assert innovation["by_rule"] == {"idea_contributed": {"count": 1, "points": 10.0, "reason": "contributed an idea", "path": "result"}}
     assert innovation["recent"] == [{"rule": "idea_contributed", "points": 10.0, "at": T, "event_id": "e1-idea"}]
     assert innovation["paths"]["process"] is None and innovation["score"] == pytest.approx(10, rel=1e-4)
-    assert scores["dimensions"]["recommendation"]["log_score"] is None  # no signal, no score
+    assert scores["dimensions"]["recommendation"]["log_score"] is None  # no recommendation given, no score
     assert scores["co_creation"] is not None and scores["rules"] == RULES.digest
+
+
+def test_recommendation_counts_promoters_and_referrals() -> None:
+    facts = [fact("recommendation", T, 1, score=10), fact("recommendation", T + 1, 2, score=7), fact("referral", T + 2, 3, domain="x.example")]
+    assert rules_fired(facts) == ["promoter", "answered_recommendation", "answered_recommendation", "referred_a_colleague"]

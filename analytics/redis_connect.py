@@ -27,7 +27,9 @@ class RetryFor(Retry):
     """
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1)
+        # OSError too: reconnecting a pooled connection to a Redis that is not back yet raises
+        # ConnectionRefusedError inside redis-py's connect(), before it becomes a redis error.
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1, (RedisConnectionError, RedisTimeoutError, OSError))
         self.seconds = seconds
 
     async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[Any], Any]) -> T:

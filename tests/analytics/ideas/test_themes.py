@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator, List, Tuple
 
+import numpy as np
 import pytest
 import pytest_asyncio
 import redis.asyncio
@@ -133,3 +134,18 @@ async def test_the_service_keeps_themes_from_the_log_and_staff_read_them_by_dema
     assert await cli.command(client, records, SimpleNamespace(ideas_command="show", theme="TH-2", json=False), out, encoder=minilm()) == 0
     assert "integrate with Microsoft Teams" in out.getvalue() and "Integrations / Microsoft Teams" in out.getvalue()
     assert await cli.command(client, records, SimpleNamespace(ideas_command="show", theme="TH-9", json=False), io.StringIO(), encoder=minilm()) == 1
+
+
+def test_a_near_duplicate_of_one_member_does_not_chain_a_theme_it_is_far_from() -> None:
+    from analytics.ideas.themes import _Memory, decide
+
+    settings = load_settings()  # duplicates 0.55, theme rule: mean cosine to members >= 0.6
+    e = np.eye(4, dtype=np.float32)
+    bridge = 0.6 * e[0] + 0.8 * e[1]
+    memory = _Memory()
+    memory.add("a1", e[0], "TH-1")
+    memory.add("a2", bridge, "TH-1")
+    assert decide(e[1], memory, settings) == (NEW, None, None)  # 0.8 to a2, but 0.4 to TH-1 on average
+    assert decide(bridge, memory, settings) == (VOTE, "TH-1", "a2")
+    leaning = (0.9 * e[0] + 0.3 * e[1] + 0.3 * e[2]) / np.linalg.norm([0.9, 0.3, 0.3])
+    assert decide(leaning.astype(np.float32), memory, settings) == (VOTE, "TH-1", "a1")

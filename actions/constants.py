@@ -24,6 +24,8 @@ INFORM = "inform"  # a plain answer to a form question ("This quarter", "IT admi
 LINK_ACCOUNT = "link_account"  # "I already have an account": confirm an e-mail to join channels
 RATE_RECOMMENDATION = "rate_recommendation"  # an answer to "how likely are you to recommend us?"
 REFER_COLLEAGUE = "refer_colleague"
+REQUEST_MY_DATA = "request_my_data"  # "what do you know about me"
+REQUEST_ERASURE = "request_erasure"  # "delete my data"
 
 # Entities
 FAQ_ID = "faq_id"  # set by "did you mean" buttons
@@ -72,6 +74,9 @@ ACTION_LINK_ACCOUNT = "action_link_account"
 ACTION_THANK = "action_thank"
 ACTION_RECORD_RECOMMENDATION = "action_record_recommendation"
 ACTION_SUBMIT_REFERRAL = "action_submit_referral"
+ACTION_DESCRIBE_MY_DATA = "action_describe_my_data"
+ACTION_CONFIRM_ERASURE = "action_confirm_erasure"
+ACTION_ERASE_MY_DATA = "action_erase_my_data"
 VALIDATE_IDEA_FORM = "validate_idea_form"
 VALIDATE_LINK_FORM = "validate_link_form"
 VALIDATE_PROBLEM_FORM = "validate_problem_form"

@@ -48,6 +48,10 @@ TRACKER_PREFIX = KEY_PREFIX + "tracker:"  # Rasa's RedisTrackerStore with key_pr
 OTP_PREFIX = KEY_PREFIX + "otp:"
 PRIVACY_ERASED = "privacy_erased"
 SCAN_BATCH = 2000
+# Erasures a customer asked for in the chat, due a little after their conversation (customer -> due time):
+# erasing mid-turn would let Rasa store the conversation again when the turn ends.
+ERASURES = KEY_PREFIX + "privacy:erasures"
+ERASE_AFTER_SECONDS = 120
 
 
 @dataclass
@@ -179,3 +183,19 @@ async def erase(client: Any, customer: str, by: str, reason: str = "") -> Dict[s
     # Not under the customer's id: a later erase of the same id must find nothing of them.
     await client.xadd(EVENTS_STREAM, LogEvent(PRIVACY_ERASED, "privacy", SOURCE_STAFF, data=summary).to_fields())
     return summary
+
+
+async def schedule_erasure(client: Any, customer: str, now: float) -> bool:
+    """Queue the customer's erasure (idempotent: a second request keeps the first due time)."""
+    return bool(await client.zadd(ERASURES, {customer: now + ERASE_AFTER_SECONDS}, nx=True))
+
+
+async def erase_due(client: Any, now: float) -> List[Dict[str, Any]]:
+    """Carry out the erasures that are due. A request leaves the queue only once its erasure is
+    done, so one that fails (Redis away) is tried again; erasing twice is harmless."""
+    done: List[Dict[str, Any]] = []
+    for customer in await client.zrangebyscore(ERASURES, "-inf", now, start=0, num=20):
+        done.append(await erase(client, customer, by="the customer, in the chat", reason="asked the assistant to delete their data"))
+        await client.zrem(ERASURES, customer)
+    return done
+

@@ -65,6 +65,8 @@ CUSTOMERS_MERGED = "customers_merged"
 CRM_PUSHED = "crm_pushed"
 CRM_FAILED = "crm_failed"
 SOURCE_ANALYTICS = "analytics"  # written by the analytics service (CRM hand-offs)
+# A customer asked the assistant what is held about them, or to delete it (data.kind: access, erasure).
+PRIVACY_REQUESTED = "privacy_requested"
 # Staff moved a customer to a funnel stage by hand (data: stage, by, reason); the only way back.
 STAGE_SET = "stage_set"
 
@@ -93,6 +95,7 @@ SEMANTIC_TYPES = frozenset(
         CRM_PUSHED,
         CRM_FAILED,
         STAGE_SET,
+        PRIVACY_REQUESTED,
     }
 )
 

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, List, Optional
@@ -21,6 +22,7 @@ from analytics.crm.clients import client_for
 from analytics.crm.config import CrmConfig, load_crm_config
 from analytics.crm.outbox import CrmSender
 from analytics.engagement.rules import load_rules
+from analytics.privacy import erase_due
 from analytics.funnel.rules import load_funnel_rules
 from analytics.ideas.themes import theme_store
 from analytics.records.store import RecordStore
@@ -75,6 +77,20 @@ class Service:
         )
 
 
+async def erase_when_due(client: Any, stop: asyncio.Event, interval: float = 5.0) -> None:
+    """Carry out the erasures customers asked for in the chat, once each is due."""
+    while not stop.is_set():
+        try:
+            for summary in await erase_due(client, time.time()):
+                logger.info("privacy: erased a customer at their request (%d keys, %d log entries)", summary["keys"], summary["log_entries"])
+        except Exception:  # noqa: BLE001 - retried on the next round; the request stays queued
+            logger.exception("privacy: an erasure failed; it will be tried again")
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
+
+
 def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None) -> web.Application:
     app = web.Application()
     service = Service(consumer)
@@ -82,7 +98,10 @@ def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None) -> 
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(consumer.run(stop), name="analytics-consumer")]
+        tasks = [
+            asyncio.create_task(consumer.run(stop), name="analytics-consumer"),
+            asyncio.create_task(erase_when_due(consumer.client, stop), name="privacy-erasures"),
+        ]
         if sender is not None:
             tasks.append(asyncio.create_task(sender.run(stop), name="crm-sender"))
         yield

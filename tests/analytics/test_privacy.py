@@ -10,7 +10,7 @@ import redis.asyncio
 
 from analytics.crm.outbox import DEAD as CRM_DEAD
 from analytics.customers import CustomerDirectory, Identity
-from analytics.privacy import PRIVACY_ERASED, erase, export
+from analytics.privacy import ERASE_AFTER_SECONDS, ERASURES, PRIVACY_ERASED, erase, erase_due, export, schedule_erasure
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, MESSAGE_DROPPED, SOURCE_CONNECTOR, LogEvent, handover_request_key
@@ -99,3 +99,14 @@ async def test_a_three_channel_customer_is_exported_then_erased_everywhere(clien
 
     again = await erase(client, ids[0], by="dpo")
     assert (again["keys"], again["log_entries"], again["identities"]) == (0, 0, 0)
+
+
+async def test_an_erasure_asked_for_in_the_chat_runs_once_it_is_due(client: redis.asyncio.Redis) -> None:
+    ids = await three_channel_customer(client)
+    assert await schedule_erasure(client, ids[0], now=1000.0)
+    assert not await schedule_erasure(client, ids[0], now=1050.0)  # asked twice: one erasure, the first due time
+    assert await erase_due(client, now=1000.0 + ERASE_AFTER_SECONDS - 1) == []  # not yet: the conversation may still be going
+    (summary,) = await erase_due(client, now=1000.0 + ERASE_AFTER_SECONDS)
+    assert summary["by"] == "the customer, in the chat" and summary["log_entries"] == 11
+    assert await client.zcard(ERASURES) == 0
+    assert not [s for s in (*ids, EMAIL, PHONE, SESSION) if s in await everything(client)]

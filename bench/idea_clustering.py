@@ -304,6 +304,58 @@ class _Blank:
         return self._inner.labels(themes, representatives)
 
 
+THEME_EVENTS = 1000
+
+
+def themes_check(texts: List[str], gold: List[str], settings: Any, encoder: MiniLMEncoder, test_vectors: np.ndarray) -> Dict[str, Any]:
+    """The service's themes projection (analytics.ideas.themes.ThemeStore) on a private
+    redis-server: the first 1,000 test utterances as idea events from 97 customers, in
+    batches of 200 as the consumer reads them; then a reset and a replay (vectors cached).
+    Online themes are scored against the categories beside the full clustering of the same."""
+    import tempfile
+
+    from analytics.ideas.themes import ThemeStore
+    from analytics.redis_connect import connect
+    from analytics.schema import IDEA, SOURCE_ACTION, LogEvent
+    from tests.conftest import RedisServer
+
+    events = [(f"{i + 1}-0", LogEvent(IDEA, f"C-{i % 97:016x}", SOURCE_ACTION, "socketio", 1.0 + i, data={"summary": text}))
+              for i, text in enumerate(texts[:THEME_EVENTS])]
+    gold = gold[:THEME_EVENTS]
+
+    async def run() -> Dict[str, Any]:
+        with tempfile.TemporaryDirectory() as folder:
+            server = RedisServer(Path(folder))
+            server.start()
+            try:
+                client = connect(f"redis://127.0.0.1:{server.port}/0", 5.0, decode_responses=True)
+                store = ThemeStore(client, encoder, settings)
+
+                async def apply_all() -> float:
+                    started = time.perf_counter()
+                    for start in range(0, len(events), 200):
+                        await store.apply_batch(events[start:start + 200])
+                    return time.perf_counter() - started
+
+                first = await apply_all()
+                themes = await store.themes()
+                await store.reset()
+                again = await apply_all()
+                await client.aclose()
+            finally:
+                server.stop()
+        theme_of = {member: theme["id"] for theme in themes for member in theme["members"]}
+        online = [theme_of[event.event_id] for _, event in events]
+        batch = cluster_vectors(test_vectors[:THEME_EVENTS], settings.cluster)
+        return {"events": len(events), "first_pass_seconds": first, "replay_seconds": again, "themes": len(themes),
+                "online": score(gold, np.asarray([int(t.split("-")[1]) for t in online])),
+                "full_clustering": score(gold, batch)}
+
+    import asyncio
+
+    return asyncio.run(run())
+
+
 def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
     import matplotlib
 
@@ -327,7 +379,7 @@ def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--only", choices=["quality", "labels", "cost", "online", "duplicates"])
+    parser.add_argument("--only", choices=["quality", "labels", "themes", "cost", "online", "duplicates"])
     args = parser.parse_args(argv)
     from analytics.ideas.config import DEFAULT_CONFIG, load_settings
 
@@ -355,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "labels"):
             print("labels", file=sys.stderr)
             report["labels"] = labels_check(test_vectors, test_texts, gold, settings.cluster)
+        if args.only in (None, "themes"):
+            print("themes", file=sys.stderr)
+            report["themes"] = themes_check(test_texts, gold, settings, encoder, test_vectors)
         if args.only in (None, "cost"):
             print("cost", file=sys.stderr)
             report["cost"] = cost(base, settings.cluster)
@@ -384,6 +439,11 @@ def render(report: Dict[str, Any]) -> str:
         for row in report["labels"]:
             lines.append(f"{row['labeller']}: " + "; ".join(f"{e['category']} -> {e['label']!r}" for e in row["examples"]))
         lines.append("")
+    if "themes" in report:
+        t = report["themes"]
+        lines += [f"Themes projection, {t['events']:,} idea events: first pass {t['first_pass_seconds']:.1f} s (encoding), replay {t['replay_seconds']:.1f} s (cached vectors); "
+                  f"{t['themes']} themes, ARI {t['online']['ari']:.3f} / NMI {t['online']['nmi']:.3f} against the categories "
+                  f"(full clustering of the same: ARI {t['full_clustering']['ari']:.3f} / NMI {t['full_clustering']['nmi']:.3f}, {t['full_clustering']['themes']} themes)", ""]
     if "cost" in report:
         lines += ["| items | full re-clustering (s) | peak memory (MiB) | themes | unclustered |", "|---|---|---|---|---|"]
         for row in report["cost"]:

@@ -4,8 +4,8 @@ The customer record knows every place their data lives: the Rasa conversation (t
 each id they had (merged customers included), their entries in the interaction log (under
 those ids and under their channel identities, e.g. `whatsapp:<number>` for dropped messages),
 the customer directory (profile, identities), the analytics record, facts, scores and stage
-history, leaderboards and funnel sets, the handover queue, the CRM outbox and its dead letters,
-and pending one-time codes. `export` gathers all of it; `erase` removes all of it, then writes
+history, leaderboards and funnel sets, their ideas in the idea themes, the handover queue, the
+CRM outbox and its dead letters, and pending one-time codes. `export` gathers all of it; `erase` removes all of it, then writes
 `privacy_erased` to the log with counts and a salted hash of the id (never the data), and is
 idempotent: a second erase finds nothing and says so.
 """
@@ -24,6 +24,10 @@ from analytics.crm.outbox import OUTBOX as CRM_OUTBOX
 from analytics.crm.outbox import QUEUED_PREFIX as CRM_QUEUED_PREFIX
 from analytics.engagement.rules import DIMENSIONS
 from analytics.funnel.rules import STAGES
+from analytics.ideas.themes import ITEMS as IDEA_ITEMS
+from analytics.ideas.themes import THEMES as IDEA_THEMES
+from analytics.ideas.themes import VECTORS as IDEA_VECTORS
+from analytics.ideas.themes import VERSION as IDEA_VERSION
 from analytics.records.store import (
     CO_CREATORS,
     CUSTOMERS,
@@ -62,6 +66,7 @@ class Footprint:
     identities: List[str] = field(default_factory=list)
     keys: List[str] = field(default_factory=list)
     entries: Dict[str, List[str]] = field(default_factory=dict)  # stream -> entry ids
+    ideas: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # event id -> their idea in the themes
 
 
 async def footprint(client: Any, customer: str) -> Footprint:
@@ -96,6 +101,10 @@ async def footprint(client: Any, customer: str) -> Footprint:
     found.keys.extend(f"{KEY_PREFIX}identity:{identity}" for identity in found.identities)
     for stream in (EVENTS_STREAM, DEAD_LETTER_STREAM):
         found.entries[stream] = [entry_id async for entry_id in _entries_of(client, stream, names)]
+    async for event_id, raw in client.hscan_iter(IDEA_ITEMS, count=SCAN_BATCH):
+        item = json.loads(raw)
+        if item.get("customer") in found.ids:
+            found.ideas[event_id] = item
     return found
 
 
@@ -113,6 +122,29 @@ async def _entries_of(client: Any, stream: str, names: Set[str]) -> Any:
         last = batch[-1][0]
 
 
+async def _forget_ideas(client: Any, ideas: Dict[str, Dict[str, Any]]) -> None:
+    """Take the customer's ideas out of the themes (their words, their vectors' cache entries); the
+    themes others asked for stay, with one requester fewer."""
+    if not ideas:
+        return
+    themes = {item["theme"] for item in ideas.values()}
+    async with client.pipeline(transaction=True) as pipe:
+        await pipe.watch(IDEA_THEMES)
+        stored = {theme: await pipe.hget(IDEA_THEMES, theme) for theme in themes}
+        pipe.multi()
+        pipe.hdel(IDEA_ITEMS, *ideas)
+        for theme, raw in stored.items():
+            if raw:
+                record = json.loads(raw)
+                record["members"] = [m for m in record["members"] if m not in ideas]
+                pipe.hset(IDEA_THEMES, theme, json.dumps(record, sort_keys=True))
+        digests = [hashlib.sha256(str(item.get("text", "")).encode("utf-8")).hexdigest()[:32] for item in ideas.values()]
+        async for cache in client.scan_iter(match=IDEA_VECTORS + "*", count=SCAN_BATCH):
+            pipe.hdel(cache, *digests)
+        pipe.incr(IDEA_VERSION)  # consumers reload what they keep in memory
+        await pipe.execute()
+
+
 async def export(client: Any, customer: str) -> Dict[str, Any]:
     """Everything held about the customer, as one JSON-able document."""
     found = await footprint(client, customer)
@@ -120,6 +152,7 @@ async def export(client: Any, customer: str) -> Dict[str, Any]:
     for key in found.keys:
         document["stores"][key] = await _read(client, key)
     document["handover_queue"] = {c: await client.zscore(HANDOVER_QUEUE, c) for c in sorted(found.ids) if await client.zscore(HANDOVER_QUEUE, c) is not None}
+    document["ideas"] = [{k: v for k, v in item.items() if k != "vector"} for item in found.ideas.values()]
     document["crm_dead_letters"] = [json.loads(item) for item in await client.lrange(CRM_DEAD, 0, -1) if json.loads(item).get("job", "").split(":")[0] in found.ids]
     for stream, ids in found.entries.items():
         document[stream] = [dict(fields) for entry_id in ids for _, fields in await client.xrange(stream, min=entry_id, max=entry_id)]
@@ -166,11 +199,13 @@ async def erase(client: Any, customer: str, by: str, reason: str = "") -> Dict[s
                 pipe.xdel(stream, *entry_ids)
                 removed_entries += len(entry_ids)
         await pipe.execute()
+    await _forget_ideas(client, found.ideas)
     dead = [item for item in await client.lrange(CRM_DEAD, 0, -1) if json.loads(item).get("job", "").split(":")[0] in found.ids]
     for item in dead:
         await client.lrem(CRM_DEAD, 0, item)
     salt = secrets.token_hex(8)
     summary = {
+        "ideas": len(found.ideas),
         "customer_hash": hashlib.sha256(f"{salt}:{customer}".encode()).hexdigest()[:16],
         "ids": len(ids),
         "identities": len(found.identities),

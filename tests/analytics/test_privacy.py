@@ -10,6 +10,8 @@ import redis.asyncio
 
 from analytics.crm.outbox import DEAD as CRM_DEAD
 from analytics.customers import CustomerDirectory, Identity
+from analytics.ideas.themes import ITEMS as IDEA_ITEMS
+from analytics.ideas.themes import THEMES as IDEA_THEMES
 from analytics.privacy import ERASE_AFTER_SECONDS, ERASURES, PRIVACY_ERASED, erase, erase_due, export, schedule_erasure
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect
@@ -49,6 +51,11 @@ async def three_channel_customer(client: redis.asyncio.Redis) -> List[str]:
     await client.hset(handover_request_key(web), mapping={"reason": "talk to a person", "channel": "socketio"})
     await client.hset(f"engage:otp:{web}", mapping={"email": EMAIL, "digest": "x"})
     await client.lpush(CRM_DEAD, json.dumps({"job": f"{web}:lead", "reason": "400"}))
+    # Their idea in a theme somebody else asked for too (as analytics.ideas.themes keeps them).
+    for event_id, customer, text in (("ev-dana", web, f"dark mode please, mail {EMAIL}"), ("ev-other", "C-00000000000000aa", "a night theme")):
+        item = {"event_id": event_id, "customer": customer, "text": text, "theme": "TH-1", "vector": "AAAA"}
+        await client.hset(IDEA_ITEMS, event_id, json.dumps(item))
+    await client.hset(IDEA_THEMES, "TH-1", json.dumps({"id": "TH-1", "members": ["ev-dana", "ev-other"], "status": "new"}))
     return [web, phone]
 
 
@@ -87,13 +94,15 @@ async def test_a_three_channel_customer_is_exported_then_erased_everywhere(clien
     assert f"engage:tracker:{ids[0]}" in document["stores"] and f"engage:analytics:state:{ids[0]}" in document["stores"]
     assert len(document[EVENTS_STREAM]) == 11  # 8 of the sales conversation, the WhatsApp one, the dropped one, the merge
     assert document["crm_dead_letters"] == [{"job": f"{ids[0]}:lead", "reason": "400"}]
+    assert [i["event_id"] for i in document["ideas"]] == ["ev-dana"] and "vector" not in document["ideas"][0]
 
     summary = await erase(client, ids[0], by="dpo", reason="customer asked")
     assert summary["ids"] == 2 and summary["log_entries"] == 11 and summary["keys"] > 10
     after = await everything(client)
     left = [s for s in secrets_ if s in after]
     assert left == [], f"still held: {left}"
-    assert "someone else" in after  # nobody else's data went
+    assert "someone else" in after and "a night theme" in after  # nobody else's data went
+    assert json.loads(await client.hget(IDEA_THEMES, "TH-1"))["members"] == ["ev-other"]
     (erased,) = [LogEvent.from_fields(f) for _, f in await client.xrange(EVENTS_STREAM) if f["type"] == PRIVACY_ERASED]
     assert erased.data["by"] == "dpo" and erased.data["log_entries"] == 11 and ids[0] not in json.dumps(erased.data)
 

@@ -47,6 +47,15 @@ LINKED = (
 NOT_LINKED = "Sorry, I couldn't confirm that e-mail address. You can try again any time by saying \"link my account\"."
 
 
+def email_in(text: Any) -> Optional[Identity]:
+    """The e-mail address in what the customer typed ("it's Dana@Acme.example"), normalised, or None."""
+    found = EMAIL_PATTERN.search(str(text or ""))
+    try:
+        return Identity.of(EMAIL, found.group(0)) if found else None
+    except IdentityError:
+        return None
+
+
 def _codes() -> OneTimeCodes:
     return OneTimeCodes(shared_client())
 
@@ -78,11 +87,7 @@ class ValidateLinkForm(EngageFormValidation):
         if not CUSTOMER_ID.match(tracker.sender_id or ""):
             dispatcher.utter_message(text=NOT_HERE)
             return {LINK_EMAIL: None}
-        found = EMAIL_PATTERN.search(str(slot_value or ""))
-        try:
-            identity = Identity.of(EMAIL, found.group(0)) if found else None
-        except IdentityError:
-            identity = None
+        identity = email_in(slot_value)
         if identity is None:
             dispatcher.utter_message(text=NOT_AN_EMAIL)
             return {LINK_EMAIL: None}

@@ -38,8 +38,8 @@ from actions.constants import (
     VALIDATE_REFERRAL_FORM,
 )
 from actions.conversation import latest_text
-from actions.linking import EMAIL_PATTERN
-from analytics.customers import CUSTOMER_ID, EMAIL, Identity, IdentityError
+from actions.linking import email_in
+from analytics.customers import CUSTOMER_ID
 from analytics.schema import KEY_PREFIX, RECOMMENDATION, REFERRAL
 
 logger = logging.getLogger(__name__)
@@ -158,11 +158,7 @@ class ValidateReferralForm(EngageFormValidation):
     async def validate_referral_email(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
-        found = EMAIL_PATTERN.search(str(slot_value or ""))
-        try:
-            identity = Identity.of(EMAIL, found.group(0)) if found else None
-        except IdentityError:
-            identity = None
+        identity = email_in(slot_value)
         if identity is None:
             dispatcher.utter_message(text=NOT_AN_EMAIL)
             return {REFERRAL_EMAIL: None}

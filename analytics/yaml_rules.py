@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Type
 
 import yaml
@@ -40,6 +41,14 @@ class YamlDocument:
                 if name.value == key:
                     return self.line(name)
         return self.line()
+
+
+def read_text(path: Path, what: str, error: Type[Exception]) -> str:
+    """The file's text, or `error` saying which file could not be read and why."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from exc
 
 
 def read_yaml(text: str, source: str, error: Type[Exception]) -> YamlDocument:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from analytics.funnel.rules import STAGES
-from analytics.yaml_rules import read_yaml
+from analytics.yaml_rules import read_text, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yml")
 PROVIDERS = ("none", "hubspot", "salesforce", "webhook")
@@ -49,11 +49,7 @@ class CrmConfig:
 
 def load_crm_config(path: Optional[Path] = None, environ: Mapping[str, str] = os.environ) -> CrmConfig:
     path = Path(path or DEFAULT_CONFIG)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CrmConfigError(f"{path}: cannot read the CRM settings ({exc.strerror})") from exc
-    return parse_crm_config(text, str(path), environ)
+    return parse_crm_config(read_text(path, "CRM settings", CrmConfigError), str(path), environ)
 
 
 def parse_crm_config(text: str, source: str, environ: Mapping[str, str]) -> CrmConfig:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from analytics.yaml_rules import read_yaml
+from analytics.yaml_rules import read_text, read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yml")
 
@@ -65,11 +65,7 @@ class Rules:
 
 def load_rules(path: Optional[Path] = None) -> Rules:
     path = Path(path or DEFAULT_RULES)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read the engagement rules ({exc.strerror})") from exc
-    return parse_rules(text, str(path))
+    return parse_rules(read_text(path, "engagement rules", RulesError), str(path))
 
 
 def parse_rules(text: str, source: str = "rules.yml") -> Rules:

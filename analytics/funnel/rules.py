@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from analytics.yaml_rules import read_yaml
+from analytics.yaml_rules import read_text, read_yaml
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yml")
 STAGES = ("visitor", "suspect", "prospect", "lead", "opportunity")
@@ -38,11 +38,7 @@ class FunnelRules:
 
 def load_funnel_rules(path: Optional[Path] = None) -> FunnelRules:
     path = Path(path or DEFAULT_RULES)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FunnelRulesError(f"{path}: cannot read the funnel rules ({exc.strerror})") from exc
-    return parse_funnel_rules(text, str(path))
+    return parse_funnel_rules(read_text(path, "funnel rules", FunnelRulesError), str(path))
 
 
 def parse_funnel_rules(text: str, source: str = "rules.yml") -> FunnelRules:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from analytics.ideas.errors import CatalogueError
-from analytics.yaml_rules import YamlDocument, read_yaml
+from analytics.yaml_rules import YamlDocument, read_text, read_yaml
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yml")
 CATALOGUE_ENV = "ENGAGE_IDEAS_CATALOGUE"
@@ -26,11 +26,7 @@ class Catalogue:
 
 def load_catalogue(path: Optional[Path] = None) -> Catalogue:
     path = Path(path or os.environ.get(CATALOGUE_ENV) or DEFAULT_CATALOGUE)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read the product catalogue ({exc.strerror})") from exc
-    return parse_catalogue(text, str(path))
+    return parse_catalogue(read_text(path, "product catalogue", CatalogueError), str(path))
 
 
 def parse_catalogue(text: str, source: str) -> Catalogue:

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 from analytics.ideas.cluster import LINKAGES, ClusterSettings
 from analytics.ideas.errors import IdeasConfigError
 from analytics.ideas.weights import DemandWeights
-from analytics.yaml_rules import YamlDocument, read_yaml
+from analytics.yaml_rules import YamlDocument, read_text, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yml")
 CONFIG_ENV = "ENGAGE_IDEAS_CONFIG"
@@ -29,11 +29,7 @@ _SECTIONS = {"clustering", "duplicates", "input", "demand"}
 
 def load_settings(path: Optional[Path] = None) -> IdeasSettings:
     path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise IdeasConfigError(f"{path}: cannot read the idea-mining settings ({exc.strerror})") from exc
-    return parse_settings(text, str(path))
+    return parse_settings(read_text(path, "idea-mining settings", IdeasConfigError), str(path))
 
 
 def parse_settings(text: str, source: str) -> IdeasSettings:

@@ -261,18 +261,20 @@ class Tally:
         self.statuses[str(status)] += 1
 
     def tracebacks(self) -> List[str]:
-        """The last line of each traceback the stack's processes logged since the run began."""
+        """The last line of each traceback the stack's processes logged since the run began (but
+        Sanic's own for a 404, which it logs with a traceback: a right answer to a wrong path)."""
         found: List[str] = []
         for path in self.stack.logs.glob("*.log"):
             with path.open("rb") as handle:
                 handle.seek(self.logs.get(path.name, 0))
                 lines = handle.read().decode("utf-8", "replace").splitlines()
             in_traceback = False
-            for number, line in enumerate(lines):
+            for line in lines:
                 if line.startswith("Traceback (most recent call last)"):
                     in_traceback = True
                 elif in_traceback and line and not line.startswith((" ", "\t", "Traceback", "During handling", "The above exception")):
-                    found.append(f"{path.name}: {line.strip()[:300]}")
+                    if not line.startswith("sanic.exceptions.NotFound:"):
+                        found.append(f"{path.name}: {line.strip()[:300]}")
                     in_traceback = False
         return found
 

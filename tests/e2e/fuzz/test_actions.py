@@ -18,11 +18,9 @@ from tests.e2e.fuzz.support import (
 )
 
 paths = st.one_of(st.sampled_from(["/webhook", "/actions", "/webhook/", "/", "/nothing", "/health/x", "/webhook?x=1"]), plain_text.map(lambda p: "/" + quote(p.lstrip("/"), safe="/?=&")))
-# Found by this suite, open in actions/server_auth.py: a token holding bytes that are not UTF-8
-# reaches `presented.strip().encode()` as surrogate escapes: UnicodeEncodeError, 500. Until it is
-# fixed the fuzzed tokens stay valid UTF-8 and test_a_token_that_is_not_utf8_is_refused shows the
-# bug; when that test passes (its strict xfail then fails the run), set this to False.
-NON_UTF8_TOKEN_BUG = True
+# Found by this suite and fixed in actions/server_auth.py: a token holding bytes that are not UTF-8
+# reached `presented.strip().encode()` as surrogate escapes: UnicodeEncodeError, 500.
+NON_UTF8_TOKEN_BUG = False
 
 authorizations = st.one_of(
     st.none(), st.just("Bearer"), st.just("Bearer "), st.just("Basic dXNlcjpwYXNz"),
@@ -71,7 +69,6 @@ def test_the_action_server_answers_only_the_rasa_server(stack: Stack) -> None:
     assert served.status_code == 200 and served.json(), served.text  # still serving the Rasa server
 
 
-@pytest.mark.xfail(strict=True, reason="actions/server_auth.py: a token that is not UTF-8 reaches str.encode() as surrogate escapes: UnicodeEncodeError, 500")
 def test_a_token_that_is_not_utf8_is_refused(stack: Stack) -> None:
     response = requests.post(f"{stack.actions_url}/webhook", data=b"{}", headers={"Authorization": b"Bearer \xe8"}, timeout=10)
     assert response.status_code == 401, response.text

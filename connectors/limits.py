@@ -126,6 +126,9 @@ class RateLimits:
 REQUEST_LIMITS = RateLimits(max_queued_per_sender=None, max_queued=None)
 REQUEST_KEYS = tuple(k for k in RateLimits.KEYS if k not in ("max_queued_per_sender", "max_queued"))
 # Webhook channels (WhatsApp, Telegram): messages wait in per-sender queues instead.
+# The web chat: a socket's messages are handled one after another, so only the rates apply.
+CHAT_LIMITS = RateLimits(max_in_flight_per_sender=None, max_queued_per_sender=None, max_queued=None)
+CHAT_KEYS = ("sender_per_minute", "sender_burst", "ip_per_minute", "ip_burst", "trusted_proxies")
 WEBHOOK_LIMITS = RateLimits(max_in_flight_per_sender=None)
 WEBHOOK_KEYS = tuple(k for k in RateLimits.KEYS if k != "max_in_flight_per_sender")
 

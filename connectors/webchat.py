@@ -42,9 +42,11 @@ from socketio import packet as sio_packet
 from analytics.customers import WEB, Identity
 from analytics.schema import MESSAGE_REFUSED
 from connectors.dedup import Deduplicator
-from connectors.delivery import CountingOutput, OnNewMessage, deliver, record_connector_event
+from connectors.delivery import CountingOutput, OnNewMessage, deliver, drop_message, record_connector_event
+from connectors.errors import RateLimited
+from connectors.limits import CHAT_KEYS, CHAT_LIMITS, SENDER_RATE, Limiter, RateLimits
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
-from connectors.messages import APOLOGY_TEXT, normalise_text, too_long_text
+from connectors.messages import APOLOGY_TEXT, SLOW_DOWN_TEXT, normalise_text, too_long_text
 from connectors.options import Options
 from connectors.payload import CappedJson
 
@@ -192,6 +194,7 @@ class WebChatInput(InputChannel):
         "max_packet_bytes": int,
         "cors_allowed_origins": list,
         "page_title": str,
+        "rate_limits": object,  # a mapping, or false (connectors.limits.RateLimits.read)
     }
 
     def __init__(
@@ -205,6 +208,7 @@ class WebChatInput(InputChannel):
         max_packet_bytes: int = 64 * 1024,
         cors_allowed_origins: Optional[List[str]] = None,
         page_title: str = "Chat with us",
+        rate_limits: RateLimits = CHAT_LIMITS,
         resolver: Optional[IdentityResolver] = None,
         deduplicator: Optional[Deduplicator] = None,
     ) -> None:
@@ -216,6 +220,7 @@ class WebChatInput(InputChannel):
         self.max_packet_bytes = max_packet_bytes
         self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
         self.page_title = page_title
+        self.limiter = Limiter(rate_limits)
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
         self.sio: Optional[WebChatServer] = None
@@ -231,7 +236,9 @@ class WebChatInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WebChatInput":
         options = Options.read(f"{__name__}.WebChatInput", credentials, cls.OPTIONS)
         options.positive("max_message_chars", "max_metadata_bytes", "max_packet_bytes")
-        return cls(**options.values)
+        values = dict(options.values)
+        values["rate_limits"] = RateLimits.read(options.owner, values.pop("rate_limits", None), CHAT_LIMITS, CHAT_KEYS)
+        return cls(**values)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return None  # replies need the session's room; there is no channel-wide output
@@ -271,6 +278,14 @@ class WebChatInput(InputChannel):
 
         @sio.on("connect")
         async def connect(sid: str, environ: Dict[str, Any], auth: Any = None) -> bool:
+            request = environ.get("sanic.request")
+            peer = (request.ip if request is not None else environ.get("REMOTE_ADDR")) or ""
+            forwarded = request.headers.get("x-forwarded-for") if request is not None else environ.get("HTTP_X_FORWARDED_FOR")
+            try:
+                self.limiter.check_address(self.limiter.client_address(peer, forwarded))
+            except RateLimited:
+                logger.warning("socketio: refused a connection from %s: too many from that address", peer)
+                return False  # the client gets a connect_error
             return True
 
         @sio.on("session_request")
@@ -322,6 +337,12 @@ class WebChatInput(InputChannel):
             await self._refuse(sid, session_id, code, text)
             return
         message_id = data.get("message_id")
+        if self.limiter.sender_wait(session_id):
+            # Not handed to Rasa: recorded with its text, and the customer asked to slow down now and then.
+            notice = self.sio.emit(self.bot_message_evt, {"text": SLOW_DOWN_TEXT}, room=sid) if self.limiter.notice_due(session_id) else None
+            drop_message(self.app, self.name(), f"{WEB}:{session_id}", SENDER_RATE,
+                         message_id=message_id if isinstance(message_id, str) else "", text=normalise_text(data["message"]), notice=notice)
+            return
         if isinstance(message_id, str) and not await self.deduplicator.first_time("socketio", message_id):
             logger.info("socketio: dropped a repeated message %s", message_id[:80])
             return

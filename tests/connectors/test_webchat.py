@@ -15,7 +15,8 @@ import socketio
 from connectors.identity import IdentityResolver
 from analytics.customers import CUSTOMER_ID, Identity
 from connectors.errors import ConnectorConfigError
-from connectors.messages import APOLOGY_TEXT
+from connectors.limits import Rate, RateLimits
+from connectors.messages import APOLOGY_TEXT, SLOW_DOWN_TEXT
 from connectors.webchat import WRONG_SESSION_TEXT, WebChatInput
 from tests.connectors.support import Recorder, channel_app, read_stream, serving
 
@@ -332,3 +333,36 @@ async def test_a_lone_surrogate_reaches_rasa_as_a_replacement_character(redis_ur
         await widget.say("hi \ud800", session)  # JSON carries it; the MiniLM tokenizer failed on it
         assert (await widget.reply())["text"].startswith("Hi!")
     assert [m.text for m in recorder.calls] == ["hi \ufffd"]
+
+
+async def test_a_session_that_sends_too_fast_is_asked_to_slow_down_and_nothing_is_dropped_silently(redis_url: str, tmp_path: Path) -> None:
+    # Issue 9, item 5: the web chat had no limit at all.
+    recorder = Recorder(replies=("ok",))
+    limits = RateLimits(sender=Rate(per_minute=6, burst=2), ip=None)
+    async with webchat(recorder, redis_url, tmp_path, rate_limits=limits) as (base, _):
+        widget = Widget(base)
+        session = await widget.open()
+        for i in range(5):
+            await widget.say(f"message {i}", session)
+        texts = [(await widget.reply())["text"] for _ in range(3)]  # two answers and one "slow down"
+        await asyncio.sleep(0.5)
+    assert sorted(texts) == sorted(["ok", "ok", SLOW_DOWN_TEXT])
+    assert [m.text for m in recorder.calls] == ["message 0", "message 1"]
+    dropped = [e for e in read_stream(redis_url) if e.type == "message_dropped"]
+    assert [(e.text, e.data["reason"], e.conversation_id) for e in dropped] == [(f"message {i}", "sender_rate", f"web:{session}") for i in (2, 3, 4)]
+
+
+async def test_too_many_connections_from_one_address_are_refused(redis_url: str, tmp_path: Path) -> None:
+    async with webchat(Recorder(), redis_url, tmp_path, rate_limits=RateLimits(sender=None, ip=Rate(per_minute=6, burst=2))) as (base, _):
+        await Widget(base).open()
+        await Widget(base).open()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await Widget(base).open()
+
+
+def test_rate_limits_are_read_from_credentials() -> None:
+    channel = WebChatInput.from_credentials({"rate_limits": {"sender_per_minute": 10, "sender_burst": 3}})
+    assert channel.limiter.limits.sender == Rate(per_minute=10, burst=3)
+    assert WebChatInput.from_credentials({"rate_limits": False}).limiter.limits.sender is None
+    with pytest.raises(ConnectorConfigError, match="max_queued"):
+        WebChatInput.from_credentials({"rate_limits": {"max_queued": 5}})

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -100,3 +100,14 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Any]:
+    """A `redis.asyncio` client with decoded responses on the clean test database."""
+    from analytics.redis_connect import connect  # imported here: the fixture is for async tests only
+
+    connection = connect(redis_url, 5.0, decode_responses=True)
+    yield connection
+    await connection.aclose()
+

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
-from analytics.engagement.rules import DIMENSIONS, PATHS, Rule, Rules
+from analytics.engagement.rules import DIMENSIONS, PATHS, Rules
 from analytics.records.facts import Fact
 
 EPOCH = 1_700_000_000.0  # 2023-11-14: any fixed instant works; scores are comparable against it

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from analytics.ideas.errors import CatalogueError
-from analytics.yaml_rules import YamlDocument, read_text, read_yaml
+from analytics.yaml_rules import read_text, read_yaml
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yml")
 CATALOGUE_ENV = "ENGAGE_IDEAS_CATALOGUE"

@@ -182,7 +182,7 @@ class StreamConsumer:
                 refused = await projection.apply_batch(good)
             except (RedisError, OSError):
                 raise  # not the entries' fault: they stay pending and are tried again
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            except (TypeError, ValueError, KeyError, AttributeError):
                 # A projection could not use well-formed data: apply one by one to find the culprits.
                 logger.exception("analytics: %s could not apply a batch; retrying entry by entry", projection.name)
                 refused = {}

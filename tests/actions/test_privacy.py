@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
 
-import pytest
 import redis.asyncio
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -12,17 +10,9 @@ from actions.privacy import CONFIRM, ERASING, NOT_HERE, NOTHING_YET, ActionConfi
 from analytics.customers import CustomerDirectory, Identity
 from analytics.privacy import ERASURES
 from analytics.records.store import RecordStore
-from analytics.redis_connect import connect
 from analytics.schema import PRIVACY_REQUESTED
 from tests.actions.conftest import EventLog, make_tracker
 from tests.analytics.support import LEAD_CUSTOMER, qualified_lead
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 async def test_a_customer_sees_what_is_held_in_their_own_words(client: redis.asyncio.Redis, event_log: EventLog) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -21,19 +20,11 @@ from actions.recommendation import (
     group_of,
     score_in,
 )
-from analytics.redis_connect import connect
 from analytics.schema import RECOMMENDATION, REFERRAL
 from tests.actions.conftest import EventLog, action_event, entity, make_tracker
 
 CUSTOMER = "C-00000000000000c7"
 ANSWERED = [action_event("action_answer_faq")]
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 def test_scores_are_read_from_buttons_and_words_and_grouped() -> None:

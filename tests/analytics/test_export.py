@@ -5,23 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import AsyncIterator
 
-import pytest
 import redis.asyncio
 
 from analytics.export import FIELDS, export
 from analytics.records.store import RecordStore
-from analytics.redis_connect import connect
 from analytics.schema import SOURCE_RASA, LogEvent
 from tests.analytics.support import LEAD_CUSTOMER, qualified_lead
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 async def test_leads_and_customers_export_with_the_same_fields_in_csv_and_json(client: redis.asyncio.Redis) -> None:

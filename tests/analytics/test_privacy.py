@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import AsyncIterator, List
+from typing import List
 
-import pytest
 import redis.asyncio
 
 from analytics.crm.outbox import DEAD as CRM_DEAD
@@ -14,18 +13,10 @@ from analytics.ideas.themes import ITEMS as IDEA_ITEMS
 from analytics.ideas.themes import THEMES as IDEA_THEMES
 from analytics.privacy import ERASE_AFTER_SECONDS, ERASURES, PRIVACY_ERASED, erase, erase_due, export, schedule_erasure
 from analytics.records.store import RecordStore
-from analytics.redis_connect import connect
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, MESSAGE_DROPPED, SOURCE_CONNECTOR, LogEvent, handover_request_key
 from tests.analytics.support import qualified_lead
 
 EMAIL, PHONE, SESSION = "dana@northbeam.example", "4915123456789", "session-dana0001"
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 async def three_channel_customer(client: redis.asyncio.Redis) -> List[str]:

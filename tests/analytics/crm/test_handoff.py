@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, AsyncIterator, Dict, List
+from typing import Any, List
 
 import aiohttp
 import pytest
@@ -14,20 +14,12 @@ from analytics.crm.clients import client_for, sign, verify
 from analytics.crm.config import CrmConfig, CrmConfigError, Retry, load_crm_config, parse_crm_config
 from analytics.crm.outbox import DEAD, OUTBOX, CrmSender, job_key
 from analytics.records.store import RecordStore
-from analytics.redis_connect import connect
 from analytics.schema import CRM_FAILED, CRM_PUSHED, EVENTS_STREAM, LogEvent
 from tests.analytics.support import LEAD_CUSTOMER as CUSTOMER
 from tests.analytics.support import qualified_lead
 from tests.fakes.crm_api import HUBSPOT_TOKEN, SALESFORCE_TOKEN, WEBHOOK_SECRET, FakeHubSpot, FakeSalesforce, FakeWebhookReceiver
 
 FAST = Retry(max_attempts=3, first_delay=1, max_delay=60, timeout=1)
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 async def qualify(client: redis.asyncio.Redis, config: CrmConfig) -> RecordStore:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import pytest
-import pytest_asyncio
 import redis.asyncio
 
 from analytics.ideas.config import load_settings
 from analytics.ideas.themes import APPLIED, ITEMS, NEW, THEMES, VOTE, ThemeStore, demand
 from analytics.ideas.weights import DemandWeights
-from analytics.redis_connect import connect
 from analytics.schema import FEEDBACK, IDEA, SOURCE_ACTION, LogEvent
 from tests.knowledge_base.helpers import minilm
-
-
-@pytest_asyncio.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 def idea(customer: str, text: str, at: float, channel: str = "socketio") -> Tuple[str, LogEvent]:

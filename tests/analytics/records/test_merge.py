@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import random
-from typing import AsyncIterator, Dict, List
+from typing import Dict, List
 
-import pytest
 import redis.asyncio
 
 from analytics.records.store import CUSTOMERS, RecordStore, leaderboard_key, merged_key, state_key
-from analytics.redis_connect import connect
 from analytics.schema import CUSTOMERS_MERGED, SOURCE_DIRECTORY, LogEvent
 from tests.analytics.support import conversation_events
 
 KEPT, GONE, LATER = "C-0000000000000000", "C-0000000000000001", "C-0000000000000002"
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 def merge(into: str, merged: List[str], at: float) -> LogEvent:

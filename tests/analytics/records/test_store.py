@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, List
+from typing import List
 
-import pytest
 import redis.asyncio
 
 from analytics.records.store import SALES_RAISED_PREFIX, RecordStore, stage_key
-from analytics.redis_connect import connect
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, LEAD_FIELD_CAPTURED, SOURCE_ACTION, SOURCE_RASA, LogEvent, handover_request_key
 from analytics.stream.consumer import ConsumerSettings, StreamConsumer
 
 CUSTOMER = "C-00000000000000c1"
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 def hot_lead() -> List[LogEvent]:

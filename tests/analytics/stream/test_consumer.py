@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Dict, List
+from typing import Any, Dict, List
 
-import pytest
 import redis.asyncio
 
 from analytics.engagement.rules import DIMENSIONS
@@ -15,13 +14,6 @@ from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, SOURCE_RASA, LogEvent
 from analytics.stream.consumer import DEAD_LETTER_STREAM, GROUP, ConsumerSettings, StreamConsumer, group_lag
 from tests.analytics.support import conversation_events
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect(redis_url, 5.0, decode_responses=True)
-    yield connection
-    await connection.aclose()
 
 
 async def write(client: redis.asyncio.Redis, events: List[LogEvent]) -> None:

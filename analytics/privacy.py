@@ -46,7 +46,7 @@ from analytics.schema import (
     LogEvent,
     handover_request_key,
 )
-from analytics.stream.consumer import DEAD_LETTER_STREAM
+from analytics.stream.consumer import DEAD_LETTER_STREAM, stream_batches
 
 TRACKER_PREFIX = KEY_PREFIX + "tracker:"  # Rasa's RedisTrackerStore with key_prefix "engage"
 OTP_PREFIX = KEY_PREFIX + "otp:"
@@ -110,16 +110,10 @@ async def footprint(client: Any, customer: str) -> Footprint:
 
 async def _entries_of(client: Any, stream: str, names: Set[str]) -> Any:
     """Ids of the stream's entries about any of `names` (the whole stream is read: erasure is rare)."""
-    last = "-"
-    while True:
-        batch = await client.xrange(stream, min=last, count=SCAN_BATCH)
-        batch = [item for item in batch if item[0] != last]
-        if not batch:
-            return
+    async for batch in stream_batches(client, stream, SCAN_BATCH):
         for entry_id, fields in batch:
             if fields.get("conversation_id") in names or fields.get("entry.conversation_id") in names:
                 yield entry_id
-        last = batch[-1][0]
 
 
 async def _forget_ideas(client: Any, ideas: Dict[str, Dict[str, Any]]) -> None:

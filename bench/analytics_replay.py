@@ -32,6 +32,7 @@ from analytics.redis_connect import connect  # noqa: E402
 from analytics.replay import REPLAY_BATCH, replay  # noqa: E402
 from analytics.schema import EVENTS_STREAM, SOURCE_ACTION, SOURCE_DIRECTORY, SOURCE_RASA, LogEvent  # noqa: E402
 from analytics.service import projections  # noqa: E402
+from analytics.stream.consumer import stream_batches  # noqa: E402
 from bench.machine import machine, machine_line, uptime  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 
@@ -101,15 +102,9 @@ async def read_only_pass(url: str) -> float:
     """Seconds to read and parse the whole stream in replay-sized batches (the baseline)."""
     client = connect(url, 30.0, decode_responses=True)
     started = time.perf_counter()
-    last = "-"
-    while True:
-        entries = await client.xrange(EVENTS_STREAM, min=last, count=REPLAY_BATCH)
-        entries = [e for e in entries if e[0] != last]
-        if not entries:
-            break
+    async for entries in stream_batches(client, EVENTS_STREAM, REPLAY_BATCH):
         for _, fields in entries:
             LogEvent.from_fields(fields)
-        last = entries[-1][0]
     seconds = time.perf_counter() - started
     await client.aclose()
     return seconds

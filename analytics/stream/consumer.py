@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -214,6 +214,17 @@ class StreamConsumer:
 
     async def lag(self, now: Optional[float] = None) -> Lag:
         return await group_lag(self.client, self.settings, now)
+
+
+async def stream_batches(client: Any, stream: str, batch: int) -> AsyncIterator[List[Entry]]:
+    """The whole stream, first entry to last, `batch` entries at a time (XRANGE, no group)."""
+    start = "-"
+    while True:
+        entries = await client.xrange(stream, min=start, count=batch)
+        if not entries:
+            return
+        yield entries
+        start = f"({entries[-1][0]}"
 
 
 async def group_lag(client: Any, settings: ConsumerSettings = ConsumerSettings(), now: Optional[float] = None) -> Lag:

@@ -330,31 +330,26 @@ class Stack:
                 raise StackError(f"redis-server did not start; see {self.logs / 'redis.log'}")
             time.sleep(0.05)
 
-    def start_actions(self) -> None:
+    def _start_in_action_runtime(self, name: str, what: str, port: int, setting: str, args: List[str], health: str, timeout: float) -> None:
+        """Start a process of the Python 3.11 runtime (`python -m ...args`) and wait for its health check."""
         python = VENVS / "actions" / "bin" / "python"
         if not python.exists():
-            raise StackError("the action-server environment is missing: run `make setup`")
-        ensure_port_free(self.actions_port, "the action server", "ENGAGE_ACTIONS_PORT")
-        process = self._spawn(
-            "actions",
-            [str(python), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.actions_port)],
-        )
-        wait_http(
-            f"{self.actions_url}/health", 120, process, "the action server", self.logs / "actions.log", self._stop_requested
+            raise StackError(f"the environment of {what} is missing: run `make setup`")
+        ensure_port_free(port, what, setting)
+        process = self._spawn(name, [str(python), "-m", *args])
+        wait_http(health, timeout, process, what, self.logs / f"{name}.log", self._stop_requested)
+
+    def start_actions(self) -> None:
+        self._start_in_action_runtime(
+            "actions", "the action server", self.actions_port, "ENGAGE_ACTIONS_PORT",
+            ["rasa_sdk", "--actions", "actions", "--port", str(self.actions_port)], f"{self.actions_url}/health", 120,
         )
 
     def start_analytics(self) -> None:
-        python = VENVS / "actions" / "bin" / "python"
-        if not python.exists():
-            raise StackError("the analytics environment is missing: run `make setup`")
-        ensure_port_free(self.analytics_port, "the analytics service", "ENGAGE_ANALYTICS_PORT")
-        process = self._spawn(
-            "analytics",
+        self._start_in_action_runtime(
+            "analytics", "the analytics service", self.analytics_port, "ENGAGE_ANALYTICS_PORT",
             # One consumer name per stack: a restarted service finishes the entries it had read.
-            [str(python), "-m", "analytics", "serve", "--port", str(self.analytics_port), "--consumer", "analytics-1"],
-        )
-        wait_http(
-            f"{self.analytics_url}/health", 60, process, "the analytics service", self.logs / "analytics.log", self._stop_requested
+            ["analytics", "serve", "--port", str(self.analytics_port), "--consumer", "analytics-1"], f"{self.analytics_url}/health", 60,
         )
 
     def analytics_lag(self) -> Optional[Dict[str, Any]]:

@@ -317,10 +317,6 @@ class RecordStore:
         """The top customers of a dimension (or `co_creators`) with their log-space scores."""
         return [(name, float(score)) for name, score in await self.client.zrevrange(leaderboard_key(board), 0, limit - 1, withscores=True)]
 
-    async def customers(self, limit: int = 100) -> List[str]:
-        """Most recently seen first."""
-        return list(await self.client.zrevrange(CUSTOMERS, 0, limit - 1))
-
     async def reset(self) -> None:
         await delete_prefix(self.client, PREFIX)
 

@@ -2,7 +2,8 @@
 
 `deliver` names the channel for the event broker, runs the message through Rasa, and when
 nothing was sent (action server down, a handling error) sends the apology through the same
-output channel and writes a `reply_failed` record saying why.
+output channel and writes a `reply_failed` record saying why; silence is right only while the
+conversation is paused (a staff member owns it, connectors.proactive).
 """
 
 from __future__ import annotations
@@ -101,9 +102,24 @@ async def deliver(
         error = exc
     if sent_count(message.output_channel) and error is None:
         return
+    if error is None and await _paused(app, message.sender_id):
+        return  # a person owns the conversation (connectors.proactive): the bot is silent on purpose
     _record(app, message, await diagnose(app, error, health_timeout))
     # Anything said before a failure is kept; the apology comes last.
     await message.output_channel.send_text_message(message.sender_id, APOLOGY_TEXT)
+
+
+async def _paused(app: Sanic, conversation_id: str) -> bool:
+    """True when the stored conversation is paused (ConversationPaused: a staff member has it)."""
+    store = getattr(getattr(app.ctx, "agent", None), "tracker_store", None)
+    if store is None:
+        return False
+    try:
+        tracker = await store.retrieve(conversation_id)
+    except Exception:  # the apology path goes on; its record says what failed
+        logger.exception("could not read the tracker of %s to see whether it is paused", conversation_id)
+        return False
+    return bool(tracker is not None and tracker.is_paused())
 
 
 def _record(app: Sanic, message: UserMessage, data: Dict[str, Any]) -> None:

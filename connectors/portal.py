@@ -13,7 +13,11 @@ metadata and is stored with any feedback, idea or problem captured from it.
     {"message": "the export button does nothing", "message_id": "optional, for retries",
      "context": {"product": "insights", "feature": "export", "page": "/insights/d/42", "app_version": "5.2.0"}}
 
-The answer is the list of replies, as on the REST channel; too many requests from one address
+    GET /webhooks/portal/messages          (same bearer JWT)
+
+answers the messages that came for the user while they were not asking (a support agent's reply,
+a notification: connectors.proactive), oldest first, and forgets them; they are also put before
+the replies of the user's next message. The answer is the list of replies, as on the REST channel; too many requests from one address
 or one portal user get 429 with Retry-After (`rate_limits`, connectors.limits). The JWT is verified evidence
 of who writes: its portal user and e-mail are linked to one customer (analytics.customers).
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import jwt
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -37,6 +41,7 @@ from connectors.delivery import OnNewMessage, deliver
 from connectors.errors import ConnectorConfigError, RequestRejected
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
 from connectors.limits import REQUEST_KEYS, REQUEST_LIMITS, Limiter, RateLimits
+from connectors.mailbox import Mailbox
 from connectors.messages import APOLOGY_TEXT, normalise_text
 from connectors.options import Options
 from connectors.payload import PayloadLimits, check_message, load_object
@@ -64,6 +69,26 @@ class PortalUser:
         if self.email:
             found.append(Identity.of(EMAIL, self.email))
         return found
+
+
+class PortalMailboxOutput(CollectingOutputChannel):
+    """Keeps what Rasa's output would have returned, in each portal user's mailbox."""
+
+    reports_delivery = True
+
+    def __init__(self, mailbox: Mailbox, users: List[str], report: Any) -> None:
+        super().__init__()
+        self.mailbox = mailbox
+        self.users = users
+        self.report = report
+        self.author: Optional[str] = None
+
+    async def _persist_message(self, message: Dict[str, Any]) -> None:
+        if self.author:
+            message = {**message, "author": self.author}
+        for user in self.users:
+            await self.mailbox.put(PORTAL, user, message)
+            self.report.queued()
 
 
 class PortalInput(InputChannel):
@@ -105,6 +130,23 @@ class PortalInput(InputChannel):
         self.limiter = Limiter(rate_limits)
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
+        self._mailbox: Optional[Mailbox] = None
+
+    @property
+    def mailbox(self) -> Mailbox:
+        if self._mailbox is None:  # lazily: the Redis client is made on first use, in the server's loop
+            self._mailbox = Mailbox(self.resolver.client)
+        return self._mailbox
+
+    async def proactive_output(self, conversation_id: str, report: Any) -> OutputChannel:
+        """connectors.proactive: waits for each portal user linked to the customer (GET /messages)."""
+        from connectors.proactive import Unreachable
+
+        linked = await self.resolver.directory.identities(conversation_id)
+        users = [item.identity.value for item in linked if item.identity.kind == PORTAL]
+        if not users:
+            raise Unreachable("No portal user is linked to this customer.")
+        return PortalMailboxOutput(self.mailbox, users, report)
 
     @classmethod
     def name(cls) -> str:
@@ -163,7 +205,26 @@ class PortalInput(InputChannel):
                     headers["WWW-Authenticate"] = 'Bearer realm="engage-portal"'
                 return response.json(rejected.body(), status=rejected.status, headers=headers)
 
+        @portal.route("/messages", methods=["GET"])
+        async def waiting(request: Request) -> HTTPResponse:
+            try:
+                self.limiter.check_address(client_address(request, self.limiter))
+                user = self.verify(request.headers.get("authorization"))
+            except RequestRejected as rejected:
+                headers = rejected.headers()
+                if rejected.status == 401:
+                    headers["WWW-Authenticate"] = 'Bearer realm="engage-portal"'
+                return response.json(rejected.body(), status=rejected.status, headers=headers)
+            return response.json(await self._waiting(user))
+
         return portal
+
+    async def _waiting(self, user: PortalUser) -> List[Dict[str, Any]]:
+        try:
+            return await self.mailbox.take(PORTAL, f"{user.account_id}:{user.user_id}")
+        except Exception as exc:  # Redis away: they stay for the next call
+            logger.warning("portal: could not read the waiting messages of %s: %s", user.user_id, exc)
+            return []
 
     async def handle(
         self, app: Sanic, user: PortalUser, text: str, context: Dict[str, Any], message_id: Optional[str], on_new_message: OnNewMessage
@@ -179,7 +240,7 @@ class PortalInput(InputChannel):
         metadata = {**context, "portal": {"account_id": user.account_id, "user_id": user.user_id, "role": user.role}}
         message = UserMessage(text, collector, customer_id, input_channel=self.name(), metadata=metadata)
         await deliver(app, message, on_new_message)
-        return response.json(collector.messages)
+        return response.json(await self._waiting(user) + collector.messages)
 
     def verify(self, authorization: Optional[str]) -> PortalUser:
         """The portal user a bearer token names; RequestRejected (401/403) when it is missing or not valid."""

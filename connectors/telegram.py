@@ -268,6 +268,23 @@ class TelegramInput(InputChannel):
     def get_output_channel(self) -> Optional[OutputChannel]:
         return None  # replies need the chat id of the update being answered
 
+    async def proactive_output(self, conversation_id: str, report: Any) -> OutputChannel:
+        """connectors.proactive: the private chat of the customer's most recently linked Telegram user
+        (a private chat's id is the user's id); a refusal goes to `report`."""
+        from connectors.proactive import Unreachable
+
+        try:
+            user_id = Identity.of(TELEGRAM, conversation_id.split(":", 1)[1]).value if conversation_id.startswith(f"{TELEGRAM}:") else None
+        except IdentityError:
+            user_id = None
+        if user_id is None:
+            linked = await self.resolver.directory.identities(conversation_id)
+            users = [item.identity.value for item in linked if item.identity.kind == TELEGRAM]
+            if not users:
+                raise Unreachable("No Telegram user is linked to this customer.")
+            user_id = users[-1]
+        return TelegramOutput(self.api, int(user_id), self.callbacks, lambda _recipient, _kind, reason: report.failed(reason))
+
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         webhook = Blueprint("engage_telegram_webhook", __name__)
 

@@ -46,6 +46,7 @@ from connectors.delivery import CountingOutput, OnNewMessage, deliver, drop_mess
 from connectors.errors import RateLimited
 from connectors.limits import CHAT_KEYS, CHAT_LIMITS, SENDER_RATE, Limiter, RateLimits
 from connectors.identity import IdentityResolver, IdentityUnavailable, shared_resolver
+from connectors.mailbox import Mailbox
 from connectors.messages import APOLOGY_TEXT, SLOW_DOWN_TEXT, normalise_text, too_long_text
 from connectors.options import Options
 from connectors.payload import CappedJson
@@ -182,6 +183,35 @@ class WebChatOutput(SocketIOOutput):
         await self.sio.emit(self.bot_message_evt, json_message, room=self.room)
 
 
+class ProactiveWebChatOutput(SocketIOOutput):
+    """A message nobody asked for (connectors.proactive): to every web-chat session of the customer,
+    live to an open one, else into its mailbox, handed over when the session connects again.
+    Messages carry `author` (the staff member's name) for the chat page to show."""
+
+    reports_delivery = True  # says delivered or queued itself, per session
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, sessions: List[str], mailbox: Mailbox, report: Any) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.sessions = sessions
+        self.mailbox = mailbox
+        self.report = report
+        self.author: Optional[str] = None
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        message = {**response, "author": self.author} if self.author else dict(response)
+        rooms = self.sio.manager.rooms.get("/", {})
+        for session_id in self.sessions:
+            if rooms.get(session_id):
+                await self.sio.emit(self.bot_message_evt, message, room=session_id)
+                self.report.delivered()
+            else:
+                await self.mailbox.put(WEB, session_id, message)
+                self.report.queued()
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        await self._send_message(recipient_id, json_message)
+
+
 class WebChatInput(InputChannel):
     """`connectors.webchat.WebChatInput` in credentials.yml; every option is optional."""
 
@@ -223,6 +253,7 @@ class WebChatInput(InputChannel):
         self.limiter = Limiter(rate_limits)
         self.resolver = resolver or shared_resolver()
         self.deduplicator = deduplicator or Deduplicator(self.resolver)
+        self._mailbox: Optional[Mailbox] = None
         self.sio: Optional[WebChatServer] = None
         self.app: Any = None
         self._turns: Set["asyncio.Future[None]"] = set()
@@ -240,8 +271,28 @@ class WebChatInput(InputChannel):
         values["rate_limits"] = RateLimits.read(options.owner, values.pop("rate_limits", None), CHAT_LIMITS, CHAT_KEYS)
         return cls(**values)
 
+    @property
+    def mailbox(self) -> Mailbox:
+        if self._mailbox is None:  # lazily: the Redis client is made on first use, in the server's loop
+            self._mailbox = Mailbox(self.resolver.client)
+        return self._mailbox
+
     def get_output_channel(self) -> Optional[OutputChannel]:
         return None  # replies need the session's room; there is no channel-wide output
+
+    async def proactive_output(self, conversation_id: str, report: Any) -> OutputChannel:
+        """connectors.proactive: every web-chat session linked to the customer (live, or on its next connect)."""
+        from connectors.proactive import Unreachable
+
+        if self.sio is None:
+            raise Unreachable("The web chat is not running on this server.")
+        linked = await self.resolver.directory.identities(conversation_id) if conversation_id.startswith("C-") else []
+        sessions = [item.identity.value for item in linked if item.identity.kind == WEB]
+        if not sessions and conversation_id.startswith(f"{WEB}:"):
+            sessions = [conversation_id.split(":", 1)[1]]
+        if not sessions:
+            raise Unreachable("No web-chat session is linked to this customer.")
+        return ProactiveWebChatOutput(self.sio, self.bot_message_evt, sessions[-3:], self.mailbox, report)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         # The widget is served from other origins: the allowed ones come from credentials.yml
@@ -317,6 +368,19 @@ class WebChatInput(InputChannel):
             await self.sio.leave_room(sid, previous)
         await self.sio.save_session(sid, {"session_id": session_id})
         await self.sio.enter_room(sid, session_id)
+        if previous != session_id:
+            await self._hand_over_waiting(sid, session_id)
+
+    async def _hand_over_waiting(self, sid: str, session_id: str) -> None:
+        """Messages that came for this session while it was closed (connectors.proactive), oldest first."""
+        assert self.sio is not None
+        try:
+            waiting = await self.mailbox.take(WEB, session_id)
+        except Exception as exc:  # Redis away: they stay in the mailbox for the next connect
+            logger.warning("socketio: could not read the waiting messages of %s: %s", session_id, exc)
+            return
+        for message in waiting:
+            await self.sio.emit(self.bot_message_evt, message, room=sid)
 
     async def _on_message(self, sid: str, data: Any, on_new_message: OnNewMessage) -> None:
         assert self.sio is not None

@@ -250,6 +250,11 @@ class WhatsAppInput(InputChannel):
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WhatsAppOutput(self.client, self.messages_path, resolver=self.resolver)
 
+    async def proactive_output(self, conversation_id: str, report: Any) -> OutputChannel:
+        """connectors.proactive: the customer's most recently linked number; a refusal goes to `report`."""
+        return WhatsAppOutput(self.client, self.messages_path, resolver=self.resolver,
+                              on_undelivered=lambda _recipient, _kind, reason: report.failed(reason))
+
     def output_for(self, number: str, on_undelivered: Optional[Undelivered] = None) -> WhatsAppOutput:
         return WhatsAppOutput(self.client, self.messages_path, to=number, resolver=self.resolver, on_undelivered=on_undelivered)
 

@@ -200,6 +200,8 @@ class Stack:
     auth_token: str = ""
     # Shared secret the Rasa server sends to the action server (actions/server_auth.py).
     action_token: str = ""
+    # Shared secret of the Rasa server's proactive endpoint (connectors/proactive.py), which the console calls.
+    proactive_token: str = ""
     actions_host: str = "127.0.0.1"
     with_actions: bool = True
     analytics_port: int = 5060
@@ -229,6 +231,7 @@ class Stack:
         self.analytics_port = self.analytics_port or free_port()
         self.auth_token = self.auth_token or generate_secret()
         self.action_token = self.action_token or generate_secret()
+        self.proactive_token = self.proactive_token or generate_secret()
         self.data_dir = Path(self.data_dir)
         self.logs = self.data_dir / "logs"
         self._stop_requested = threading.Event()
@@ -271,6 +274,7 @@ class Stack:
                 "ACTION_ENDPOINT_URL": f"{self.actions_url}/webhook",
                 # Secrets go to the children through the environment, never on a command line.
                 "ENGAGE_ACTION_TOKEN": self.action_token,
+                "ENGAGE_PROACTIVE_TOKEN": self.proactive_token,
                 "SANIC_HOST": self.actions_host,
                 "ENGAGE_DATA_DIR": str(self.data_dir),
                 "PYTHONPATH": str(ROOT),
@@ -362,7 +366,7 @@ class Stack:
 
     def _credentials_file(self) -> Path:
         """credentials.yml without the channels whose secrets are not set (Rasa would refuse to start)."""
-        text, off = enabled_channels(self.credentials.read_text(encoding="utf-8"), os.environ)
+        text, off = enabled_channels(self.credentials.read_text(encoding="utf-8"), self.env())
         self.channels_off = off
         path = self.data_dir / "credentials.yml"
         path.write_text(text, encoding="utf-8")
@@ -568,6 +572,7 @@ def main() -> None:
         model=args.model,
         auth_token=os.environ.get("RASA_AUTH_TOKEN", ""),
         action_token=os.environ.get("ENGAGE_ACTION_TOKEN", ""),
+        proactive_token=os.environ.get("ENGAGE_PROACTIVE_TOKEN", ""),
         actions_host=os.environ.get("ENGAGE_ACTIONS_HOST", "127.0.0.1"),
         analytics_port=int(os.environ.get("ENGAGE_ANALYTICS_PORT", 5060)),
         with_actions=not args.no_actions,

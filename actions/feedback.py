@@ -47,6 +47,7 @@ class ActionCaptureFeedback(EngageAction):
             "feedback": truncate(text, MAX_FEEDBACK),
             "sentiment": sentiment.label,
             "sentiment_score": sentiment.score,
+            "mixed": sentiment.mixed,
             "context": in_use_context(tracker),
         }
         self.log(tracker, FEEDBACK, data)

@@ -100,6 +100,7 @@ _CLAUSE_BREAK = frozenset({".", ",", ";", "!", "?", ":"})
 class Sentiment:
     label: str  # positive | negative | neutral
     score: float  # -1 (very negative) .. 1 (very positive)
+    mixed: bool = False  # praise and complaint in one ("love the editor but exports are slow"): idea mining reads these
 
 
 def analyse(text: str) -> Sentiment:
@@ -129,11 +130,12 @@ def analyse(text: str) -> Sentiment:
             value *= 1.5 if position > contrast_at else 0.5
         total += value
     score = total / math.sqrt(total * total + ALPHA) if total else 0.0
+    mixed = any(value > 0 for _, value in contributions) and any(value < 0 for _, value in contributions)
     if score >= NEUTRAL_BAND:
-        return Sentiment(POSITIVE, round(score, 4))
+        return Sentiment(POSITIVE, round(score, 4), mixed)
     if score <= -NEUTRAL_BAND:
-        return Sentiment(NEGATIVE, round(score, 4))
-    return Sentiment(NEUTRAL, round(score, 4))
+        return Sentiment(NEGATIVE, round(score, 4), mixed)
+    return Sentiment(NEUTRAL, round(score, 4), mixed)
 
 
 def _tokens(text: str) -> List[str]:

@@ -12,7 +12,10 @@
     export leads|customers [--format csv|json]  records as rows (the same field names in both formats)
     lag [--json]                            how far the service is behind the log
     ideas cluster --input FILE.jsonl [--json]  cluster {"id", "text"} lines with the production method (no Redis)
-    ideas themes [--json] | ideas show THEME  idea themes the service keeps, by demand (stage- and engagement-weighted)
+    ideas themes [--since] [--area] [--json] | ideas show THEME  idea themes the service keeps, by demand
+    ideas status THEME STATUS [--note]      staff set a theme's status (logged; shipped/declined tell requesters)
+    ideas export [--format csv|json] | ideas recluster | ideas outbox
+    faq-gaps [accept FQ-N --answer TEXT]    unanswered questions as proposed FAQ entries; accept one
 
 REDIS_URL selects the Redis (default: the one `make run` starts, redis://127.0.0.1:6390/0).
 Rules: analytics/engagement/rules.yml and analytics/funnel/rules.yml (ENGAGE_ENGAGEMENT_RULES and
@@ -134,7 +137,7 @@ async def _command(args: argparse.Namespace) -> int:
             print(json.dumps(lag) if args.json else f"{lag['entries']} entries behind ({lag['seconds']:.1f} s), {lag['pending']} pending, {lag['dead_letters']} dead letters")
             return 0
         store = record_store(client)
-        if args.command == "ideas":
+        if args.command in ("ideas", "faq-gaps"):
             return await ideas_cli.command(client, store, args)
         if args.command == "stage":
             if await store.record(args.customer) is None:

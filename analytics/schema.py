@@ -69,6 +69,15 @@ SOURCE_ANALYTICS = "analytics"  # written by the analytics service (CRM hand-off
 PRIVACY_REQUESTED = "privacy_requested"
 # Staff moved a customer to a funnel stage by hand (data: stage, by, reason); the only way back.
 STAGE_SET = "stage_set"
+# Idea mining (issue 11). Staff set a theme's status (data: theme, status, note, by); staff or the
+# service re-cluster a space of themes (data: space, by), ids kept by matching members; a customer
+# says yes or no to hearing back about their ideas (data: consent); a requester was told of a
+# shipped or declined theme, or could not be (data: theme, status, channel, reason).
+THEME_STATUS_SET = "theme_status_set"
+THEMES_RECLUSTERED = "themes_reclustered"
+IDEA_UPDATES_CONSENT = "idea_updates_consent"
+IDEA_NOTIFIED = "idea_notified"
+IDEA_NOTIFY_FAILED = "idea_notify_failed"
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -96,6 +105,11 @@ SEMANTIC_TYPES = frozenset(
         CRM_FAILED,
         STAGE_SET,
         PRIVACY_REQUESTED,
+        THEME_STATUS_SET,
+        THEMES_RECLUSTERED,
+        IDEA_UPDATES_CONSENT,
+        IDEA_NOTIFIED,
+        IDEA_NOTIFY_FAILED,
     }
 )
 

@@ -24,6 +24,7 @@ from analytics.crm.outbox import CrmSender
 from analytics.engagement.rules import load_rules
 from analytics.privacy import erase_due
 from analytics.funnel.rules import load_funnel_rules
+from analytics.ideas.notify import NotificationSender, idea_notifier
 from analytics.ideas.themes import theme_store
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
@@ -91,7 +92,7 @@ async def erase_when_due(client: Any, stop: asyncio.Event, interval: float = 5.0
             pass
 
 
-def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None) -> web.Application:
+def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None, notifier: Optional[NotificationSender] = None) -> web.Application:
     app = web.Application()
     service = Service(consumer)
     app.router.add_get("/health", service.health)
@@ -104,6 +105,8 @@ def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None) -> 
         ]
         if sender is not None:
             tasks.append(asyncio.create_task(sender.run(stop), name="crm-sender"))
+        if notifier is not None:
+            tasks.append(asyncio.create_task(notifier.run(stop), name="idea-notifications"))
         yield
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
@@ -120,7 +123,7 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     consumer = StreamConsumer(client, [store, theme_store(client)], ConsumerSettings(consumer=consumer_name))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
-    runner = web.AppRunner(create_app(consumer, sender))
+    runner = web.AppRunner(create_app(consumer, sender, idea_notifier(client, store)))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     logger.info("analytics service %s on http://%s:%d/health, consuming %s; CRM hand-off: %s", consumer_name, host, port,

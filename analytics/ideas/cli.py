@@ -1,21 +1,36 @@
-"""`python -m analytics ideas ...`: idea mining from the command line.
+"""`python -m analytics ideas ...` and `faq-gaps`: idea mining from the command line.
 
     ideas cluster --input FILE.jsonl [--json]   cluster any file of {"id", "text"} lines with the
                                                 production method and settings (no Redis needed)
-    ideas themes [--json] [--limit N]           themes the service keeps, highest demand first
-    ideas show THEME [--json]                   one theme: demand explained, areas, customers' words
+    ideas themes [--since WHEN] [--area TEXT] [--json] [--limit N]
+                                                themes the service keeps, highest demand first
+    ideas show THEME [--json]                   one theme: demand explained, trend, areas, quotes, history
+    ideas status THEME STATUS [--note TEXT] [--by NAME]
+                                                staff set new | under review | planned | shipped | declined
+                                                (declined needs --note: the reason requesters are told)
+    ideas export [--format csv|json] [--since WHEN] [--area TEXT]
+    ideas recluster [--space needs|questions] [--wait SECONDS]
+                                                full re-clustering by the service, theme ids kept
+    ideas outbox [--json]                       notifications to requesters: waiting, sent, failed (why)
+    faq-gaps [--json] | faq-gaps accept FQ-N --answer TEXT [--file FILE] [--question TEXT]
+
+WHEN is a date (2026-11-01) or an age (30d, 12h).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
 import json
+import re
 import sys
+import time
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from analytics.ideas.config import load_settings
-from analytics.ideas.errors import IdeasError
+from analytics.ideas.errors import IdeasError, IdeasInputError
 from analytics.ideas.inputs import read_ideas
 from analytics.ideas.mining import Clustering, Encoder, Labeller, cluster_ideas
 
@@ -29,33 +44,161 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     themes = sub.add_parser("themes", help="themes kept by the analytics service, highest demand first")
     themes.add_argument("--json", action="store_true")
     themes.add_argument("--limit", type=int, default=20)
+    themes.add_argument("--since", help="count only what was said since then: a date (2026-11-01) or an age (30d, 12h)")
+    themes.add_argument("--area", help="only themes in a product area containing this text (e.g. Insights, Slack)")
     show = sub.add_parser("show", help="one theme: demand explained, areas, quotes")
     show.add_argument("theme")
     show.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", help="set a theme's status (staff decision, logged; shipped/declined tell opted-in requesters)")
+    status.add_argument("theme")
+    status.add_argument("status", help="new, under review, planned, shipped or declined")
+    status.add_argument("--note", default="", help="what changed, or why declined (requesters are told)")
+    status.add_argument("--by", default=None, help="who decides (default: your login name)")
+    export = sub.add_parser("export", help="themes as CSV or JSON on standard output")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--since")
+    export.add_argument("--area")
+    recluster = sub.add_parser("recluster", help="ask the analytics service for a full re-clustering (theme ids kept)")
+    recluster.add_argument("--space", choices=["needs", "questions"], default="needs")
+    recluster.add_argument("--by", default=None)
+    recluster.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the service's result (0: do not wait)")
+    outbox = sub.add_parser("outbox", help="notifications to requesters and what became of them")
+    outbox.add_argument("--json", action="store_true")
+    gaps = commands.add_parser("faq-gaps", help="themes of questions the FAQ could not answer, with a proposed entry")
+    gaps.add_argument("--json", action="store_true")
+    gaps_sub = gaps.add_subparsers(dest="gaps_command")
+    accept = gaps_sub.add_parser("accept", help="write a gap's proposed entry into knowledge_base/faqs/ and rebuild the index")
+    accept.add_argument("gap", help="the gap's id (FQ-n)")
+    accept.add_argument("--answer", required=True, help="the answer customers will get")
+    accept.add_argument("--question", help="the question as it should read (default: the proposed one)")
+    accept.add_argument("--file", type=Path, help="the FAQ file to add it to (default: knowledge_base/faqs/gaps.yml)")
+    accept.add_argument("--by", default=None)
+    accept.add_argument("--no-build", action="store_true", help="write the entry but do not rebuild the index")
 
 
-async def command(client: Any, records: Any, args: argparse.Namespace, out: Optional[TextIO] = None, encoder: Optional[Encoder] = None) -> int:
-    """`ideas themes` and `ideas show` (they read Redis). Exit status 0, or 1 for an unknown theme."""
+def parse_when(text: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """A date (2026-11-01, UTC) or an age (30d, 12h, 90m) as a timestamp; IdeasInputError otherwise."""
+    if not text:
+        return None
+    now = time.time() if now is None else now
+    age = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", text)
+    if age:
+        return now - float(age.group(1)) * {"d": 86400, "h": 3600, "m": 60}[age.group(2)]
+    try:
+        day = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise IdeasInputError(f"--since {text!r}: expected a date like 2026-11-01 or an age like 30d or 12h") from None
+    return (day if day.tzinfo else day.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+async def command(client: Any, records: Any, args: argparse.Namespace, out: Optional[TextIO] = None, encoder: Optional[Encoder] = None,
+                  err: Optional[TextIO] = None) -> int:
+    """Commands that read or write Redis. Exit status 0; 1 for a theme `show` does not know; 2 for bad input."""
     from analytics.ideas.areas import AreaMatcher, load_catalogue
     from analytics.ideas.labels import CtfidfLabeller
     from analytics.ideas.report import describe_theme, describe_themes, summaries
-    from analytics.ideas.themes import theme_store
+    from analytics.ideas.themes import QUESTIONS, theme_store
 
-    out = out or sys.stdout
+    out, err = out or sys.stdout, err or sys.stderr
     settings = load_settings()
     store = theme_store(client, settings, encoder)
-    rows = await summaries(store, records, settings.demand, CtfidfLabeller(), AreaMatcher(load_catalogue()))
-    if args.ideas_command == "themes":
+    name = getattr(args, "ideas_command", None)
+    if getattr(args, "command", "ideas") == "faq-gaps":
+        from analytics.ideas import gaps
+
+        return await gaps.command(store, records, args, out, err)
+    if name == "status":
+        return await set_status(store, args, out, err)
+    if name == "recluster":
+        from analytics.ideas.recluster import request
+
+        return await request(client, args, out, err)
+    if name == "outbox":
+        from analytics.ideas.notify import Outbox
+
+        jobs = await Outbox(client).jobs()
+        if args.json:
+            print(json.dumps(jobs, indent=2, ensure_ascii=False), file=out)
+        else:
+            print("\n".join(f"{job['id']:48} {job['state']:8} {job.get('channel') or '-':10} {job.get('reason') or ''}" for job in jobs) or "no notifications", file=out)
+        return 0
+    since = parse_when(getattr(args, "since", None))
+    rows = await summaries(store, records, settings.demand, CtfidfLabeller(), AreaMatcher(load_catalogue()), since=since, area=getattr(args, "area", None))
+    if name == "themes":
         rows = rows[: args.limit]
         print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else (describe_themes(rows) if rows else "no themes yet"), file=out)
         return 0
+    if name == "export":
+        write_export(rows, args.format, out)
+        print(f"{len(rows)} themes", file=err)
+        return 0
+    if name == "show" and args.theme.startswith("FQ-"):
+        rows = await summaries(store, records, settings.demand, CtfidfLabeller(), AreaMatcher(load_catalogue()), space=QUESTIONS)
     row = next((row for row in rows if row["id"] == args.theme), None)
     if row is None:
         known = ", ".join(sorted(r["id"] for r in rows)[:20]) or "none yet"
-        print(f"no theme {args.theme!r} (known: {known})", file=sys.stderr)
+        print(f"no theme {args.theme!r} (known: {known})", file=err)
         return 1
     print(json.dumps(row, indent=2, ensure_ascii=False) if args.json else describe_theme(row), file=out)
     return 0
+
+
+async def set_status(store: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Write `theme_status_set` to the log (the service applies it and queues notifications)."""
+    from analytics.customers_cli import login_name
+    from analytics.ideas.themes import CLOSING, STATUSES, status_name
+    from analytics.schema import EVENTS_STREAM, SOURCE_STAFF, THEME_STATUS_SET, LogEvent
+
+    status = status_name(args.status)
+    if status is None:
+        print(f"error: unknown status {args.status!r}; use one of: {', '.join(STATUSES)}", file=err)
+        return 2
+    theme = await store.theme(args.theme)
+    if theme is None or theme.get("merged_into"):
+        known = sorted((t["id"] for t in await store.themes()), key=lambda ident: (len(ident), ident))
+        hint = f" (it was merged into {theme['merged_into']} by a re-clustering)" if theme else ""
+        print(f"error: no theme {args.theme!r}{hint}; known themes: {', '.join(known[:30]) or 'none yet'}"
+              + (" ..." if len(known) > 30 else "") + " (see `python -m analytics ideas themes`)", file=err)
+        return 2
+    note = " ".join(args.note.split())
+    if status == "declined" and not note:
+        print("error: say why with --note \"...\": requesters who asked to hear back are told the reason", file=err)
+        return 2
+    by = args.by or login_name()
+    event = LogEvent(THEME_STATUS_SET, f"theme:{theme['id']}", SOURCE_STAFF, data={"theme": theme["id"], "status": status, "note": note, "by": by})
+    await store.client.xadd(EVENTS_STREAM, event.to_fields())
+    told = " opted-in requesters will be told once, on the channel they last used" if status in CLOSING and theme.get("space", "needs") == "needs" else ""
+    print(f"{theme['id']} marked {status} by {by} (event {event.event_id}); the analytics service applies it within moments;{told}".rstrip(";"), file=out)
+    return 0
+
+
+EXPORT_FIELDS = ["id", "label", "status", "demand_score", "customers", "mentions", "votes", "this_period", "last_period",
+                 "channels", "areas", "kinds", "top_quote", "top_quote_link", "created_at"]
+
+
+def export_rows(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    out = []
+    for row in rows:
+        d, t = row["demand"], row["trend"]
+        quote = row["quotes"][0] if row["quotes"] else {}
+        out.append({
+            "id": row["id"], "label": row["label"], "status": row["status"], "demand_score": d["score"], "customers": d["customers"],
+            "mentions": d["mentions"], "votes": d["votes"], "this_period": t["this_period"], "last_period": t["last_period"],
+            "channels": ";".join(f"{k}={v}" for k, v in sorted(d["channels"].items())), "areas": ";".join(row["areas"]),
+            "kinds": ";".join(f"{k}={v}" for k, v in row["kinds"].items()), "top_quote": quote.get("text", ""),
+            "top_quote_link": quote.get("link", ""), "created_at": row["created_at"],
+        })
+    return out
+
+
+def write_export(rows: List[Dict[str, Any]], fmt: str, out: TextIO) -> None:
+    flat = export_rows(rows)
+    if fmt == "json":
+        print(json.dumps(flat, indent=2, ensure_ascii=False), file=out)
+        return
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
 
 
 def run(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None, encoder: Optional[Encoder] = None, labeller: Optional[Labeller] = None) -> int:

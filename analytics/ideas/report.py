@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from analytics.ideas.mining import Areas, Labeller
-from analytics.ideas.themes import ThemeStore, _unpack, demand
+from analytics.ideas.themes import NEEDS, ThemeStore, _unpack, demand
 from analytics.ideas.weights import DemandWeights
 
 QUOTES = 3
@@ -25,13 +27,39 @@ async def requester(records: Any, customer: str) -> Tuple[str, float]:
     return str(funnel.get("stage") or "visitor"), float(funnel.get("engagement") or 0.0)
 
 
-async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, labeller: Labeller, areas: Optional[Areas]) -> List[Dict[str, Any]]:
-    """Every theme, highest demand first."""
-    kept = await themes.themes()
+PERIOD_DAYS = 30.0
+CONVERSATION_URL_ENV = "ENGAGE_CONVERSATION_URL"
+# Rasa's HTTP API serves the conversation's tracker; the staff console can point this at its own page.
+DEFAULT_CONVERSATION_URL = "http://127.0.0.1:5005/conversations/{customer}/tracker"
+
+
+def conversation_link(customer: str, event_id: str) -> str:
+    template = os.environ.get(CONVERSATION_URL_ENV) or DEFAULT_CONVERSATION_URL
+    return template.replace("{customer}", customer).replace("{event_id}", event_id)
+
+
+def trend(items: Sequence[Mapping[str, Any]], now: float, period: float) -> Dict[str, Any]:
+    """Mentions in the last period against the one before ("+3 (2 -> 5)"), and the change in per cent."""
+    this = sum(1 for item in items if now - period <= item["at"] < now + 1)
+    last = sum(1 for item in items if now - 2 * period <= item["at"] < now - period)
+    change = None if last == 0 else round(100.0 * (this - last) / last, 1)
+    return {"this_period": this, "last_period": last, "change_pct": change, "period_days": round(period / 86400.0, 2)}
+
+
+async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, labeller: Labeller, areas: Optional[Areas],
+                    space: str = NEEDS, since: Optional[float] = None, area: Optional[str] = None,
+                    now: Optional[float] = None, period_days: float = PERIOD_DAYS, quotes: int = QUOTES) -> List[Dict[str, Any]]:
+    """Every theme of a space, highest demand first; `since` counts only what was said from then on
+    (themes with nothing since are left out), `area` keeps themes with an area containing it."""
+    now = time.time() if now is None else now
+    kept = await themes.themes(space)
     rows: List[Dict[str, Any]] = []
     texts: List[List[str]] = []
     for theme in kept:
-        items = await themes.items(theme["members"])
+        everything = await themes.items(theme["members"])
+        items = [item for item in everything if since is None or item["at"] >= since]
+        if not items:
+            continue
         vectors = np.stack([_unpack(item["vector"]) for item in items])
         centre = vectors.mean(axis=0)
         order = np.argsort(-(vectors @ centre), kind="stable")
@@ -41,11 +69,16 @@ async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, la
         if areas is not None:
             for item in items:
                 found.update(areas.area_of(item["text"], item.get("context"))[0])
+        if area and not any(area.lower() in name.lower() for name in found):
+            continue
         rows.append({
-            "id": theme["id"], "status": theme["status"], "created_at": theme["created_at"],
-            "areas": dict(found.most_common()),
-            "quotes": [{"text": item["text"], "customer": item["customer"], "channel": item["channel"], "at": item["at"], "event_id": item["event_id"]} for item in nearest[:QUOTES]],
+            "id": theme["id"], "status": theme["status"], "created_at": theme["created_at"], "space": theme.get("space", NEEDS),
+            "history": theme.get("history", []), "areas": dict(found.most_common()),
+            "kinds": dict(Counter(item.get("kind", "idea") for item in items).most_common()),
+            "quotes": [{"text": item["text"], "customer": item["customer"], "channel": item["channel"], "at": item["at"], "event_id": item["event_id"],
+                        "link": conversation_link(item["customer"], item["event_id"])} for item in nearest[:quotes]],
             "demand": demand(items, people, weights),
+            "trend": trend(everything, now, period_days * 86400.0),
         })
         texts.append([item["text"] for item in nearest])
     for row, label in zip(rows, labeller.labels(texts, [t[0] for t in texts])):
@@ -54,11 +87,12 @@ async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, la
 
 
 def describe_themes(rows: List[Dict[str, Any]]) -> str:
-    lines = [f"{'theme':>7}  {'demand':>7}  {'people':>6}  {'mentions':>8}  label   [areas]"]
+    lines = [f"{'theme':>7}  {'demand':>7}  {'people':>6}  {'mentions':>8}  {'trend':>9}  {'status':12}  label   [areas]"]
     for row in rows:
         where = ", ".join(list(row["areas"])[:2])
-        d = row["demand"]
-        lines.append(f"{row['id']:>7}  {d['score']:7.2f}  {d['customers']:6}  {d['mentions']:8}  {row['label']}" + (f"   [{where}]" if where else ""))
+        d, t = row["demand"], row["trend"]
+        moved = f"{t['last_period']}->{t['this_period']}"
+        lines.append(f"{row['id']:>7}  {d['score']:7.2f}  {d['customers']:6}  {d['mentions']:8}  {moved:>9}  {row['status']:12}  {row['label']}" + (f"   [{where}]" if where else ""))
     return "\n".join(lines)
 
 
@@ -68,9 +102,20 @@ def describe_theme(row: Dict[str, Any]) -> str:
         f"{row['id']}  {row['label']}  ({row['status']})",
         f"  demand {d['score']:.2f} from {d['customers']} customers, {d['mentions']} mentions ({d['votes']} as votes on a near duplicate)",
         "  channels  " + ", ".join(f"{name} {count}" for name, count in sorted(d["channels"].items())),
+        "  kinds     " + ", ".join(f"{name} {count}" for name, count in row["kinds"].items()),
+        f"  trend     {row['trend']['this_period']} mentions in the last {row['trend']['period_days']:g} days, {row['trend']['last_period']} in the {row['trend']['period_days']:g} before",
         "  areas     " + (", ".join(f"{name} ({count})" for name, count in row["areas"].items()) or "-"),
         "  why       " + "; ".join(f"{r['customer']} {r['stage']} (engagement {r['engagement']:g}) x{r['weight']:g}" for r in d["requesters"]),
         "  quotes",
     ]
-    lines.extend(f"    \"{q['text'][:160]}\" ({q['customer']} on {q['channel']}, event {q['event_id']})" for q in row["quotes"])
+    lines.extend(f"    \"{q['text'][:160]}\" ({q['customer']} on {q['channel']}: {q['link']})" for q in row["quotes"])
+    if row.get("history"):
+        lines.append("  status history")
+        lines.extend(f"    {_when(h['at'])}  {h['status']} by {h['by'] or '?'}" + (f": {h['note']}" if h.get("note") else "") for h in row["history"])
     return "\n".join(lines)
+
+
+def _when(at: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

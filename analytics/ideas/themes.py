@@ -9,8 +9,17 @@ applied set, so redelivery changes nothing; the transaction WATCHes a version co
 second consumer's write makes this one reload and decide again. A replay from empty gives
 the same themes (the encoder is deterministic and events are applied in log order).
 
+What is mined (`mined`): ideas, problem reports, and negative or mixed feedback form the
+*needs* themes (TH-n); questions the FAQ could not answer form the *questions* themes (FQ-n,
+the FAQ gaps). Each item keeps its kind, customer, channel, time and in-use context. Staff
+decisions arrive through the log too: `theme_status_set` (new, under review, planned, shipped,
+declined) is applied here, once per event id, with its history; marking a needs theme shipped
+or declined queues one notification per opted-in requester (analytics/ideas/notify.py) in the
+same transaction.
+
 Keys (prefix `engage:ideas:`): `items` (hash event id -> JSON), `themes` (hash theme id ->
-JSON), `applied` (set of event ids), `version` (counter), `next` (theme id counter).
+JSON), `applied` (set of event ids), `version` (counter), `next` and `next:questions` (theme
+id counters), `consent` (hash customer -> JSON: whether they want to hear back).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import base64
 import hashlib
 import json
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,7 +40,7 @@ from analytics.ideas.config import IdeasSettings
 from analytics.ideas.weights import DemandWeights, requester_weight
 from analytics.ideas.inputs import has_words
 from analytics.ideas.mining import Encoder
-from analytics.schema import IDEA, LogEvent
+from analytics.schema import FAQ_UNANSWERED, FEEDBACK, IDEA, IDEA_UPDATES_CONSENT, PROBLEM, THEME_STATUS_SET, THEMES_RECLUSTERED, LogEvent
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +51,49 @@ APPLIED = PREFIX + "applied"
 VERSION = PREFIX + "version"
 VECTORS = PREFIX + "vectors:"  # + the encoder's weights hash: text digest -> vector; kept across resets
 NEXT = PREFIX + "next"
+CONSENT = PREFIX + "consent"
 JOINED, VOTE, NEW = "joined", "vote", "new"
 
+NEEDS, QUESTIONS = "needs", "questions"
+SPACES: Dict[str, Tuple[str, str]] = {NEEDS: ("TH-", NEXT), QUESTIONS: ("FQ-", NEXT + ":questions")}  # id prefix, counter
+STATUSES = ("new", "under review", "planned", "shipped", "declined")
+CLOSING = ("shipped", "declined")  # requesters who opted in hear of these
 
-def idea_text(event: LogEvent) -> str:
+
+@dataclass(frozen=True)
+class Mined:
+    space: str
+    kind: str  # idea, problem, feedback, question
+    text: str
+
+
+def mined(event: LogEvent) -> Optional[Mined]:
+    """What of an event the mining reads, or None: ideas, problems, negative or mixed feedback
+    (needs), and questions the FAQ had no answer for (questions). A question unanswered because
+    the knowledge base was down is not a gap, nor is text without a letter or digit."""
     data = event.data or {}
-    return str(data.get("summary") or event.text or "").strip()
+    if event.type == IDEA:
+        found = Mined(NEEDS, "idea", str(data.get("summary") or event.text or ""))
+    elif event.type == PROBLEM:
+        found = Mined(NEEDS, "problem", str(data.get("description") or event.text or ""))
+    elif event.type == FEEDBACK and (data.get("sentiment") == "negative" or data.get("mixed")):
+        found = Mined(NEEDS, "feedback", str(data.get("feedback") or event.text or ""))
+    elif event.type == FAQ_UNANSWERED and data.get("reason") == "low_score":
+        found = Mined(QUESTIONS, "question", str(data.get("query") or ""))
+    else:
+        return None
+    text = found.text.strip()
+    return Mined(found.space, found.kind, text) if has_words(text) else None
+
+
+def status_name(text: str) -> Optional[str]:
+    """A status as staff may type it ("under-review", "Under review") in its stored form, or None."""
+    name = " ".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+    return name if name in STATUSES else None
+
+
+def theme_space(theme_id: str) -> Optional[str]:
+    return next((space for space, (prefix, _) in SPACES.items() if theme_id.startswith(prefix)), None)
 
 
 def _pack(vector: np.ndarray) -> str:
@@ -110,6 +158,18 @@ def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tupl
     return NEW, None, None
 
 
+async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """One requester per customer who said yes to hearing back: their own words (an idea over a
+    problem or feedback, the latest of the kind) and its reference."""
+    mine: Dict[str, Mapping[str, Any]] = {}
+    for item in sorted(items, key=lambda item: (item.get("kind") == "idea", item["at"])):
+        mine[item["customer"]] = item
+    customers = sorted(mine)
+    answers = dict(zip(customers, await pipe.hmget(CONSENT, customers))) if customers else {}
+    return [{"customer": customer, "text": mine[customer]["text"], "reference": mine[customer].get("reference")}
+            for customer in customers if answers.get(customer) and json.loads(answers[customer]).get("consent")]
+
+
 def theme_store(client: Any, settings: Optional[IdeasSettings] = None, encoder: Optional[Encoder] = None) -> ThemeStore:
     """The projection with the shipped settings and MiniLM (loaded on the first idea, not here)."""
     from analytics.ideas.config import load_settings
@@ -127,21 +187,34 @@ class ThemeStore:
         self.client = client
         self.encoder = encoder
         self.settings = settings
-        self._memory = _Memory()
+        self._memory: Dict[str, _Memory] = {}
+        self._version = -1
 
     async def reset(self) -> None:
-        await self.client.delete(ITEMS, THEMES, APPLIED, VERSION, NEXT)
-        self._memory = _Memory()
+        # The notification outbox stays: what was sent stays sent, and a replay queues nothing twice.
+        await self.client.delete(ITEMS, THEMES, APPLIED, VERSION, CONSENT, PREFIX + "reclusters", *(counter for _, counter in SPACES.values()))
+        self._memory, self._version = {}, -1
 
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
-        ideas = [(entry_id, event) for entry_id, event in entries if event.type == IDEA and has_words(idea_text(event))]
-        if not ideas:
-            return {}
-        texts = [idea_text(event)[: self.settings.max_chars] for _, event in ideas]
-        vectors = await self._vectors(texts)
-        for (entry_id, event), text, vector in zip(ideas, texts, vectors):
-            await self._apply_one(entry_id, event, text, np.asarray(vector, dtype=np.float32))
-        return {}
+        """Apply in log order; a status change for a theme that does not exist is refused (dead-lettered)."""
+        found = {entry_id: what for entry_id, event in entries if (what := mined(event)) is not None}
+        vectors = dict(zip(found, await self._vectors([what.text[: self.settings.max_chars] for what in found.values()]))) if found else {}
+        refused: Dict[str, str] = {}
+        for entry_id, event in entries:
+            if entry_id in found:
+                what = found[entry_id]
+                await self._apply_one(entry_id, event, Mined(what.space, what.kind, what.text[: self.settings.max_chars]), np.asarray(vectors[entry_id], dtype=np.float32))
+            elif event.type == THEME_STATUS_SET:
+                reason = await self._apply_status(event)
+                if reason:
+                    refused[entry_id] = reason
+            elif event.type == IDEA_UPDATES_CONSENT:
+                await self._apply_consent(event)
+            elif event.type == THEMES_RECLUSTERED:
+                reason = await self._apply_recluster(event)
+                if reason:
+                    refused[entry_id] = reason
+        return refused
 
     async def _vectors(self, texts: Sequence[str]) -> List[np.ndarray]:
         """MiniLM vectors, from the cache of this model's vectors where present (a replay
@@ -163,32 +236,35 @@ class ThemeStore:
         # vectors (and so every decision) must not depend on it. Ideas are few; 12 ms each.
         return [self.encoder.encode([text])[0] for text in texts]
 
-    async def _apply_one(self, entry_id: str, event: LogEvent, text: str, vector: np.ndarray) -> None:
+    def memory(self, space: str) -> _Memory:
+        return self._memory.setdefault(space, _Memory())
+
+    async def _apply_one(self, entry_id: str, event: LogEvent, what: Mined, vector: np.ndarray) -> None:
+        prefix, counter = SPACES[what.space]
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(VERSION)
                     if await pipe.sismember(APPLIED, event.event_id):
                         return
-                    version = int(await pipe.get(VERSION) or 0)
-                    if version != self._memory.version:
-                        self._memory = await self._load(pipe, version)
-                    # A search over every kept idea: off the event loop like the encoding.
-                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide, vector, self._memory, self.settings)
+                    await self._sync(pipe)
+                    # A search over every kept item of the space: off the event loop like the encoding.
+                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide, vector, self.memory(what.space), self.settings)
                     if theme is None:
-                        theme = f"TH-{int(await pipe.get(NEXT) or 0) + 1}"
-                        record: Dict[str, Any] = {"id": theme, "created_at": event.timestamp, "status": "new", "members": []}
+                        theme = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
+                        record: Dict[str, Any] = {"id": theme, "space": what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
                     else:
                         record = json.loads(await pipe.hget(THEMES, theme))
                     record["members"].append(event.event_id)
+                    data = event.data or {}
                     item = {
                         "event_id": event.event_id, "entry_id": entry_id, "customer": event.conversation_id, "channel": event.channel,
-                        "at": event.timestamp, "text": text, "context": (event.data or {}).get("context") or {}, "theme": theme,
-                        "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
+                        "at": event.timestamp, "text": what.text, "kind": what.kind, "space": what.space, "reference": data.get("reference"),
+                        "context": data.get("context") or {}, "theme": theme, "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
                     }
                     pipe.multi()
                     if how == NEW:
-                        pipe.incr(NEXT)
+                        pipe.incr(counter)
                     pipe.hset(ITEMS, event.event_id, json.dumps(item, sort_keys=True))
                     pipe.hset(THEMES, theme, json.dumps(record, sort_keys=True))
                     pipe.sadd(APPLIED, event.event_id)
@@ -196,19 +272,147 @@ class ThemeStore:
                     await pipe.execute()
                 except WatchError:
                     continue  # another consumer wrote first: reload and decide again
-            self._memory.add(event.event_id, vector, theme)
-            self._memory.version += 1
+            self.memory(what.space).add(event.event_id, vector, theme)
+            self._version += 1
             return
 
-    async def _load(self, pipe: Any, version: int) -> _Memory:
-        memory = _Memory(version=version)
+    async def _apply_status(self, event: LogEvent) -> Optional[str]:
+        """Staff set a theme's status: kept with its history; closing a needs theme queues the
+        opted-in requesters' notifications in the same transaction. None, or why it was refused."""
+        from analytics.ideas.notify import queue_notifications
+
+        data = event.data or {}
+        theme, status = str(data.get("theme") or ""), status_name(str(data.get("status") or ""))
+        if status is None:
+            return f"unknown status {data.get('status')!r} (known: {', '.join(STATUSES)})"
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    if await pipe.sismember(APPLIED, event.event_id):
+                        return None
+                    await self._sync(pipe)
+                    raw = await pipe.hget(THEMES, theme)
+                    if raw is None:
+                        return f"no theme {theme!r}"
+                    record = json.loads(raw)
+                    while record.get("merged_into"):  # re-clustered into another theme since the command
+                        record = json.loads(await pipe.hget(THEMES, record["merged_into"]))
+                    change = {"status": status, "note": str(data.get("note") or ""), "by": str(data.get("by") or ""), "at": event.timestamp, "event_id": event.event_id}
+                    record["status"] = status
+                    record.setdefault("history", []).append(change)
+                    jobs = []
+                    if status in CLOSING and record.get("space", NEEDS) == NEEDS:
+                        items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, record["members"]) if raw] if record["members"] else []
+                        jobs = await _opted_in(pipe, items)
+                    pipe.multi()
+                    pipe.hset(THEMES, record["id"], json.dumps(record, sort_keys=True))
+                    await queue_notifications(pipe, record, change, jobs)
+                    pipe.sadd(APPLIED, event.event_id)
+                    pipe.incr(VERSION)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            self._version += 1  # our own write: what is kept in memory is still current
+            return None
+
+    async def _apply_consent(self, event: LogEvent) -> None:
+        """Whether the customer wants to hear back about their ideas (their latest answer counts)."""
+        answer = {"consent": bool((event.data or {}).get("consent")), "at": event.timestamp, "channel": event.channel, "event_id": event.event_id}
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(CONSENT, event.conversation_id, json.dumps(answer, sort_keys=True))
+            pipe.sadd(APPLIED, event.event_id)
+            await pipe.execute()
+
+    async def _apply_recluster(self, event: LogEvent) -> Optional[str]:
+        """A full re-clustering of one space, ids kept by matching members (analytics/ideas/recluster.py);
+        theme records keep status and history, retired ones say where their members went."""
+        from analytics.ideas.recluster import RECLUSTERS, match_ids, regroup
+
+        space = str((event.data or {}).get("space") or NEEDS)
+        if space not in SPACES:
+            return f"unknown space {space!r} (known: {', '.join(SPACES)})"
+        prefix, counter = SPACES[space]
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    if await pipe.sismember(APPLIED, event.event_id):
+                        return None
+                    await self._sync(pipe)
+                    started = time.perf_counter()
+                    memory = self.memory(space)
+                    ids, old_of = list(memory.ids), dict(zip(memory.ids, memory.theme_of))
+                    clusters = await asyncio.get_running_loop().run_in_executor(None, regroup, ids, memory.vectors.copy(), self.settings.cluster)
+                    next_number = int(await pipe.get(counter) or 0)
+                    issued: List[str] = []
+
+                    def fresh() -> str:
+                        issued.append(f"{prefix}{next_number + len(issued) + 1}")
+                        return issued[-1]
+
+                    matching = match_ids(old_of, clusters, fresh)
+                    old_ids = sorted(set(old_of.values()))
+                    records = {ident: json.loads(raw) for ident, raw in zip(old_ids, await pipe.hmget(THEMES, old_ids) if old_ids else []) if raw}
+                    theme_of = {member: ident for ident, members in zip(matching.ids, clusters) for member in members}
+                    moved = [member for member in ids if theme_of[member] != old_of[member]]
+                    moved_items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, moved)] if moved else []
+                    pipe.multi()
+                    for ident, members in zip(matching.ids, clusters):
+                        record = records.get(ident) or {"id": ident, "space": space, "created_at": event.timestamp, "status": "new", "history": []}
+                        record["members"] = list(members)
+                        absorbed = sorted(old for old, into in matching.retired.items() if into == ident)
+                        if absorbed:
+                            record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged {', '.join(absorbed)} into it",
+                                                                     "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
+                        pipe.hset(THEMES, ident, json.dumps(record, sort_keys=True))
+                    for old, into in matching.retired.items():
+                        record = records[old]
+                        record.update(members=[], merged_into=into)
+                        record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged it into {into}" if into else "re-clustering: no members left",
+                                                                 "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
+                        pipe.hset(THEMES, old, json.dumps(record, sort_keys=True))
+                    for item in moved_items:
+                        item["theme"] = theme_of[item["event_id"]]
+                        pipe.hset(ITEMS, item["event_id"], json.dumps(item, sort_keys=True))
+                    if issued:
+                        pipe.set(counter, next_number + len(issued))
+                    summary = {"space": space, "items": len(ids), "themes_before": len(old_ids), "themes_after": len(clusters), "kept": len(clusters) - len(matching.fresh),
+                               "new": matching.fresh, "retired": matching.retired, "moved": len(moved), "seconds": round(time.perf_counter() - started, 3), "at": event.timestamp,
+                               "by": (event.data or {}).get("by")}
+                    pipe.hset(RECLUSTERS, event.event_id, json.dumps(summary, sort_keys=True))
+                    pipe.sadd(APPLIED, event.event_id)
+                    pipe.incr(VERSION)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            memory = _Memory()
+            for member, vector in zip(ids, self.memory(space).vectors):
+                memory.add(member, vector, theme_of[member])
+            self._memory[space] = memory
+            self._version += 1
+            logger.info("idea themes: re-clustered %d %s items into %d themes (%d ids kept, %d new, %d retired) in %.1f s", len(ids), space,
+                        len(clusters), summary["kept"], len(matching.fresh), len(matching.retired), summary["seconds"])
+            return None
+
+    async def _sync(self, pipe: Any) -> None:
+        """Reload the kept vectors when another writer moved the version since we last looked."""
+        version = int(await pipe.get(VERSION) or 0)
+        if version == self._version:
+            return
+        memory: Dict[str, _Memory] = {}
         items = sorted((json.loads(raw) for raw in (await pipe.hgetall(ITEMS)).values()), key=lambda item: item["entry_id"])
         for item in items:
-            memory.add(item["event_id"], _unpack(item["vector"]), item["theme"])
-        return memory
+            memory.setdefault(item.get("space", NEEDS), _Memory()).add(item["event_id"], _unpack(item["vector"]), item["theme"])
+        self._memory, self._version = memory, version
 
-    async def themes(self) -> List[Dict[str, Any]]:
-        return [json.loads(raw) for raw in (await self.client.hgetall(THEMES)).values()]
+    async def themes(self, space: Optional[str] = None) -> List[Dict[str, Any]]:
+        rows = [json.loads(raw) for raw in (await self.client.hgetall(THEMES)).values()]
+        return [row for row in rows if not row.get("merged_into") and (space is None or row.get("space", NEEDS) == space)]
+
+    async def theme(self, theme_id: str) -> Optional[Dict[str, Any]]:
+        raw = await self.client.hget(THEMES, theme_id)
+        return json.loads(raw) if raw else None
 
     async def items(self, event_ids: Sequence[str]) -> List[Dict[str, Any]]:
         raws = await self.client.hmget(ITEMS, list(event_ids)) if event_ids else []

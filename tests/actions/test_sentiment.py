@@ -60,3 +60,10 @@ def test_negation_stops_at_punctuation() -> None:
 def test_huge_and_odd_input_is_fine() -> None:
     assert analyse("slow " * 20_000).label == NEGATIVE
     assert analyse("\u0000\u200b💥🧪").label == NEUTRAL
+
+
+def test_praise_and_complaint_together_are_mixed_whatever_the_label() -> None:
+    assert analyse("love the editor but exports are slow").mixed
+    assert analyse("the editor is great, though sync is slow").mixed
+    assert not analyse("slow and buggy").mixed
+    assert not analyse("great").mixed

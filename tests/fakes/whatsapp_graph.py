@@ -60,8 +60,19 @@ def validate_message(payload: Any, phone_number_id: str) -> None:
     need(payload.get("recipient_type", "individual") == "individual", "Param recipient_type is invalid")
     need(isinstance(payload.get("to"), str) and bool(_NUMBER.match(payload["to"])), "Param to must be a phone number")
     kind = payload.get("type", "text")
-    need(kind in ("text", "interactive", "image"), f"Param type '{kind}' is not supported by this fake")
-    if kind == "text":
+    need(kind in ("text", "interactive", "image", "template"), f"Param type '{kind}' is not supported by this fake")
+    if kind == "template":
+        template = payload.get("template")
+        need(isinstance(template, dict) and isinstance(template.get("name"), str) and bool(template["name"]), "Param template['name'] is required")
+        language = template.get("language")
+        need(isinstance(language, dict) and isinstance(language.get("code"), str) and bool(language["code"]), "Param template['language']['code'] is required")
+        for component in template.get("components") or []:
+            need(isinstance(component, dict) and component.get("type") in ("header", "body", "button"), "Template component type must be header, body or button")
+            for parameter in component.get("parameters") or []:
+                need(isinstance(parameter, dict) and parameter.get("type") == "text" and isinstance(parameter.get("text"), str), "Template parameters must be text here")
+                need("\n" not in parameter["text"] and "\t" not in parameter["text"] and len(parameter["text"]) <= 1024,
+                     "(#132018) Template parameter text cannot have new lines, tabs or more than 1024 characters")
+    elif kind == "text":
         text = payload.get("text")
         need(isinstance(text, dict) and isinstance(text.get("body"), str), "Param text['body'] is required")
         need(0 < len(text["body"]) <= 4096, "Param text['body'] must be 1 to 4096 characters")
@@ -115,8 +126,13 @@ class FakeGraph:
         self.sent: List[Dict[str, Any]] = []  # accepted message payloads, in order
         self.requests: List[Tuple[int, Any]] = []  # (status answered, payload) for every request
         self._failures: List[int] = []
+        self.closed_windows: set = set()  # numbers whose 24-hour customer-service window has closed
         self._runner: Optional[web.AppRunner] = None
         self.base_url = ""
+
+    def close_window(self, number: str) -> None:
+        """Outside the 24-hour window only a template may be sent to `number` (error 131047 otherwise)."""
+        self.closed_windows.add(number.lstrip("+"))
 
     def fail_next(self, count: int, status: int = 429) -> None:
         self._failures.extend([status] * count)
@@ -175,6 +191,9 @@ class FakeGraph:
             validate_message(payload, self.phone_number_id)
         except InvalidMessage as exc:
             return self._answer(400, _graph_error(f"(#100) {exc}", 100), payload)
+        if payload["to"].lstrip("+") in self.closed_windows and payload.get("type", "text") != "template":
+            message = "(#131047) Re-engagement message: more than 24 hours have passed since the recipient last replied; send a template"
+            return self._answer(400, _graph_error(message, 131047), payload)
         self.sent.append(payload)
         to = payload["to"]
         answer = {

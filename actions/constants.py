@@ -67,6 +67,7 @@ ACTION_CAPTURE_FEEDBACK = "action_capture_feedback"
 ACTION_SUBMIT_IDEA = "action_submit_idea"
 ACTION_SUBMIT_PROBLEM = "action_submit_problem"
 ACTION_SUBMIT_LEAD = "action_submit_lead"
+ACTION_ASK_LEAD_BUDGET = "action_ask_lead_budget"
 ACTION_REQUEST_HANDOVER = "action_request_handover"
 ACTION_FALLBACK = "action_fallback"
 ACTION_CORRECT_LEAD = "action_correct_lead"
@@ -85,3 +86,12 @@ VALIDATE_SALES_FORM = "validate_sales_form"
 
 # In-use context keys carried in message metadata (portal, web chat).
 CONTEXT_KEYS = ("product", "feature", "page", "app_version")
+
+# Idea themes in the conversation (issue 11): "others have asked for ... too", "it's something
+# else", and whether the customer wants to hear back when it ships.
+IDEA_SOMETHING_ELSE = "idea_something_else"
+IDEA_UPDATES_ASKED = "idea_updates_asked"
+IDEA_THEME_OFFERED = "idea_theme_offered"
+IDEA_EVENT = "idea_event"
+ACTION_IDEA_UPDATES = "action_idea_updates"
+ACTION_IDEA_SEPARATE = "action_idea_separate"

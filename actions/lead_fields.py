@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
-from typing import Dict, List, Optional, Tuple
+from datetime import date, timedelta
+from typing import Callable, Dict, List, Optional, Tuple
 
 from actions.constants import (
     LEAD_BUDGET,
@@ -24,11 +24,11 @@ from actions.constants import (
 )
 from actions.conversation import is_payload, truncate
 
-THIS_MONTH = "This month"
-THIS_QUARTER = "This quarter"
-THIS_YEAR = "This year"
-JUST_EXPLORING = "Just exploring"
-TIMELINE_BUCKETS = (THIS_MONTH, THIS_QUARTER, THIS_YEAR, JUST_EXPLORING)
+WITHIN_A_MONTH = "Within a month"
+WITHIN_3_MONTHS = "Within 3 months"
+WITHIN_A_YEAR = "Within a year"
+LATER_OR_EXPLORING = "Later or just exploring"
+TIMELINE_BUCKETS = (WITHIN_A_MONTH, WITHIN_3_MONTHS, WITHIN_A_YEAR, LATER_OR_EXPLORING)
 
 UNDER_5K = "Under $5k / year"
 FROM_5K_TO_25K = "$5k–$25k / year"
@@ -178,13 +178,18 @@ def check_need(raw: object) -> Checked:
 
 
 # -- timeline --------------------------------------------------------------------
+#
+# Buckets are horizons from today, and an answer goes to the smallest horizon that holds the
+# whole period the customer named (its last day): "next quarter" said in November ends in
+# March, so it is "Within a year", never "This year". The customer's own words are kept beside
+# the bucket (see actions/leads.py), so nothing they said is lost to the rounding.
 
 _NUMBER_WORDS: Dict[str, float] = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "couple": 2, "couple of": 2, "a couple of": 2, "few": 3,
     "a few": 3, "several": 4, "half a": 0.5,
 }
-_UNIT_MONTHS = {"day": 1 / 30, "week": 12 / 52, "month": 1.0, "quarter": 3.0, "year": 12.0}
+_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 30.44, "quarter": 91.3, "year": 365.25}
 _NUM = r"(?:\d+(?:\.\d+)?|a couple of|couple of|a few|half a|couple|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
 _DURATION = re.compile(
     rf"\b(?P<low>{_NUM})(?:\s*(?:-|to|or)\s*(?P<high>{_NUM}))?\s*(?P<unit>day|week|month|quarter|year)s?\b"
@@ -203,15 +208,24 @@ _MONTHS = {
 _MONTH = re.compile(r"\b(?:in|by|until|till|before|around|from|end of|early|mid|late)\s+(?P<month>" + "|".join(_MONTHS) + r")\b")
 _QUARTER = re.compile(r"\bq(?P<q>[1-4])\b")
 
-_TIMELINE_PHRASES: List[Tuple[str, str]] = [
-    (r"\b(this|current) month\b|\basap\b|as soon as possible|right (away|now)|\bimmediately\b|\burgent(ly)?\b"
-     r"|\btoday\b|\btomorrow\b|\b(this|next) week\b|end of (the )?month|straight away|\bnow\b", THIS_MONTH),
-    (r"\b(this|current) quarter\b|end of (the )?quarter|\bnext month\b|\bsoon\b|\bshortly\b|coming weeks", THIS_QUARTER),
-    (r"\b(this|current) year\b|end of (the )?year|\byear end\b|\bnext quarter\b|\bnext (half|six months)\b"
-     r"|\bthis (summer|autumn|fall|winter|spring)\b", THIS_YEAR),
+# Phrases whose period is fixed by the calendar: the function gives its last day.
+_CALENDAR_PHRASES: List[Tuple[str, Callable[[date], date]]] = [
+    (r"\b(this|current) month\b|end of (the )?month", lambda d: _month_end(d.year, d.month)),
+    (r"\bnext month\b", lambda d: _month_end(d.year + d.month // 12, d.month % 12 + 1)),
+    (r"\b(this|current) quarter\b|end of (the )?quarter", lambda d: _quarter_end(d.year, (d.month - 1) // 3)),
+    (r"\bnext quarter\b", lambda d: _quarter_end(d.year + (d.month - 1) // 9, ((d.month - 1) // 3 + 1) % 4)),
+    (r"\b(this|current) year\b|end of (the )?year|\byear end\b", lambda d: date(d.year, 12, 31)),
+    (r"\bnext year\b", lambda d: date(d.year + 1, 12, 31)),
+]
+# Phrases that name a horizon rather than a date.
+_HORIZON_PHRASES: List[Tuple[str, str]] = [
+    (r"\basap\b|as soon as possible|right (away|now)|\bimmediately\b|\burgent(ly)?\b|\btoday\b|\btomorrow\b"
+     r"|\b(this|next) week\b|straight away|\bnow\b", WITHIN_A_MONTH),
+    (r"\bsoon\b|\bshortly\b|coming weeks", WITHIN_3_MONTHS),
+    (r"\bnext (half|six months)\b|\bthis (summer|autumn|fall|winter|spring)\b", WITHIN_A_YEAR),
     (r"explor|just looking|looking around|\bbrowsing\b|no rush|no hurry|no (fixed |set |real )?(timeline|date|deadline|plans?)"
      r"|not sure|\bunsure\b|don'?t know|no idea|\bundecided\b|\btbd\b|to be decided|research|\bcurious\b"
-     r"|some ?day|\beventually\b|next year|long[- ]term|\blater\b|not (yet|soon)|\bidk\b", JUST_EXPLORING),
+     r"|some ?day|\beventually\b|long[- ]term|\blater\b|not (yet|soon)|\bidk\b", LATER_OR_EXPLORING),
 ]
 
 
@@ -220,16 +234,23 @@ def _fold(text: object) -> str:
     return folded.strip(" .!?\"'")
 
 
-def _bucket_for_months(months: float) -> str:
-    # Buckets are read as horizons from today (within a month / three months / a year):
-    # "next month" in late December is as urgent as in October.
-    if months <= 1.05:
-        return THIS_MONTH
-    if months <= 3.0:
-        return THIS_QUARTER
-    if months <= 12.0:
-        return THIS_YEAR
-    return JUST_EXPLORING
+def _month_end(year: int, month: int) -> date:
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _quarter_end(year: int, quarter: int) -> date:
+    """The last day of quarter `quarter` (0-3) of `year`."""
+    return _month_end(year, 3 * quarter + 3)
+
+
+def _bucket_for_days(days: float) -> str:
+    if days <= 31:
+        return WITHIN_A_MONTH
+    if days <= 92:
+        return WITHIN_3_MONTHS
+    if days <= 366:
+        return WITHIN_A_YEAR
+    return LATER_OR_EXPLORING
 
 
 def _number(word: str) -> float:
@@ -248,19 +269,24 @@ def normalise_timeline(raw: object, today: Optional[date] = None) -> Optional[st
     duration = _DURATION.search(text)
     if duration:
         amount = _number(duration.group("high") or duration.group("low"))
-        return _bucket_for_months(amount * _UNIT_MONTHS[duration.group("unit")])
+        return _bucket_for_days(amount * _UNIT_DAYS[duration.group("unit")])
     today = today or date.today()
     month = _MONTH.search(text)
     if month:
-        ahead = (_MONTHS[month.group("month")] - today.month) % 12
-        return THIS_MONTH if ahead == 0 else _bucket_for_months(ahead + 0.5)
+        number = _MONTHS[month.group("month")]
+        year = today.year if number >= today.month else today.year + 1
+        return _bucket_for_days((_month_end(year, number) - today).days)
     quarter = _QUARTER.search(text)
     if quarter:
-        start = 3 * (int(quarter.group("q")) - 1) + 1
-        if start <= today.month < start + 3:
-            return THIS_QUARTER
-        return _bucket_for_months((start - today.month) % 12)
-    for pattern, bucket in _TIMELINE_PHRASES:
+        index = int(quarter.group("q")) - 1
+        end = _quarter_end(today.year, index)
+        if end < today:
+            end = _quarter_end(today.year + 1, index)
+        return _bucket_for_days((end - today).days)
+    for pattern, last_day in _CALENDAR_PHRASES:
+        if re.search(pattern, text):
+            return _bucket_for_days((last_day(today) - today).days)
+    for pattern, bucket in _HORIZON_PHRASES:
         if re.search(pattern, text):
             return bucket
     return None
@@ -328,19 +354,14 @@ def _bucket_for_amount(yearly: float) -> str:
     return OVER_100K
 
 
-def normalise_budget(raw: object) -> Optional[str]:
-    """One of BUDGET_BUCKETS, or None when the text cannot be placed."""
-    text = _fold(raw).replace(" / ", "/").replace(" /", "/")
-    if not text or is_payload(text):
-        return None
-    spaced = text.replace("/", " / ")
-    for bucket, keys in _BUDGET_KEYS.items():
-        if text in keys or spaced in keys or text.replace(" ", "") in {k.replace(" ", "") for k in keys}:
-            return bucket
+_AMOUNT_BUCKETS = (UNDER_5K, FROM_5K_TO_25K, FROM_25K_TO_100K, OVER_100K)
+
+
+def _yearly_range(text: str) -> Optional[Tuple[float, float]]:
+    """The lowest and highest yearly amount an answer allows, or None when it names no amount
+    (or one that cannot be read as a yearly total)."""
     amounts = _amounts(text)
-    if not amounts:
-        return NOT_SURE if _UNSURE.search(text) else None
-    if _PER_SEAT.search(text):
+    if not amounts or _PER_SEAT.search(text):
         return None  # "$15 per user" says nothing about the total without the number of users
     number, multiplier, match = amounts[0]
     high: Optional[float] = None
@@ -350,20 +371,42 @@ def normalise_budget(raw: object) -> Optional[str]:
             multiplier = high_multiplier  # "10-20k" means 10k to 20k
         high = high_number * (high_multiplier or 1.0)
     has_currency = bool(match.group("cur") or match.group("cur2"))
-    value = number * (multiplier or 1.0)
-    if multiplier is None and not has_currency and value < 100 and high is None:
+    low = number * (multiplier or 1.0)
+    if multiplier is None and not has_currency and low < 100 and high is None:
         return None  # "about 50": fifty what? Ask rather than guess.
-    if high is not None:
-        value = (value + high) / 2
-    if _MONTHLY.search(text):
-        value *= 12
-    elif _QUARTERLY.search(text):
-        value *= 4
+    high = low if high is None else high
+    low, high = min(low, high), max(low, high)
+    per_year = 12 if _MONTHLY.search(text) else 4 if _QUARTERLY.search(text) else 1
+    low, high = low * per_year, high * per_year
     if _BELOW.search(text):
-        value -= 0.01
-    elif _ABOVE.search(text):
-        value += 0.01
-    return _bucket_for_amount(value)
+        return 0.0, high - 0.01
+    if _ABOVE.search(text):
+        return low + 0.01, float("inf")
+    return low, high
+
+
+def budget_buckets(raw: object) -> Tuple[str, ...]:
+    """Every bucket the answer allows, lowest first: one for "about 10k", two for "around 40k"
+    (which a single bucket would contradict), none when the text names no budget."""
+    text = _fold(raw).replace(" / ", "/").replace(" /", "/")
+    if not text or is_payload(text):
+        return ()
+    spaced = text.replace("/", " / ")
+    for bucket, keys in _BUDGET_KEYS.items():
+        if text in keys or spaced in keys or text.replace(" ", "") in {k.replace(" ", "") for k in keys}:
+            return (bucket,)
+    span = _yearly_range(text)
+    if span is None:
+        return (NOT_SURE,) if _UNSURE.search(text) and not _amounts(text) else ()
+    first, last = (_AMOUNT_BUCKETS.index(_bucket_for_amount(value)) for value in span)
+    return _AMOUNT_BUCKETS[first : last + 1]
+
+
+def normalise_budget(raw: object) -> Optional[str]:
+    """The one bucket of BUDGET_BUCKETS the answer falls in; None when it names no budget or
+    spans several buckets (`budget_buckets` says which, so the form can ask)."""
+    buckets = budget_buckets(raw)
+    return buckets[0] if len(buckets) == 1 else None
 
 
 # -- which field to correct ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The sales form: validate_sales_form, action_submit_lead and action_correct_lead."""
+"""The sales form: validate_sales_form, action_ask_lead_budget, action_submit_lead and action_correct_lead."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rasa_sdk.types import DomainDict
 from actions.base import EngageAction, EngageFormValidation
 from actions.clients.eventlog import EventSink
 from actions.constants import (
+    ACTION_ASK_LEAD_BUDGET,
     ACTION_CORRECT_LEAD,
     ACTION_SUBMIT_LEAD,
     FIELD,
@@ -31,13 +32,14 @@ from actions.constants import (
 from actions.conversation import in_use_context, truncate
 from actions.references import reference
 from actions.lead_fields import (
+    BUDGET_BUCKETS,
     Checked,
+    budget_buckets,
     check_company,
     check_email,
     check_name,
     check_need,
     check_role,
-    normalise_budget,
     normalise_timeline,
     resolve_field,
 )
@@ -53,6 +55,7 @@ FIELD_LABELS = {
     LEAD_BUDGET: "budget",
 }
 ASK_FIELD_TO_CORRECT = "utter_ask_field_to_correct"
+ASK_LEAD_BUDGET = "utter_ask_lead_budget"
 MAX_RAW = 300
 
 
@@ -69,6 +72,7 @@ class ValidateSalesForm(EngageFormValidation):
     def _accept(
         self, slot: str, raw: Any, checked: Checked, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> Dict[str, Any]:
+        """Store `checked.value`, logging the customer's own words (`raw`) beside it when they differ."""
         if not checked.ok:
             dispatcher.utter_message(text=checked.reask)
             return {slot: None}
@@ -108,14 +112,56 @@ class ValidateSalesForm(EngageFormValidation):
         return self._accept(LEAD_TIMELINE, value, checked, dispatcher, tracker)
 
     async def validate_lead_budget(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
-        bucket = normalise_budget(value)
-        checked = Checked(value=bucket) if bucket else Checked(
+        buckets = budget_buckets(value)
+        if len(buckets) > 1:
+            return {LEAD_BUDGET: None}  # a range across buckets: action_ask_lead_budget asks which is closer
+        checked = Checked(value=buckets[0]) if buckets else Checked(
             reask=(
                 "I couldn't read a yearly budget from that. Please pick the closest option below, "
                 "or give a rough total, e.g. \"about 10k a year\"."
             )
         )
-        return self._accept(LEAD_BUDGET, value, checked, dispatcher, tracker)
+        return self._accept(LEAD_BUDGET, _clarified_range(tracker, value) or value, checked, dispatcher, tracker)
+
+
+def _clarified_range(tracker: Tracker, value: Any) -> Optional[str]:
+    """The range this bucket was picked from ("around 40k"), when the customer's previous answer
+    spanned buckets and this one chose among them: those are the words to keep."""
+    if value not in BUDGET_BUCKETS:
+        return None
+    events = tracker.events
+    user_turns = [i for i, event in enumerate(events) if event.get("event") == "user"]
+    if len(user_turns) < 2:
+        return None
+    earlier = user_turns[-2]
+    text = events[earlier].get("text") or ""
+    refused = any(
+        event.get("event") == "slot" and event.get("name") == LEAD_BUDGET and event.get("value") is None
+        for event in events[earlier + 1 : user_turns[-1]]
+    )
+    spanned = budget_buckets(text)
+    return text if refused and len(spanned) > 1 and value in spanned else None
+
+
+class ActionAskLeadBudget(EngageAction):
+    """Ask for the budget; after an answer that spans buckets ("around 40k"), ask which of those is closer
+    rather than store one that contradicts what the customer said."""
+
+    def name(self) -> str:
+        return ACTION_ASK_LEAD_BUDGET
+
+    async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        said = tracker.latest_message.get("text") or ""
+        spanned = budget_buckets(said) if tracker.get_slot(REQUESTED_SLOT) == LEAD_BUDGET else ()
+        if len(spanned) < 2:
+            dispatcher.utter_message(response=ASK_LEAD_BUDGET)
+            return []
+        choices = " or ".join(spanned) if len(spanned) == 2 else ", ".join(spanned[:-1]) + " or " + spanned[-1]
+        dispatcher.utter_message(
+            text=f"\"{truncate(' '.join(said.split()), 60)}\" covers more than one of our ranges. Which is closer: {choices}?",
+            buttons=[{"title": bucket, "payload": bucket} for bucket in spanned],
+        )
+        return []
 
 
 class ActionSubmitLead(EngageAction):

@@ -42,7 +42,7 @@ FEATURES = ("charts", "alerts", "exports", "sharing", "forms", "sso")
 FOLLOW_UPS = [("faq_answered", 30), ("faq_suggested", 8), ("faq_unanswered", 8), ("feedback", 10), ("idea", 4),
               ("problem", 3), ("lead_field_captured", 6), ("handover_requested", 1), ("none", 30)]
 LEAD_FIELDS = [("lead_need", "audit trail for 40 clinics"), ("lead_role", "Head of Operations"), ("lead_company", "Northbeam"),
-               ("lead_timeline", "This quarter"), ("lead_budget", "$25k–$100k / year"), ("lead_email", "dana@northbeam.example")]
+               ("lead_timeline", "Within 3 months"), ("lead_budget", "$25k–$100k / year"), ("lead_email", "dana@northbeam.example")]
 
 
 def synthetic_log(events: int, customers: int, seed: int = 1) -> Iterator[LogEvent]:

@@ -10,12 +10,12 @@ from actions.lead_fields import (
     BUDGET_BUCKETS,
     FROM_5K_TO_25K,
     FROM_25K_TO_100K,
-    JUST_EXPLORING,
+    LATER_OR_EXPLORING,
     NOT_SURE,
     OVER_100K,
-    THIS_MONTH,
-    THIS_QUARTER,
-    THIS_YEAR,
+    WITHIN_A_MONTH,
+    WITHIN_3_MONTHS,
+    WITHIN_A_YEAR,
     TIMELINE_BUCKETS,
     UNDER_5K,
     check_company,
@@ -23,6 +23,7 @@ from actions.lead_fields import (
     check_name,
     check_need,
     check_role,
+    budget_buckets,
     normalise_budget,
     normalise_timeline,
     resolve_field,
@@ -100,32 +101,49 @@ def test_company_role_and_need() -> None:
 @pytest.mark.parametrize(
     "raw, bucket",
     [
-        ("This month", THIS_MONTH),
-        ("this_quarter", THIS_QUARTER),
-        ("Just exploring", JUST_EXPLORING),
-        ("asap", THIS_MONTH),
-        ("in 2 weeks", THIS_MONTH),
-        ("within a month", THIS_MONTH),
-        ("next month", THIS_QUARTER),
-        ("in a couple of months", THIS_QUARTER),
-        ("within 3 months", THIS_QUARTER),
-        ("3-6 months", THIS_YEAR),
-        ("six months", THIS_YEAR),
-        ("next quarter", THIS_YEAR),
-        ("later this year", THIS_YEAR),
-        ("by June", THIS_YEAR),
-        ("by December", THIS_QUARTER),
-        ("in November", THIS_MONTH),
-        ("Q4", THIS_QUARTER),
-        ("Q2", THIS_YEAR),
-        ("in 2 years", JUST_EXPLORING),
-        ("next year", JUST_EXPLORING),
-        ("no rush, just looking", JUST_EXPLORING),
-        ("not sure", JUST_EXPLORING),
+        ("This month", WITHIN_A_MONTH),  # the old button titles still read right
+        ("Within a month", WITHIN_A_MONTH),
+        ("within_3_months", WITHIN_3_MONTHS),
+        ("Just exploring", LATER_OR_EXPLORING),
+        ("asap", WITHIN_A_MONTH),
+        ("in 2 weeks", WITHIN_A_MONTH),
+        ("within a month", WITHIN_A_MONTH),
+        ("next month", WITHIN_3_MONTHS),
+        ("in a couple of months", WITHIN_3_MONTHS),
+        ("within 3 months", WITHIN_3_MONTHS),
+        ("3-6 months", WITHIN_A_YEAR),
+        ("six months", WITHIN_A_YEAR),
+        ("next quarter", WITHIN_A_YEAR),
+        ("later this year", WITHIN_3_MONTHS),
+        ("This year", WITHIN_3_MONTHS),
+        ("by June", WITHIN_A_YEAR),
+        ("by December", WITHIN_3_MONTHS),
+        ("in November", WITHIN_A_MONTH),
+        ("Q4", WITHIN_3_MONTHS),
+        ("Q2", WITHIN_A_YEAR),
+        ("in 2 years", LATER_OR_EXPLORING),
+        ("next year", LATER_OR_EXPLORING),
+        ("no rush, just looking", LATER_OR_EXPLORING),
+        ("not sure", LATER_OR_EXPLORING),
     ],
 )
 def test_timeline_free_text(raw: str, bucket: str) -> None:
     assert normalise_timeline(raw, TODAY) == bucket
+
+
+@pytest.mark.parametrize(
+    "raw, today, bucket",
+    [
+        # The bucket holds the whole period the customer named, whatever the day they said it.
+        ("next quarter", date(2026, 11, 28), WITHIN_A_YEAR),  # January to March: not "this year"
+        ("next quarter", date(2026, 3, 31), WITHIN_3_MONTHS),  # April to June, over in 91 days
+        ("this year", date(2026, 1, 5), WITHIN_A_YEAR),
+        ("next month", date(2026, 12, 1), WITHIN_3_MONTHS),  # all of January next year
+        ("Q1", date(2026, 11, 28), WITHIN_A_YEAR),  # the next Q1, not the one gone by
+    ],
+)
+def test_timeline_bucket_holds_the_whole_period_named(raw: str, today: date, bucket: str) -> None:
+    assert normalise_timeline(raw, today) == bucket
 
 
 @pytest.mark.parametrize("raw", ["banana", "", "/affirm", "we may buy"])
@@ -151,7 +169,7 @@ def test_timeline_that_cannot_be_placed(raw: str) -> None:
         ("150,000", OVER_100K),
         ("10.000 EUR", FROM_5K_TO_25K),
         ("1.5M", OVER_100K),
-        ("under 25k", FROM_5K_TO_25K),
+        ("under 4k", UNDER_5K),
         ("more than 100k", OVER_100K),
         ("100k", FROM_25K_TO_100K),
         ("no budget yet", NOT_SURE),
@@ -165,6 +183,22 @@ def test_budget_free_text(raw: str, bucket: str) -> None:
 @pytest.mark.parametrize("raw", ["banana", "50", "$15 per user", "", "/deny"])
 def test_budget_that_cannot_be_placed(raw: str) -> None:
     assert normalise_budget(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw, buckets",
+    [
+        ("10k-50k", (FROM_5K_TO_25K, FROM_25K_TO_100K)),
+        ("under 25k", (UNDER_5K, FROM_5K_TO_25K)),
+        ("more than 30k", (FROM_25K_TO_100K, OVER_100K)),
+        ("2k to 200k", (UNDER_5K, FROM_5K_TO_25K, FROM_25K_TO_100K, OVER_100K)),
+        ("between 30k and 60k", (FROM_25K_TO_100K,)),
+        ("banana", ()),
+    ],
+)
+def test_a_range_across_buckets_is_not_forced_into_one(raw: str, buckets: tuple) -> None:
+    assert budget_buckets(raw) == buckets
+    assert normalise_budget(raw) == (buckets[0] if len(buckets) == 1 else None)
 
 
 def test_every_button_title_maps_to_itself() -> None:

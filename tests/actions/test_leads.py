@@ -11,9 +11,9 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.constants import LEAD_BUDGET, LEAD_EMAIL, LEAD_NAME, LEAD_SLOTS, LEAD_TIMELINE, SALES_FORM
-from actions.leads import ActionCorrectLead, ActionSubmitLead, ValidateSalesForm
+from actions.leads import ActionAskLeadBudget, ActionCorrectLead, ActionSubmitLead, ValidateSalesForm
 from analytics.schema import LEAD_FIELD_CAPTURED, LEAD_SUBMITTED
-from tests.actions.conftest import EventLog, entity, make_tracker
+from tests.actions.conftest import EventLog, entity, make_tracker, slot_event, user_event
 
 DOMAIN = {"forms": {SALES_FORM: {"required_slots": list(LEAD_SLOTS)}}, "slots": {}}
 LEAD = {
@@ -22,7 +22,7 @@ LEAD = {
     "lead_company": "Acme Logistics",
     "lead_role": "Head of Operations",
     "lead_need": "an internal wiki with SSO",
-    "lead_timeline": "This quarter",
+    "lead_timeline": "Within 3 months",
     "lead_budget": "$5k–$25k / year",
 }
 
@@ -59,7 +59,7 @@ async def test_a_one_letter_name_is_re_asked(event_log: EventLog) -> None:
 
 @pytest.mark.parametrize(
     "slot, raw, bucket",
-    [(LEAD_TIMELINE, "next month", "This quarter"), (LEAD_TIMELINE, "This month", "This month"), (LEAD_BUDGET, "about 10k", "$5k–$25k / year"), (LEAD_BUDGET, "Not sure yet", "Not sure yet")],
+    [(LEAD_TIMELINE, "next month", "Within 3 months"), (LEAD_TIMELINE, "Within a month", "Within a month"), (LEAD_BUDGET, "about 10k", "$5k–$25k / year"), (LEAD_BUDGET, "Not sure yet", "Not sure yet")],
 )
 async def test_free_text_is_normalised_to_the_buttons(event_log: EventLog, slot: str, raw: str, bucket: str) -> None:
     events, messages = await validate(event_log, {slot: raw}, requested=slot)
@@ -73,6 +73,35 @@ async def test_unplaceable_timeline_or_budget_is_re_asked(event_log: EventLog, s
     events, messages = await validate(event_log, {slot: raw}, requested=slot)
     assert events == [SlotSet(slot, None)]
     assert "pick the closest option" in messages[0]
+
+
+async def test_a_budget_range_across_buckets_is_asked_about_and_kept_in_the_customers_words(event_log: EventLog) -> None:
+    events, messages = await validate(event_log, {LEAD_BUDGET: "10k-50k"}, requested=LEAD_BUDGET)
+    assert events == [SlotSet(LEAD_BUDGET, None)] and messages == []  # nothing stored that contradicts them
+    assert await event_log.records() == []
+
+    # The form then asks which bucket is closer, offering only the two the range spans.
+    asked = make_tracker("10k-50k", "inform", slots={"requested_slot": LEAD_BUDGET}, active_loop=SALES_FORM)
+    dispatcher = CollectingDispatcher()
+    await ActionAskLeadBudget().run(dispatcher, asked, DOMAIN)
+    (question,) = dispatcher.messages
+    assert "10k-50k" in question["text"] and "Which is closer" in question["text"]
+    assert [b["payload"] for b in question["buttons"]] == ["$5k–$25k / year", "$25k–$100k / year"]
+
+    # The pick is stored, and the log keeps what they first said beside it.
+    history = [user_event("10k-50k", "inform"), slot_event(LEAD_BUDGET, None)]
+    tracker = make_tracker("$25k–$100k / year", "inform", slots={"requested_slot": LEAD_BUDGET}, slot_candidates={LEAD_BUDGET: "$25k–$100k / year"}, active_loop=SALES_FORM, history=history)
+    events = await ValidateSalesForm(writer=event_log.writer).run(CollectingDispatcher(), tracker, DOMAIN)
+    assert events == [SlotSet(LEAD_BUDGET, "$25k–$100k / year")]
+    (record,) = await event_log.records(LEAD_FIELD_CAPTURED)
+    assert record.data == {"field": LEAD_BUDGET, "value": "$25k–$100k / year", "raw": "10k-50k"}
+
+
+async def test_the_first_budget_question_is_the_usual_one() -> None:
+    tracker = make_tracker("an internal wiki", "inform", slots={"requested_slot": "lead_need"}, active_loop=SALES_FORM)
+    dispatcher = CollectingDispatcher()
+    await ActionAskLeadBudget().run(dispatcher, tracker, DOMAIN)
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ask_lead_budget"]
 
 
 async def test_revalidation_when_the_form_reopens_captures_nothing(event_log: EventLog) -> None:

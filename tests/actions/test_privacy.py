@@ -22,7 +22,7 @@ async def test_a_customer_sees_what_is_held_in_their_own_words(client: redis.asy
     dispatcher = CollectingDispatcher()
     await ActionDescribeMyData(client=client, writer=event_log.writer).run(dispatcher, make_tracker("what do you know about me", "request_my_data", sender_id=LEAD_CUSTOMER), {})
     text = dispatcher.messages[0]["text"]
-    assert "whatsapp:4915123456789" in text and "1 messages from you" in text and "budget “10k-50k”" in text
+    assert "whatsapp:4915123456789" in text and "1 messages from you" in text and "budget “around 40k”" in text
     assert [r.data for r in await event_log.records(PRIVACY_REQUESTED)] == [{"kind": "access"}]
     fresh = CollectingDispatcher()
     await ActionDescribeMyData(client=client).run(fresh, make_tracker("what do you know about me", "request_my_data", sender_id="C-00000000000000f0"), {})

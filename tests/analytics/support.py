@@ -48,7 +48,7 @@ def conversation_events(seed: int, customers: int = 12, per_customer: int = 25) 
             elif roll < 0.65:
                 events.append(LogEvent(PROBLEM, customer, SOURCE_ACTION, channel, clock + 0.1, data={"reference": f"PROB-{turn}", "description": "export fails", "context": context}))
             elif roll < 0.75:
-                events.append(LogEvent(LEAD_FIELD_CAPTURED, customer, SOURCE_ACTION, channel, clock + 0.1, data={"field": "lead_budget", "value": "$25k–$100k / year", "raw": "10k-50k"}))
+                events.append(LogEvent(LEAD_FIELD_CAPTURED, customer, SOURCE_ACTION, channel, clock + 0.1, data={"field": "lead_budget", "value": "$25k–$100k / year", "raw": "around 40k"}))
             elif roll < 0.78:
                 events.append(LogEvent(HANDOVER_REQUESTED, customer, SOURCE_ACTION, channel, clock + 0.1, data={"reason": "talk to a person"}))
             events.append(LogEvent("bot", customer, SOURCE_RASA, channel, clock + 0.2, text="reply"))
@@ -61,7 +61,7 @@ def qualified_lead(at: float = 1_780_000_000.0) -> List[LogEvent]:
     events = [LogEvent("user", LEAD_CUSTOMER, SOURCE_RASA, "whatsapp", at, text="can we get a demo?", intent="request_demo")]
     answers = [("lead_name", "Dana Whitfield", None), ("lead_email", "dana@northbeam.example", None), ("lead_company", "Northbeam", None),
                ("lead_role", "Head of Operations", None), ("lead_need", "audit trail", None),
-               ("lead_timeline", "This year", "next quarter"), ("lead_budget", "$25k–$100k / year", "10k-50k")]
+               ("lead_timeline", "Within a year", "next quarter"), ("lead_budget", "$25k–$100k / year", "around 40k")]
     for n, (name, value, raw) in enumerate(answers, 1):
         data = {"field": name, "value": value, **({"raw": raw} if raw else {})}
         events.append(LogEvent(LEAD_FIELD_CAPTURED, LEAD_CUSTOMER, SOURCE_ACTION, "whatsapp", at + n, data=data))

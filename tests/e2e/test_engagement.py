@@ -27,7 +27,8 @@ SALES_FORM = [
     "Northbeam Logistics",
     "Head of Operations",
     "a knowledge base for 300 field staff",
-    "this quarter",
+    "within 3 months",
+    "10k-50k",  # spans two budget buckets: the assistant asks which is closer
     "$25k–$100k / year",
 ]
 
@@ -74,8 +75,8 @@ def test_a_customer_across_portal_and_whatsapp_becomes_a_lead_with_reasons_and_r
     assert any(f"{email} is confirmed" in body_of(m) for m in confirmed), confirmed
     customer = phone.customer
     assert store.get(f"engage:identity:email:{email}") == customer  # the portal customer merged into this one
-    for answer in SALES_FORM:
-        phone.send(wa.text_message(phone.number, answer or email))
+    replies = [phone.send(wa.text_message(phone.number, answer or email)) for answer in SALES_FORM]
+    assert "covers more than one of our ranges" in body_of(replies[-2][0]), replies[-2]
 
     def folded() -> Optional[Dict[str, Any]]:
         lag = requests.get(f"{stack.analytics_url}/health", timeout=10).json()["lag"]
@@ -89,7 +90,8 @@ def test_a_customer_across_portal_and_whatsapp_becomes_a_lead_with_reasons_and_r
     counts = record["counts"]
     assert counts["faq_answered"] >= 1 and counts["feedback"] == 1 and counts["ideas"] == 1
     assert record["lead"]["lead_budget"]["value"] == "$25k–$100k / year"
-    assert record["lead"]["lead_timeline"]["value"] == "This quarter" and record["lead"]["lead_timeline"]["said"] == "this quarter"
+    assert record["lead"]["lead_timeline"]["value"] == "Within 3 months" and record["lead"]["lead_timeline"]["said"] == "within 3 months"
+    assert record["lead"]["lead_budget"]["said"] == "10k-50k"
 
     stages = [(h["stage"], h["reason"]) for h in record["funnel"]["history"]]
     assert [s for s, _ in stages][:4] == ["visitor", "suspect", "prospect", "lead"], stages

@@ -63,7 +63,7 @@ async def test_a_lead_reaches_hubspot_once_after_a_429_a_500_and_an_unreadable_a
         props = contact["properties"]
         assert (props["email"], props["firstname"], props["lastname"], props["company"]) == ("dana@northbeam.example", "Dana", "Whitfield", "Northbeam")
         assert (props["lifecyclestage"], props["hs_lead_status"], props["engage_customer_id"]) == ("salesqualifiedlead", "OPEN", CUSTOMER)
-        assert 'Budget: $25k–$100k / year (said: "10k-50k")' in props["engage_summary"]
+        assert 'Budget: $25k–$100k / year (said: "around 40k")' in props["engage_summary"]
         assert (await log_types(client)).count(CRM_PUSHED) == 1
     finally:
         await hubspot.close()
@@ -121,7 +121,7 @@ async def test_the_webhook_is_signed_and_a_timeout_is_retried_until_the_attempts
             await CrmSender(client, client_for(config), config, store.record).step(session, now=2e9)
         (delivery,) = receiver.deliveries.values()
         assert (delivery["type"], delivery["customer_id"], delivery["stage"]) == ("lead.qualified", CUSTOMER, "lead")
-        assert delivery["said"] == {"budget": "10k-50k", "timeline": "next quarter"}
+        assert delivery["said"] == {"budget": "around 40k", "timeline": "next quarter"}
     finally:
         await receiver.close()
 

@@ -41,9 +41,9 @@ def test_the_record_counts_what_the_customer_did() -> None:
 
 
 def test_lead_answers_keep_what_the_customer_said() -> None:
-    event = LogEvent(LEAD_FIELD_CAPTURED, "C-1", SOURCE_ACTION, "whatsapp", 10.0, data={"field": "lead_timeline", "value": "This year", "raw": "next quarter"})
+    event = LogEvent(LEAD_FIELD_CAPTURED, "C-1", SOURCE_ACTION, "whatsapp", 10.0, data={"field": "lead_timeline", "value": "Within a year", "raw": "next quarter"})
     record = fold("C-1", [fact_of(event)])
-    assert record["lead"]["lead_timeline"] == {"value": "This year", "said": "next quarter", "at": 10.0}
+    assert record["lead"]["lead_timeline"] == {"value": "Within a year", "said": "next quarter", "at": 10.0}
 
 
 def test_identities_follow_links_and_unlinks_and_text_is_bounded() -> None:

@@ -18,7 +18,7 @@ def hot_lead() -> List[LogEvent]:
     at = 1_780_000_000.0
     events = [LogEvent("user", CUSTOMER, SOURCE_RASA, "whatsapp", at, text="we need a demo", intent="request_demo")]
     for n, (field, value) in enumerate([("lead_need", "audit trail"), ("lead_role", "CTO"), ("lead_company", "Acme"),
-                                         ("lead_timeline", "This month"), ("lead_budget", "$5k–$25k / year")], 1):
+                                         ("lead_timeline", "Within a month"), ("lead_budget", "$5k–$25k / year")], 1):
         events.append(LogEvent(LEAD_FIELD_CAPTURED, CUSTOMER, SOURCE_ACTION, "whatsapp", at + n, data={"field": field, "value": value}))
     return events
 
@@ -35,7 +35,7 @@ async def test_a_sales_hand_off_is_queued_once_even_after_redelivery_and_replay(
     assert await client.zrange(stage_key("prospect"), 0, -1) == []
     assert await client.zrange(HANDOVER_QUEUE, 0, -1) == [CUSTOMER]
     request = await client.hgetall(handover_request_key(CUSTOMER))
-    assert request["team"] == "sales" and request["reason"] == "hot lead: fit 85 and timeline 'This month'"  # CTO 30, month 25, $5k-25k 15, company 15
+    assert request["team"] == "sales" and request["reason"] == "hot lead: fit 85 and timeline 'Within a month'"  # CTO 30, month 25, $5k-25k 15, company 15
 
     await client.zrem(HANDOVER_QUEUE, CUSTOMER)  # sales took it
     await replay(client, [store], progress=False)

@@ -24,6 +24,7 @@ from analytics.crm.outbox import OUTBOX as CRM_OUTBOX
 from analytics.crm.outbox import QUEUED_PREFIX as CRM_QUEUED_PREFIX
 from analytics.engagement.rules import DIMENSIONS
 from analytics.funnel.rules import STAGES
+from analytics.ideas.notify import forget_requester, requester_data
 from analytics.ideas.themes import ITEMS as IDEA_ITEMS
 from analytics.ideas.themes import THEMES as IDEA_THEMES
 from analytics.ideas.themes import VECTORS as IDEA_VECTORS
@@ -147,6 +148,7 @@ async def export(client: Any, customer: str) -> Dict[str, Any]:
         document["stores"][key] = await _read(client, key)
     document["handover_queue"] = {c: await client.zscore(HANDOVER_QUEUE, c) for c in sorted(found.ids) if await client.zscore(HANDOVER_QUEUE, c) is not None}
     document["ideas"] = [{k: v for k, v in item.items() if k != "vector"} for item in found.ideas.values()]
+    document.update(await requester_data(client, sorted(found.ids)))
     document["crm_dead_letters"] = [json.loads(item) for item in await client.lrange(CRM_DEAD, 0, -1) if json.loads(item).get("job", "").split(":")[0] in found.ids]
     for stream, ids in found.entries.items():
         document[stream] = [dict(fields) for entry_id in ids for _, fields in await client.xrange(stream, min=entry_id, max=entry_id)]
@@ -194,12 +196,14 @@ async def erase(client: Any, customer: str, by: str, reason: str = "") -> Dict[s
                 removed_entries += len(entry_ids)
         await pipe.execute()
     await _forget_ideas(client, found.ideas)
+    requester_entries = await forget_requester(client, ids)
     dead = [item for item in await client.lrange(CRM_DEAD, 0, -1) if json.loads(item).get("job", "").split(":")[0] in found.ids]
     for item in dead:
         await client.lrem(CRM_DEAD, 0, item)
     salt = secrets.token_hex(8)
     summary = {
         "ideas": len(found.ideas),
+        "idea_requester_entries": requester_entries,
         "customer_hash": hashlib.sha256(f"{salt}:{customer}".encode()).hexdigest()[:16],
         "ids": len(ids),
         "identities": len(found.identities),

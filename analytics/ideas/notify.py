@@ -303,3 +303,30 @@ def idea_notifier(client: Any, records: Any) -> NotificationSender:
     directory = CustomerDirectory(client)
     templates = whatsapp_templates_from_env(number_of=lambda customer: whatsapp_number(directory, customer))
     return NotificationSender(client, ChannelDelivery(NoDelivery(), templates), records.record)
+
+
+async def requester_data(client: Any, ids: Sequence[str]) -> Dict[str, Any]:
+    """What idea mining holds about these customer ids beyond their ideas: their answer about
+    hearing back, and the notifications to them (privacy export)."""
+    from analytics.ideas.themes import CONSENT
+
+    wanted = set(ids)
+    consent = {name: json.loads(raw) for name, raw in zip(sorted(wanted), await client.hmget(CONSENT, sorted(wanted))) if raw} if wanted else {}
+    jobs = [job for job in await Outbox(client).jobs() if job["customer"] in wanted]
+    return {"idea_updates_consent": consent, "idea_notifications": jobs}
+
+
+async def forget_requester(client: Any, ids: Sequence[str]) -> int:
+    """Remove their consent answer and their notifications (privacy erase); how many entries went."""
+    from analytics.ideas.themes import CONSENT
+
+    held = await requester_data(client, ids)
+    jobs = [job["id"] for job in held["idea_notifications"]]
+    async with client.pipeline(transaction=True) as pipe:
+        if ids:
+            pipe.hdel(CONSENT, *ids)
+        if jobs:
+            pipe.hdel(OUTBOX, *jobs)
+            pipe.zrem(PENDING, *jobs)
+        await pipe.execute()
+    return len(held["idea_updates_consent"]) + len(jobs)

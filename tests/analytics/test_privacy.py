@@ -9,6 +9,8 @@ import redis.asyncio
 
 from analytics.crm.outbox import DEAD as CRM_DEAD
 from analytics.customers import CustomerDirectory, Identity
+from analytics.ideas.notify import OUTBOX, queue_notifications
+from analytics.ideas.themes import CONSENT as IDEA_CONSENT
 from analytics.ideas.themes import ITEMS as IDEA_ITEMS
 from analytics.ideas.themes import THEMES as IDEA_THEMES
 from analytics.privacy import ERASE_AFTER_SECONDS, ERASURES, PRIVACY_ERASED, erase, erase_due, export, schedule_erasure
@@ -47,6 +49,13 @@ async def three_channel_customer(client: redis.asyncio.Redis) -> List[str]:
         item = {"event_id": event_id, "customer": customer, "text": text, "theme": "TH-1", "vector": "AAAA"}
         await client.hset(IDEA_ITEMS, event_id, json.dumps(item))
     await client.hset(IDEA_THEMES, "TH-1", json.dumps({"id": "TH-1", "members": ["ev-dana", "ev-other"], "status": "new"}))
+    # Their answer about hearing back, and a notification queued for them and for someone else.
+    for name in (phone, "C-00000000000000aa"):
+        await client.hset(IDEA_CONSENT, name, json.dumps({"consent": True, "channel": "whatsapp"}))
+    async with client.pipeline(transaction=True) as pipe:
+        await queue_notifications(pipe, {"id": "TH-1"}, {"status": "shipped", "at": 1.0, "note": ""},
+                                  [{"customer": phone, "text": f"dark mode please, mail {EMAIL}"}, {"customer": "C-00000000000000aa", "text": "a night theme"}])
+        await pipe.execute()
     return [web, phone]
 
 
@@ -86,6 +95,8 @@ async def test_a_three_channel_customer_is_exported_then_erased_everywhere(clien
     assert len(document[EVENTS_STREAM]) == 11  # 8 of the sales conversation, the WhatsApp one, the dropped one, the merge
     assert document["crm_dead_letters"] == [{"job": f"{ids[0]}:lead", "reason": "400"}]
     assert [i["event_id"] for i in document["ideas"]] == ["ev-dana"] and "vector" not in document["ideas"][0]
+    assert list(document["idea_updates_consent"]) == [ids[1]]
+    assert [job["id"] for job in document["idea_notifications"]] == [f"TH-1:shipped:{ids[1]}"]
 
     summary = await erase(client, ids[0], by="dpo", reason="customer asked")
     assert summary["ids"] == 2 and summary["log_entries"] == 11 and summary["keys"] > 10
@@ -94,6 +105,8 @@ async def test_a_three_channel_customer_is_exported_then_erased_everywhere(clien
     assert left == [], f"still held: {left}"
     assert "someone else" in after and "a night theme" in after  # nobody else's data went
     assert json.loads(await client.hget(IDEA_THEMES, "TH-1"))["members"] == ["ev-other"]
+    assert await client.hkeys(IDEA_CONSENT) == ["C-00000000000000aa"] and await client.hkeys(OUTBOX) == ["TH-1:shipped:C-00000000000000aa"]
+    assert summary["idea_requester_entries"] == 2
     (erased,) = [LogEvent.from_fields(f) for _, f in await client.xrange(EVENTS_STREAM) if f["type"] == PRIVACY_ERASED]
     assert erased.data["by"] == "dpo" and erased.data["log_entries"] == 11 and ids[0] not in json.dumps(erased.data)
 

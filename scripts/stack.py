@@ -206,6 +206,10 @@ class Stack:
     with_actions: bool = True
     analytics_port: int = 5060
     with_analytics: bool = True  # the analytics service (python -m analytics serve) consuming the log
+    console_port: int = 5070
+    with_console: bool = True  # the staff console (python -m console serve)
+    # Key of the console's encrypted session cookies (console/security.py); generated per run when unset.
+    console_secret: str = ""
     # None runs Rasa without endpoints: in-memory tracker store, no broker, no actions.
     endpoints: Optional[Path] = ROOT / "endpoints.yml"
     credentials: Path = ROOT / "credentials.yml"
@@ -229,6 +233,8 @@ class Stack:
         self.actions_port = self.actions_port or free_port()
         self.redis_port = self.redis_port or free_port()
         self.analytics_port = self.analytics_port or free_port()
+        self.console_port = self.console_port or free_port()
+        self.console_secret = self.console_secret or generate_secret()
         self.auth_token = self.auth_token or generate_secret()
         self.action_token = self.action_token or generate_secret()
         self.proactive_token = self.proactive_token or generate_secret()
@@ -259,6 +265,10 @@ class Stack:
         return f"http://127.0.0.1:{self.analytics_port}"
 
     @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
+
+    @property
     def rest_webhook(self) -> str:
         return f"{self.rasa_url}/webhooks/rest/webhook"
 
@@ -275,6 +285,8 @@ class Stack:
                 # Secrets go to the children through the environment, never on a command line.
                 "ENGAGE_ACTION_TOKEN": self.action_token,
                 "ENGAGE_PROACTIVE_TOKEN": self.proactive_token,
+                "ENGAGE_CONSOLE_SECRET": self.console_secret,
+                "ENGAGE_RASA_URL": self.rasa_url,
                 "SANIC_HOST": self.actions_host,
                 "ENGAGE_DATA_DIR": str(self.data_dir),
                 "PYTHONPATH": str(ROOT),
@@ -356,6 +368,12 @@ class Stack:
             ["analytics", "serve", "--port", str(self.analytics_port), "--consumer", "analytics-1"], f"{self.analytics_url}/health", 60,
         )
 
+    def start_console(self) -> None:
+        self._start_in_action_runtime(
+            "console", "the staff console", self.console_port, "ENGAGE_CONSOLE_PORT",
+            ["console", "serve", "--port", str(self.console_port)], f"{self.console_url}/health", 60,
+        )
+
     def analytics_lag(self) -> Optional[Dict[str, Any]]:
         """The analytics service's lag (entries and seconds behind the log), or None when it does not answer."""
         try:
@@ -428,6 +446,8 @@ class Stack:
             if self.with_actions:
                 self.start_actions()
             self.start_rasa()
+            if self.endpoints and self.with_console:
+                self.start_console()
         except BaseException:
             self.stop()
             raise
@@ -460,14 +480,15 @@ class Stack:
 
     def check_and_restart(self) -> None:
         """One supervision step: note what exited, restart what is due (with backoff, logged)."""
-        for name in ("redis", "analytics", "actions", "rasa"):
+        for name in ("redis", "analytics", "actions", "rasa", "console"):
             due = self._restart_at.get(name)
             if due is not None:
                 if time.monotonic() < due or self._stop_requested.is_set():
                     continue
                 del self._restart_at[name]
                 try:
-                    starts = {"redis": self.start_redis, "analytics": self.start_analytics, "actions": self.start_actions, "rasa": self.start_rasa}
+                    starts = {"redis": self.start_redis, "analytics": self.start_analytics, "actions": self.start_actions, "rasa": self.start_rasa,
+                              "console": self.start_console}
                     starts[name]()
                 except StackError as exc:
                     self._schedule_restart(name, f"{name} did not restart ({exc})")
@@ -537,7 +558,7 @@ class Stack:
         self._restart_at.clear()
         try:
             # Rasa first (it flushes its event broker into Redis), Redis last.
-            for name in ("rasa", "actions", "analytics", "redis"):
+            for name in ("console", "rasa", "actions", "analytics", "redis"):
                 if name not in self.processes:
                     continue
                 started = time.monotonic()
@@ -573,6 +594,8 @@ def main() -> None:
         auth_token=os.environ.get("RASA_AUTH_TOKEN", ""),
         action_token=os.environ.get("ENGAGE_ACTION_TOKEN", ""),
         proactive_token=os.environ.get("ENGAGE_PROACTIVE_TOKEN", ""),
+        console_secret=os.environ.get("ENGAGE_CONSOLE_SECRET", ""),
+        console_port=int(os.environ.get("ENGAGE_CONSOLE_PORT", 5070)),
         actions_host=os.environ.get("ENGAGE_ACTIONS_HOST", "127.0.0.1"),
         analytics_port=int(os.environ.get("ENGAGE_ANALYTICS_PORT", 5060)),
         with_actions=not args.no_actions,
@@ -621,6 +644,8 @@ def serve(stack: Stack, generated_token: bool = False) -> int:
             f"  Action server:          {stack.actions_url}/health\n"
             + (f"  Analytics service:      {stack.analytics_url}/health ({_lag_line(stack.analytics_lag())}); "
                "python -m analytics lag|customer|explain\n" if "analytics" in stack.processes else "")
+            + (f"  Staff console:          {stack.console_url}/ (accounts: python -m console users add LOGIN --role agent)\n"
+               if "console" in stack.processes else "")
             + f"  Redis:                  {stack.effective_redis_url} (interaction log: stream engage:events)\n"
             + (f"  API token (generated for this run; set RASA_AUTH_TOKEN to fix it): {stack.auth_token}\n"
                if generated_token else "  API token: RASA_AUTH_TOKEN from your environment\n")

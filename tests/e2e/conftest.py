@@ -119,7 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
     os.environ["HUBSPOT_ACCESS_TOKEN"] = HUBSPOT_TOKEN
     # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.
     running = Stack(
-        rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, data_dir=data_dir, credentials=credentials,
+        rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=data_dir, credentials=credentials,
         auth_token="-" + generate_secret(),
     )
     running.start()

@@ -76,6 +76,8 @@ STAGE_SET = "stage_set"
 THEME_STATUS_SET = "theme_status_set"
 THEMES_RECLUSTERED = "themes_reclustered"
 IDEA_UPDATES_CONSENT = "idea_updates_consent"
+# The customer said the theme they were told their idea joined is not what they meant (data: idea, theme).
+IDEA_SEPARATED = "idea_separated"
 IDEA_NOTIFIED = "idea_notified"
 IDEA_NOTIFY_FAILED = "idea_notify_failed"
 
@@ -108,6 +110,7 @@ SEMANTIC_TYPES = frozenset(
         THEME_STATUS_SET,
         THEMES_RECLUSTERED,
         IDEA_UPDATES_CONSENT,
+        IDEA_SEPARATED,
         IDEA_NOTIFIED,
         IDEA_NOTIFY_FAILED,
     }

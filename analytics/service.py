@@ -7,6 +7,7 @@ may run side by side with different `--consumer` names: they share the group's w
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from analytics.engagement.rules import load_rules
 from analytics.privacy import erase_due
 from analytics.funnel.rules import load_funnel_rules
 from analytics.ideas.notify import NotificationSender, idea_notifier
-from analytics.ideas.themes import theme_store
+from analytics.ideas.themes import ThemeStore, theme_store
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
@@ -67,6 +68,33 @@ def projections(client: Any, crm: Optional[CrmConfig] = None) -> List[Projection
 @dataclass
 class Service:
     consumer: StreamConsumer
+    themes: Optional[ThemeStore] = None
+    labeller: Optional[Any] = None
+
+    async def match_idea(self, request: web.Request) -> web.Response:
+        """POST /ideas/match {"text", "customer"}: the needs theme this idea would join now, with a
+        label, so the conversation can say "others have asked for ... too" (nothing is stored)."""
+        token = os.environ.get("ENGAGE_ACTION_TOKEN")
+        if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+            return web.json_response({"error": "a bearer token (ENGAGE_ACTION_TOKEN) is required"}, status=401)
+        if self.themes is None:
+            return web.json_response({"error": "idea themes are not kept by this service"}, status=404)
+        try:
+            body = await request.json()
+            text, customer = body["text"], str(body.get("customer") or "")
+            if not isinstance(text, str) or len(text) > 10_000:
+                raise ValueError("text must be a string of at most 10,000 characters")
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"expected {{\"text\": \"...\", \"customer\": \"C-...\"}} ({exc})"}, status=400)
+        found = await self.themes.match(text, customer)
+        texts = found.pop("texts", None)
+        if texts:
+            if self.labeller is None:
+                from analytics.ideas.labels import CtfidfLabeller
+
+                self.labeller = CtfidfLabeller()
+            found["label"] = (await asyncio.get_running_loop().run_in_executor(None, self.labeller.labels, [texts], [texts[0]]))[0]
+        return web.json_response(found)
 
     async def health(self, _: web.Request) -> web.Response:
         try:
@@ -92,10 +120,12 @@ async def erase_when_due(client: Any, stop: asyncio.Event, interval: float = 5.0
             pass
 
 
-def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None, notifier: Optional[NotificationSender] = None) -> web.Application:
+def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None, notifier: Optional[NotificationSender] = None,
+               themes: Optional[ThemeStore] = None) -> web.Application:
     app = web.Application()
-    service = Service(consumer)
+    service = Service(consumer, themes)
     app.router.add_get("/health", service.health)
+    app.router.add_post("/ideas/match", service.match_idea)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -120,10 +150,14 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     crm = crm_config()
     store = record_store(client, crm)
     # Idea themes load MiniLM on the first idea, in an executor: the service starts at once.
-    consumer = StreamConsumer(client, [store, theme_store(client)], ConsumerSettings(consumer=consumer_name))
+    themes = theme_store(client)
+    consumer = StreamConsumer(client, [store, themes], ConsumerSettings(consumer=consumer_name))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
-    runner = web.AppRunner(create_app(consumer, sender, idea_notifier(client, store)))
+    # MiniLM loads in the background, so the first idea in a conversation is matched in time.
+    warm_up = asyncio.get_running_loop().run_in_executor(None, themes.encoder.encode, ["warm up"])
+    warm_up.add_done_callback(lambda done: done.exception() and logger.warning("idea themes: the encoder did not load: %s", done.exception()))
+    runner = web.AppRunner(create_app(consumer, sender, idea_notifier(client, store), themes))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     logger.info("analytics service %s on http://%s:%d/health, consuming %s; CRM hand-off: %s", consumer_name, host, port,

@@ -289,6 +289,8 @@ class Stack:
                 "ENGAGE_RASA_URL": self.rasa_url,
                 "SANIC_HOST": self.actions_host,
                 "ENGAGE_DATA_DIR": str(self.data_dir),
+                # The action server asks the analytics service which idea theme an idea joins.
+                "ENGAGE_ANALYTICS_URL": self.analytics_url,
                 "PYTHONPATH": str(ROOT),
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",

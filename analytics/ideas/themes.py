@@ -40,7 +40,7 @@ from analytics.ideas.config import IdeasSettings
 from analytics.ideas.weights import DemandWeights, requester_weight
 from analytics.ideas.inputs import has_words
 from analytics.ideas.mining import Encoder
-from analytics.schema import FAQ_UNANSWERED, FEEDBACK, IDEA, IDEA_UPDATES_CONSENT, PROBLEM, THEME_STATUS_SET, THEMES_RECLUSTERED, LogEvent
+from analytics.schema import FAQ_UNANSWERED, FEEDBACK, IDEA, IDEA_UPDATES_CONSENT, IDEA_SEPARATED, PROBLEM, THEME_STATUS_SET, THEMES_RECLUSTERED, LogEvent
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,14 @@ async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[
             for customer in customers if answers.get(customer) and json.loads(answers[customer]).get("consent")]
 
 
+def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[str]:
+    rows = [row for row, name in enumerate(memory.theme_of) if name == theme]
+    if not rows:
+        return None
+    similarity = memory.vectors[rows] @ vector
+    return memory.ids[rows[int(similarity.argmax())]]
+
+
 def theme_store(client: Any, settings: Optional[IdeasSettings] = None, encoder: Optional[Encoder] = None) -> ThemeStore:
     """The projection with the shipped settings and MiniLM (loaded on the first idea, not here)."""
     from analytics.ideas.config import load_settings
@@ -189,6 +197,8 @@ class ThemeStore:
         self.settings = settings
         self._memory: Dict[str, _Memory] = {}
         self._version = -1
+        # The consumer and /ideas/match (analytics/service.py) share the memory in one process.
+        self._lock = asyncio.Lock()
 
     async def reset(self) -> None:
         # The notification outbox stays: what was sent stays sent, and a replay queues nothing twice.
@@ -200,6 +210,11 @@ class ThemeStore:
         found = {entry_id: what for entry_id, event in entries if (what := mined(event)) is not None}
         vectors = dict(zip(found, await self._vectors([what.text[: self.settings.max_chars] for what in found.values()]))) if found else {}
         refused: Dict[str, str] = {}
+        async with self._lock:
+            await self._apply_entries(entries, found, vectors, refused)
+        return refused
+
+    async def _apply_entries(self, entries: Sequence[Tuple[str, LogEvent]], found: Dict[str, Mined], vectors: Dict[str, Any], refused: Dict[str, str]) -> None:
         for entry_id, event in entries:
             if entry_id in found:
                 what = found[entry_id]
@@ -214,7 +229,8 @@ class ThemeStore:
                 reason = await self._apply_recluster(event)
                 if reason:
                     refused[entry_id] = reason
-        return refused
+            elif event.type == IDEA_SEPARATED:
+                await self._apply_separation(event)
 
     async def _vectors(self, texts: Sequence[str]) -> List[np.ndarray]:
         """MiniLM vectors, from the cache of this model's vectors where present (a replay
@@ -250,6 +266,10 @@ class ThemeStore:
                     await self._sync(pipe)
                     # A search over every kept item of the space: off the event loop like the encoding.
                     how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide, vector, self.memory(what.space), self.settings)
+                    told = await self._told_theme(pipe, event, what)
+                    if told is not None and told != theme:
+                        # The assistant told the customer "I've added your vote" to this theme: so it is.
+                        how, theme, duplicate_of = VOTE, told, nearest_member(vector, self.memory(what.space), told)
                     if theme is None:
                         theme = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
                         record: Dict[str, Any] = {"id": theme, "space": what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
@@ -275,6 +295,76 @@ class ThemeStore:
             self.memory(what.space).add(event.event_id, vector, theme)
             self._version += 1
             return
+
+    async def _told_theme(self, pipe: Any, event: LogEvent, what: Mined) -> Optional[str]:
+        """The theme the conversation told the customer their idea joined (followed through
+        re-clusterings), when it still exists in the idea's space."""
+        theme = str((event.data or {}).get("theme") or "")
+        for _ in range(10):
+            raw = await pipe.hget(THEMES, theme) if theme else None
+            if raw is None:
+                return None
+            record = json.loads(raw)
+            if not record.get("merged_into"):
+                return theme if record.get("space", NEEDS) == what.space else None
+            theme = record["merged_into"]
+        return None
+
+    async def _apply_separation(self, event: LogEvent) -> None:
+        """The customer said their idea is something else: it leaves the theme for one of its own."""
+        idea = str((event.data or {}).get("idea") or "")
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    if await pipe.sismember(APPLIED, event.event_id):
+                        return
+                    raw = await pipe.hget(ITEMS, idea) if idea else None
+                    item = json.loads(raw) if raw else None
+                    if item is None or item["customer"] != event.conversation_id:
+                        pipe.multi()
+                        pipe.sadd(APPLIED, event.event_id)  # nothing of theirs to move (erased, or not theirs)
+                        await pipe.execute()
+                        return
+                    prefix, counter = SPACES[item.get("space", NEEDS)]
+                    old = json.loads(await pipe.hget(THEMES, item["theme"]))
+                    fresh = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
+                    old["members"] = [m for m in old["members"] if m != idea]
+                    record = {"id": fresh, "space": item.get("space", NEEDS), "created_at": event.timestamp, "status": "new", "members": [idea],
+                              "history": [{"status": "new", "note": f"the customer said it is not {item['theme']}", "by": "customer", "at": event.timestamp, "event_id": event.event_id}]}
+                    item.update(theme=fresh, how=NEW, duplicate_of=None, separated_from=old["id"])
+                    pipe.multi()
+                    pipe.incr(counter)
+                    pipe.hset(THEMES, old["id"], json.dumps(old, sort_keys=True))
+                    pipe.hset(THEMES, fresh, json.dumps(record, sort_keys=True))
+                    pipe.hset(ITEMS, idea, json.dumps(item, sort_keys=True))
+                    pipe.sadd(APPLIED, event.event_id)
+                    pipe.incr(VERSION)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            self._version = -1  # an item changed theme: reload the kept vectors before the next decision
+            return
+
+    async def match(self, text: str, customer: str = "") -> Dict[str, Any]:
+        """What would become of this idea now, without storing anything: {how, theme, others,
+        members, texts} (texts: members nearest the theme's centre, for a label). For the
+        conversation's "others have asked for ... too"."""
+        text = text.strip()[: self.settings.max_chars]
+        if not has_words(text):
+            return {"how": None, "theme": None}
+        vector = np.asarray((await self._vectors([text]))[0], dtype=np.float32)
+        async with self._lock:
+            await self._sync(self.client)
+            memory = self.memory(NEEDS)
+            how, theme, _ = await asyncio.get_running_loop().run_in_executor(None, decide, vector, memory, self.settings)
+        if theme is None:
+            return {"how": NEW, "theme": None}
+        record = await self.theme(theme) or {"members": []}
+        items = await self.items(record["members"])
+        order = np.argsort(-np.stack([_unpack(item["vector"]) for item in items]) @ vector, kind="stable") if items else []
+        return {"how": how, "theme": theme, "members": len(items), "others": len({item["customer"] for item in items} - {customer}),
+                "texts": [items[i]["text"] for i in order][:30]}
 
     async def _apply_status(self, event: LogEvent) -> Optional[str]:
         """Staff set a theme's status: kept with its history; closing a needs theme queues the

@@ -71,9 +71,11 @@ async def test_submit_logs_the_idea_with_context_replies_with_a_reference_and_re
     )
     dispatcher = CollectingDispatcher()
     events = await ActionSubmitIdea(writer=event_log.writer).run(dispatcher, tracker, {})
-    assert events == [SlotSet(IDEA_SUMMARY, None), SlotSet(IDEA_BENEFIT, None)]
     reference = re.search(r"IDEA-[0-9A-F]{6}", dispatcher.messages[0]["text"]).group(0)
     (record,) = await event_log.records(IDEA)
+    # Not a customer id ("idea-1"): no theme lookup, no question about updates.
+    assert events == [SlotSet(IDEA_SUMMARY, None), SlotSet(IDEA_BENEFIT, None), SlotSet("idea_theme_offered", None), SlotSet("idea_event", record.event_id)]
+    assert len(dispatcher.messages) == 1
     assert record.conversation_id == "idea-1"
     assert record.data == {
         "reference": reference,

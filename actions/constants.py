@@ -95,12 +95,3 @@ IDEA_THEME_OFFERED = "idea_theme_offered"
 IDEA_EVENT = "idea_event"
 ACTION_IDEA_UPDATES = "action_idea_updates"
 ACTION_IDEA_SEPARATE = "action_idea_separate"
-
-# Idea themes in the conversation (issue 11): "others have asked for ... too", "it's something
-# else", and whether the customer wants to hear back when it ships.
-IDEA_SOMETHING_ELSE = "idea_something_else"
-IDEA_UPDATES_ASKED = "idea_updates_asked"
-IDEA_THEME_OFFERED = "idea_theme_offered"
-IDEA_EVENT = "idea_event"
-ACTION_IDEA_UPDATES = "action_idea_updates"
-ACTION_IDEA_SEPARATE = "action_idea_separate"

@@ -26,11 +26,13 @@ RATE_RECOMMENDATION = "rate_recommendation"  # an answer to "how likely are you 
 REFER_COLLEAGUE = "refer_colleague"
 REQUEST_MY_DATA = "request_my_data"  # "what do you know about me"
 REQUEST_ERASURE = "request_erasure"  # "delete my data"
+RATE_CSAT = "rate_csat"  # an answer to "how happy are you with the help you got?" after a person helped
 
 # Entities
 FAQ_ID = "faq_id"  # set by "did you mean" buttons
 FIELD = "field"  # which lead field to correct
 RECOMMENDATION_SCORE = "recommendation_score"  # 0-10, from the question's buttons or words
+CSAT_SCORE = "csat_score"  # 1-5, from the satisfaction question's buttons (console/handover/views.py)
 
 # Forms
 IDEA_FORM = "idea_form"
@@ -74,6 +76,7 @@ ACTION_CORRECT_LEAD = "action_correct_lead"
 ACTION_LINK_ACCOUNT = "action_link_account"
 ACTION_THANK = "action_thank"
 ACTION_RECORD_RECOMMENDATION = "action_record_recommendation"
+ACTION_RECORD_CSAT = "action_record_csat"
 ACTION_SUBMIT_REFERRAL = "action_submit_referral"
 ACTION_DESCRIBE_MY_DATA = "action_describe_my_data"
 ACTION_CONFIRM_ERASURE = "action_confirm_erasure"

@@ -45,6 +45,8 @@ class ConsoleConfig:
     login_window_minutes: float = 15.0
     max_concurrent: int = 3
     away_after_seconds: float = 90.0
+    misses_in_a_row: int = 2  # handover trigger: fallbacks or "I don't know yet" answers in a row (0: off)
+    negative_feedback: int = 2  # handover trigger: negative feedback messages in one session (0: off)
     teams: Mapping[str, Team] = field(default_factory=dict)
 
     def team(self, team_id: str) -> Team:
@@ -68,7 +70,7 @@ def parse(doc: YamlDocument) -> ConsoleConfig:
     errors: List[str] = []
     if not isinstance(data, dict):
         raise ConfigError(f"{doc.line()}: the console settings must be a mapping")
-    known = {"port", "host", "secure_cookies", "session_hours", "login", "agents", "teams"}
+    known = {"port", "host", "secure_cookies", "session_hours", "login", "agents", "triggers", "teams"}
     for key in data:
         if key not in known:
             errors.append(f"{doc.key_line(key)}: unknown setting '{key}' (known: {', '.join(sorted(known))})")
@@ -99,7 +101,8 @@ def parse(doc: YamlDocument) -> ConsoleConfig:
         else:
             values["secure_cookies"] = data["secure_cookies"]
     for section, mapping in (("login", {"max_failures": ("login_max_failures", int), "window_minutes": ("login_window_minutes", float)}),
-                             ("agents", {"max_concurrent": ("max_concurrent", int), "away_after_seconds": ("away_after_seconds", float)})):
+                             ("agents", {"max_concurrent": ("max_concurrent", int), "away_after_seconds": ("away_after_seconds", float)}),
+                             ("triggers", {"misses_in_a_row": ("misses_in_a_row", int), "negative_feedback": ("negative_feedback", int)})):
         block = data.get(section) or {}
         if not isinstance(block, dict):
             errors.append(f"{doc.line(doc.node(section))}: '{section}' must be a mapping")
@@ -108,7 +111,8 @@ def parse(doc: YamlDocument) -> ConsoleConfig:
             if key not in mapping:
                 errors.append(f"{doc.line(doc.node(section, key))}: unknown setting '{section}.{key}' (known: {', '.join(mapping)})")
         for key, (attr, kind) in mapping.items():
-            got = number(block.get(key), (section, key), f"{section}.{key}", kind)
+            low = -1 if section == "triggers" else 0  # 0 turns a trigger off
+            got = number(block.get(key), (section, key), f"{section}.{key}", kind, low)
             if got is not None:
                 values[attr] = got
     teams: Dict[str, Team] = {}

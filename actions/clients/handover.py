@@ -28,6 +28,10 @@ class HandoverRequest:
     channel: str
     reason: str
     requested_at: float
+    team: str = "support"
+    trigger: str = "asked_for_person"  # asked_for_person, misses, negative_feedback (sales_ready: analytics)
+    ticket: bool = False  # no one of the team was available: agents see it first
+    contact: str = ""  # how to reach the customer outside the chat, when known
 
 
 class HandoverQueue:
@@ -36,6 +40,10 @@ class HandoverQueue:
     def __init__(self, client: "aioredis.Redis", timeout: float = 2.0) -> None:
         self._client = client
         self._timeout = timeout
+
+    @property
+    def client(self) -> "aioredis.Redis":
+        return self._client
 
     async def enqueue(self, request: HandoverRequest) -> bool:
         """Queue the conversation; True if it was not waiting already.
@@ -57,8 +65,14 @@ class HandoverQueue:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.zadd(QUEUE_KEY, {request.conversation_id: request.requested_at}, nx=True)
             pipe.hsetnx(key, "requested_at", repr(request.requested_at))
-            pipe.hset(key, mapping={"channel": request.channel, "reason": request.reason[:MAX_REASON]})
-            added, _, _ = await pipe.execute()
+            pipe.hsetnx(key, "team", request.team)  # a conversation moved to another team stays there
+            fields = {"channel": request.channel, "reason": request.reason[:MAX_REASON], "trigger": request.trigger}
+            if request.ticket:
+                fields["ticket"] = "1"
+            if request.contact:
+                fields["contact"] = request.contact[:200]
+            pipe.hset(key, mapping=fields)
+            added, _, _, _ = await pipe.execute()
         return bool(added)
 
     async def position(self, conversation_id: str) -> Optional[int]:

@@ -282,7 +282,8 @@ async def live(request: web.Request) -> web.StreamResponse:
                 previous = snapshot
                 await stream.send(json.dumps(state), event="queue")
             await request.app[PRESENCE].heartbeat(user.login)
-            entries = await client.xread({EVENTS_STREAM: last_id}, count=200, block=5000)
+            # Blocks below the client's 5 s socket timeout, so a quiet log is not mistaken for a dead Redis.
+            entries = await client.xread({EVENTS_STREAM: last_id}, count=200, block=3000)
             for _, items in entries or ():
                 for entry_id, fields in items:
                     last_id = entry_id

@@ -22,6 +22,10 @@ from tests.actions.conftest import EventLog, action_event, make_tracker, user_ev
 from tests.conftest import free_port
 
 
+async def someone_there(team: str, now: float) -> None:
+    return None
+
+
 @pytest.fixture
 async def queue(redis_url: str) -> AsyncIterator[HandoverQueue]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
@@ -38,20 +42,23 @@ def stored(redis_url: str) -> tuple:
 
 
 async def test_the_conversation_is_queued_and_logged(queue: HandoverQueue, event_log: EventLog, redis_url: str) -> None:
-    action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: 1700000000.25)
+    action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: 1700000000.25, availability=someone_there)
     tracker = make_tracker("I want to talk to a human about my invoice", "request_human", sender_id="conv-h", channel="portal", metadata={"product": "Forms"})
     dispatcher = CollectingDispatcher()
     assert await action.run(dispatcher, tracker, {}) == []
     assert dispatcher.messages[0]["text"] == handover.QUEUED
     members, request = stored(redis_url)
     assert members == [("conv-h", 1700000000.25)]
-    assert request == {"channel": "portal", "reason": "I want to talk to a human about my invoice", "requested_at": "1700000000.25"}
+    assert request == {"channel": "portal", "reason": "I want to talk to a human about my invoice", "requested_at": "1700000000.25",
+                       "team": "support", "trigger": "asked_for_person"}
     (record,) = await event_log.records(HANDOVER_REQUESTED)
     assert record.channel == "portal"
     assert record.data == {
         "reason": "I want to talk to a human about my invoice",
         "requested_at": 1700000000.25,
         "context": {"product": "Forms"},
+        "team": "support",
+        "trigger": "asked_for_person",
         "queued": True,
         "already_waiting": False,
     }
@@ -67,7 +74,7 @@ async def test_a_button_press_uses_the_last_typed_words_as_the_reason(queue: Han
 
 async def test_asking_twice_keeps_the_place(queue: HandoverQueue, event_log: EventLog, redis_url: str) -> None:
     times = iter([100.0, 200.0])
-    action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: next(times))
+    action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: next(times), availability=someone_there)
     tracker = make_tracker("human please", "request_human", sender_id="conv-h")
     await action.run(CollectingDispatcher(), tracker, {})
     dispatcher = CollectingDispatcher()
@@ -77,6 +84,22 @@ async def test_asking_twice_keeps_the_place(queue: HandoverQueue, event_log: Eve
     assert members == [("conv-h", 100.0)]
     first, second = await event_log.records(HANDOVER_REQUESTED)
     assert (first.data["already_waiting"], second.data["already_waiting"]) == (False, True)
+
+
+async def test_no_one_available_opens_a_ticket_that_says_when(queue: HandoverQueue, event_log: EventLog, redis_url: str) -> None:
+    async def away(team: str, now: float) -> str:
+        assert team == "support"
+        return "on Monday at 08:00 (Europe/Berlin)"
+
+    action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: 500.0, availability=away)
+    dispatcher = CollectingDispatcher()
+    await action.run(dispatcher, make_tracker("a person please, my export fails", "request_human", sender_id="conv-h"), {})
+    text = dispatcher.messages[0]["text"]
+    assert "back on Monday at 08:00 (Europe/Berlin)" in text and "top of their queue" in text
+    _, request = stored(redis_url)
+    assert request["ticket"] == "1"
+    (record,) = await event_log.records(HANDOVER_REQUESTED)
+    assert record.data["ticket"] is True
 
 
 async def test_redis_down_still_promises_follow_up_and_buffers_the_record(tmp_path: Path) -> None:

@@ -1,0 +1,208 @@
+"""Human handover on the running stack: a customer asks for a person on the web chat (headless
+Chromium), an agent signs in to the staff console (a second Chromium), sees the request arrive
+live, takes it, reads the handoff packet and replies; the customer's chat shows the reply, the
+bot stays silent, the agent resolves, the customer answers the satisfaction question and the bot
+answers again. Then the same flow on WhatsApp through the fake Graph API (the agent through the
+console's HTTP API). Screenshots go to results/artifacts/."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import redis
+import requests
+
+from scripts.stack import VENVS, Stack
+from tests.e2e.conftest import Providers, eventually, log_events, tracker
+from tests.e2e.test_messaging import WhatsApp
+from tests.e2e.test_webchat import ARTIFACTS, SSO_ANSWER, _chromium
+from tests.fakes import whatsapp_graph as wa
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "e2e agent password 42"
+SCRIPT = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
+
+
+def add_agent(stack: Stack, login: str, name: str) -> None:
+    """Through the command staff use (python -m console users add), against the stack's Redis."""
+    result = subprocess.run(
+        [str(VENVS / "actions" / "bin" / "python"), "-m", "console", "users", "add", login, "--name", name, "--role", "agent", "--password-stdin"],
+        input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**stack.env(), "REDIS_URL": stack.effective_redis_url},
+    )
+    assert result.returncode == 0 and f"added {login}" in result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def agent(stack: Stack) -> str:
+    login = f"ada{uuid.uuid4().hex[:6]}"
+    add_agent(stack, login, "Ada Agent")
+    return login
+
+
+def sign_in(browser: Any, stack: Stack, login: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{stack.console_url}/login")
+    assert browser.switch_to.active_element.get_attribute("id") == "login"  # keyboard first
+    browser.switch_to.active_element.send_keys(login, Keys.TAB)
+    browser.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
+    eventually(lambda: browser.current_url.endswith("/queue"), "the queue page after signing in", 20)
+
+
+def bot_lines(browser: Any) -> List[str]:
+    from selenium.webdriver.common.by import By
+
+    return [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.bot")]
+
+
+def test_web_chat_handover_in_two_browsers(stack: Stack, store: redis.Redis, agent: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    customer_browser = _chromium()
+    agent_browser = _chromium()
+    agent_browser.set_window_size(1280, 800)  # a laptop
+    try:
+        sign_in(agent_browser, stack, agent)
+
+        customer_browser.get(stack.chat_page)
+        eventually(lambda: customer_browser.find_element(By.ID, "status").text == "Online", "the chat page to go online")
+        customer_browser.switch_to.active_element.send_keys("Why does my CSV export keep failing?", Keys.ENTER)
+        eventually(lambda: bot_lines(customer_browser), "the bot's answer")
+        customer_browser.find_element(By.ID, "text").send_keys("I want to talk to a person", Keys.ENTER)
+        eventually(lambda: [t for t in bot_lines(customer_browser) if "support team" in t], "the handover answer")
+        session_id = customer_browser.execute_script("return localStorage.getItem('engage.webchat.session')")
+        customer = store.get(f"engage:identity:web:{session_id}")
+        assert customer and customer.startswith("C-")
+
+        # The request reaches the open queue page live (SSE), with what the customer said, as text.
+        row = eventually(lambda: agent_browser.find_elements(By.CSS_SELECTOR, f'tr[data-conversation="{customer}"]'), "the request in the queue", 30)
+        assert "I want to talk to a person" in row[0].text
+        agent_browser.save_screenshot(str(ARTIFACTS / "console-queue.png"))
+        take = row[0].find_element(By.CSS_SELECTOR, "button.claim")
+        take.send_keys(Keys.ENTER)  # keyboard only
+        eventually(lambda: f"/conversations/{customer}" in agent_browser.current_url, "the conversation page", 30)
+        wants = agent_browser.find_element(By.ID, "wants").text
+        assert wants == "Why does my CSV export keep failing?"
+        eventually(lambda: [li for li in agent_browser.find_elements(By.CSS_SELECTOR, "#transcript li.customer") if "CSV export" in li.text],
+                   "the transcript on the conversation page")
+        agent_browser.save_screenshot(str(ARTIFACTS / "console-conversation.png"))
+
+        # The customer hears the agent (name shown), on the channel they were using.
+        eventually(lambda: [t for t in bot_lines(customer_browser) if "Ada Agent (support)" in t and "I'm here to help" in t], "the agent's greeting")
+        reply_box = agent_browser.find_element(By.ID, "reply")
+        reply_box.send_keys("Sorry about that! " + SCRIPT + " Please try the export again now.")
+        reply_box.send_keys(Keys.CONTROL, Keys.ENTER)
+        eventually(lambda: [t for t in bot_lines(customer_browser) if "Please try the export again now." in t], "the agent's reply in the chat")
+        assert any(SCRIPT in t for t in bot_lines(customer_browser))
+        assert customer_browser.execute_script("return window.pwned === undefined")
+
+        # The bot is silent while the agent owns the conversation; the agent sees the customer live.
+        before = len(bot_lines(customer_browser))
+        customer_browser.find_element(By.ID, "text").send_keys("How do I set up SAML single sign-on for my team?", Keys.ENTER)
+        customer_browser.find_element(By.ID, "text").send_keys("and this " + SCRIPT, Keys.ENTER)
+        eventually(lambda: [li for li in agent_browser.find_elements(By.CSS_SELECTOR, "#transcript li.customer") if SCRIPT in li.text],
+                   "the customer's messages on the console, live, as text", 30)
+        assert [li for li in agent_browser.find_elements(By.CSS_SELECTOR, "#transcript li.customer") if "SAML" in li.text]
+        assert agent_browser.execute_script("return window.pwned === undefined")
+        time.sleep(3)
+        assert len(bot_lines(customer_browser)) == before, bot_lines(customer_browser)[before:]
+        customer_browser.save_screenshot(str(ARTIFACTS / "handover-webchat-agent.png"))
+
+        # Resolve: back to the bot with a line that says so, then the satisfaction question.
+        Select(agent_browser.find_element(By.ID, "outcome")).select_by_value("solved")
+        agent_browser.find_element(By.ID, "resolve").click()
+        eventually(lambda: [t for t in bot_lines(customer_browser) if "back with the Quillstack assistant" in t], "the hand-back line")
+        five = eventually(lambda: [b for b in customer_browser.find_elements(By.CSS_SELECTOR, ".choices button") if b.text == "5" and b.is_enabled()],
+                          "the satisfaction buttons")
+        five[0].click()
+        eventually(lambda: [t for t in bot_lines(customer_browser) if "great to hear" in t], "the thanks for the rating")
+        customer_browser.find_element(By.ID, "text").send_keys("How do I set up SAML single sign-on for my team?", Keys.ENTER)
+        eventually(lambda: [t for t in bot_lines(customer_browser) if SSO_ANSWER[:40] in t], "the bot answering again")
+        customer_browser.save_screenshot(str(ARTIFACTS / "handover-webchat-after.png"))
+    finally:
+        customer_browser.quit()
+        agent_browser.quit()
+
+    events = log_events(store, customer, want="csat")
+    by_type = {e.type: e for e in events}
+    assert by_type["handover_claimed"].data["by"] == agent and by_type["handover_resolved"].data == {**by_type["handover_resolved"].data, "by": agent, "outcome": "solved"}
+    agent_lines = [e for e in events if e.type == "bot" and (e.metadata.get("author") or {}).get("id") == agent]
+    assert any("Please try the export again now." in e.text for e in agent_lines)
+    assert all(e.metadata["author"]["name"] == "Ada Agent" for e in agent_lines)
+    assert by_type["csat"].data["score"] == 5 and by_type["csat"].data["agent"]["id"] == agent
+    silent = [e for e in events if e.type == "user" and "SAML" in e.text]
+    assert len(silent) == 2  # both reached the log; only the second got an answer
+    assert not [e for e in events if e.type == "reply_failed"]
+    assert store.zscore("engage:handover:queue", customer) is None and not store.exists(f"engage:handover:request:{customer}")
+
+
+class Console:
+    """An agent on the console's HTTP API (what the page's script does), with session cookie and CSRF token."""
+
+    def __init__(self, stack: Stack, login: str) -> None:
+        self.base = stack.console_url
+        self.http = requests.Session()
+        page = self.http.get(f"{self.base}/login", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        answer = self.http.post(f"{self.base}/login", data={"login": login, "password": PASSWORD, "csrf_token": token}, timeout=30)
+        assert answer.status_code == 200 and answer.url.endswith("/queue"), answer.text[:300]
+        self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', answer.text).group(1)
+
+    def post(self, path: str, body: Dict[str, Any]) -> requests.Response:
+        return self.http.post(f"{self.base}{path}", json=body, headers={"X-CSRF-Token": self.csrf}, timeout=90)
+
+    def queue(self) -> Dict[str, Any]:
+        return self.http.get(f"{self.base}/api/queue", timeout=10).json()
+
+
+def test_whatsapp_handover_through_the_fake_graph_api(stack: Stack, providers: Providers, store: redis.Redis, agent: str) -> None:
+    phone = WhatsApp(stack, providers, store)
+    phone.send(wa.text_message(phone.number, "I need to talk to a real person about my invoice"))
+    customer = phone.customer
+    console = Console(stack, agent)
+    waiting = eventually(lambda: [w for t in console.queue()["teams"] for w in t["waiting"] if w["conversation_id"] == customer], "the WhatsApp request in the queue")
+    assert waiting[0]["channel"] == "whatsapp" and "invoice" in waiting[0]["reason"]
+
+    before = len(phone.received())
+    claimed = console.post("/api/claim", {"conversation_id": customer, "team": "support"})
+    assert claimed.status_code == 200 and claimed.json()["intro"]["status"] == "delivered", claimed.text
+    replied = console.post(f"/api/conversations/{customer}/reply", {"text": "Hi, I can see invoice INV-42; fixing it now."})
+    assert replied.status_code == 200 and replied.json() == {"status": "delivered", "channel": "whatsapp", "reason": ""}
+    texts = [m["text"]["body"] for m in eventually(lambda: phone.received()[before:] if len(phone.received()) >= before + 2 else None, "the agent's messages")]
+    assert "Ada Agent" in texts[0] and texts[1] == "Hi, I can see invoice INV-42; fixing it now."
+
+    # Silent while owned; a second agent cannot answer it.
+    phone.post(wa.text_message(phone.number, "thanks, what plans do you offer?"))
+    eventually(lambda: "thanks, what plans do you offer?" in [e.get("text") for e in tracker(stack, customer)["events"] if e["event"] == "user"], "the message in the tracker")
+    time.sleep(2)
+    assert len(phone.received()) == before + 2
+    other = f"bob{uuid.uuid4().hex[:6]}"
+    add_agent(stack, other, "Bob Agent")
+    refused = Console(stack, other).post(f"/api/conversations/{customer}/reply", {"text": "me too"})
+    assert refused.status_code == 403 and refused.json()["error"] == "not_owner"
+
+    # The provider refuses: the agent is told why, and nothing lands in the tracker.
+    providers.graph.fail_next(4, status=500)
+    failed = console.post(f"/api/conversations/{customer}/reply", {"text": "This one will not arrive."})
+    assert failed.status_code == 502 and "Not delivered" in failed.json()["message"] and "500" in failed.json()["message"]
+    assert "This one will not arrive." not in [e.get("text") for e in tracker(stack, customer)["events"] if e["event"] == "bot"]
+
+    resolved = console.post(f"/api/conversations/{customer}/resolve", {"outcome": "solved"})
+    assert resolved.status_code == 200 and resolved.json()["csat"]["status"] == "delivered", resolved.text
+    csat = eventually(lambda: [m for m in phone.received() if m.get("type") == "interactive"], "the satisfaction question as a WhatsApp list")
+    rows = [row["id"] for section in csat[-1]["interactive"]["action"]["sections"] for row in section["rows"]]
+    assert len(rows) == 5
+    thanks = phone.send(wa.list_reply(phone.number, rows[3], "4"))
+    assert "glad we could help" in thanks[0]["text"]["body"]
+    assert [e.data["score"] for e in log_events(store, customer, want="csat") if e.type == "csat"] == [4]

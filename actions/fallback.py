@@ -10,9 +10,11 @@ from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import escalation
 from actions.base import EngageAction
 from actions.constants import ACTION_FALLBACK, NLU_FALLBACK, REQUEST_HUMAN
 from actions.conversation import latest_intent
+from actions.faq import DONT_KNOW
 from analytics.schema import FALLBACK
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ OFFER_HUMAN = (
     "Sorry, I'm still not getting it. Would you like to talk to a person, or try asking another way?"
 )
 OFFER_BUTTONS = [{"title": "Talk to a person", "payload": f"/{REQUEST_HUMAN}"}]
+STILL_LOST = "Sorry, I'm still not getting it, so I'm bringing in a person."
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -59,6 +62,10 @@ def nearest_intent(tracker: Tracker) -> Optional[Dict[str, Any]]:
 
 
 class ActionFallback(EngageAction):
+    def __init__(self, writer: Any = None, requester: Any = None) -> None:
+        super().__init__(writer)
+        self._requester = requester  # tests inject an ActionRequestHandover factory
+
     def name(self) -> str:
         return ACTION_FALLBACK
 
@@ -66,7 +73,14 @@ class ActionFallback(EngageAction):
         count = consecutive_fallbacks(tracker)
         intent = latest_intent(tracker)
         offered_human = count >= 2
-        if offered_human:
+        # Misses in a row (fallbacks and FAQ abstains; console/config.yml triggers) queue a person.
+        rule = escalation.threshold("misses_in_a_row")
+        misses = max(count, escalation.misses_in_a_row(tracker, DONT_KNOW))
+        handed_over = rule > 0 and misses >= rule
+        if handed_over:
+            dispatcher.utter_message(text=STILL_LOST)
+            await escalation.maybe_hand_over(dispatcher, tracker, escalation.MISSES, misses, rule, writer=self._writer, requester=self._requester)
+        elif offered_human:
             dispatcher.utter_message(text=OFFER_HUMAN, buttons=OFFER_BUTTONS)
         else:
             dispatcher.utter_message(response=UTTER_DEFAULT)
@@ -79,6 +93,7 @@ class ActionFallback(EngageAction):
                 "intent": intent.get("name"),
                 "confidence": intent.get("confidence"),
                 "nearest_intent": nearest_intent(tracker),
+                "handed_over": handed_over,
             },
         )
         # Like Rasa's action_default_fallback: forget the misunderstood message so it

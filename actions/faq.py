@@ -14,6 +14,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import escalation
 from actions.base import EngageAction
 from actions.clients.eventlog import EventSink
 from actions.constants import ACTION_ANSWER_FAQ, ASK_QUESTION, FAQ_ID, REQUEST_HUMAN
@@ -53,9 +54,10 @@ def suggestion_payload(faq_id: str) -> str:
 class ActionAnswerFaq(EngageAction):
     """Search the FAQ; thresholds in knowledge_base/config.yml decide answer / suggest / don't know."""
 
-    def __init__(self, provider: Optional[KnowledgeBaseProvider] = None, writer: Optional[EventSink] = None) -> None:
+    def __init__(self, provider: Optional[KnowledgeBaseProvider] = None, writer: Optional[EventSink] = None, requester: Any = None) -> None:
         super().__init__(writer)
         self._provider = provider
+        self._requester = requester  # tests inject an ActionRequestHandover factory
 
     def name(self) -> str:
         return ACTION_ANSWER_FAQ
@@ -90,6 +92,11 @@ class ActionAnswerFaq(EngageAction):
         decision = decide(hits, knowledge_base.settings)
         self._reply(dispatcher, decision)
         self._log_decision(tracker, text, decision, search_ms)
+        if decision.outcome not in (Outcome.ANSWER, Outcome.SUGGEST):
+            # Misses in a row (abstains and fallbacks; console/config.yml triggers) queue a person.
+            rule = escalation.threshold("misses_in_a_row")
+            await escalation.maybe_hand_over(dispatcher, tracker, escalation.MISSES, escalation.misses_in_a_row(tracker, DONT_KNOW), rule,
+                                             writer=self._writer, requester=self._requester)
         return []
 
     def _answer_chosen(

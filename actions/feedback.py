@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import escalation
 from actions.base import EngageAction
 from actions.constants import ACTION_CAPTURE_FEEDBACK, AFFIRM, DENY, PROBLEM_DESCRIPTION
 from actions.conversation import in_use_context, latest_words, truncate
@@ -34,6 +35,10 @@ NOTHING_TO_CAPTURE = "I'd love to hear your feedback. What's on your mind?"
 
 
 class ActionCaptureFeedback(EngageAction):
+    def __init__(self, writer: Any = None, requester: Any = None) -> None:
+        super().__init__(writer)
+        self._requester = requester  # tests inject an ActionRequestHandover factory
+
     def name(self) -> str:
         return ACTION_CAPTURE_FEEDBACK
 
@@ -53,6 +58,10 @@ class ActionCaptureFeedback(EngageAction):
         self.log(tracker, FEEDBACK, data)
         if sentiment.label == NEGATIVE:
             dispatcher.utter_message(text=SORRY_NEGATIVE, buttons=NEGATIVE_BUTTONS)
+            # Unhappy again in this session (console/config.yml triggers): a person joins.
+            await escalation.maybe_hand_over(dispatcher, tracker, escalation.NEGATIVE_FEEDBACK,
+                                             escalation.negative_in_session(tracker, SORRY_NEGATIVE), escalation.threshold("negative_feedback"),
+                                             writer=self._writer, requester=self._requester)
             if describes_something(text, GENERIC_PROBLEM_WORDS):
                 # If they accept, problem_form starts with what they already said and asks only where.
                 return [SlotSet(PROBLEM_DESCRIPTION, truncate(text, MAX_DESCRIPTION))]

@@ -80,7 +80,8 @@ def parse(doc: YamlDocument) -> ConsoleConfig:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= low or (kind is int and not isinstance(value, int)):
-            errors.append(f"{doc.line(doc.node(*where))}: '{name}' must be a {'whole ' if kind is int else ''}number above {low:g}")
+            floor = "0 or more (0 turns it off)" if low < 0 else f"above {low:g}"
+            errors.append(f"{doc.line(doc.node(*where))}: '{name}' must be a {'whole ' if kind is int else ''}number {floor}")
             return None
         return kind(value)
 

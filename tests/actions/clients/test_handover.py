@@ -29,6 +29,8 @@ async def test_enqueue_writes_the_sorted_set_and_the_hash(client: aioredis.Redis
         "channel": "portal",
         "reason": "I need help with SSO",
         "requested_at": "1000.5",
+        "team": "support",
+        "trigger": "asked_for_person",
     }
     assert await queue.position("conv-2") == 2
     assert await queue.position("nobody") is None
@@ -40,7 +42,15 @@ async def test_asking_again_keeps_the_place_and_updates_the_reason(client: aiore
     assert not await queue.enqueue(HandoverRequest("conv-1", "portal", "still waiting", 20.0))
     assert await client.zscore(QUEUE_KEY, "conv-1") == 10.0
     stored = await client.hgetall(request_key("conv-1"))
-    assert stored == {"channel": "portal", "reason": "still waiting", "requested_at": "10.0"}
+    assert stored == {"channel": "portal", "reason": "still waiting", "requested_at": "10.0", "team": "support", "trigger": "asked_for_person"}
+
+
+async def test_a_ticket_keeps_its_team_and_how_to_reach_the_customer(client: aioredis.Redis) -> None:
+    queue = HandoverQueue(client)
+    await client.hset(request_key("conv-3"), "team", "sales")  # moved to sales by an agent earlier
+    await queue.enqueue(HandoverRequest("conv-3", "whatsapp", "call me", 5.0, trigger="misses", ticket=True, contact="dana@acme.example"))
+    stored = await client.hgetall(request_key("conv-3"))
+    assert (stored["team"], stored["trigger"], stored["ticket"], stored["contact"]) == ("sales", "misses", "1", "dana@acme.example")
 
 
 async def test_long_reasons_are_capped(client: aioredis.Redis) -> None:

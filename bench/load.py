@@ -317,7 +317,7 @@ def main() -> None:
         }
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)
-            with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, data_dir=Path(tmp) / target, **options) as stack:
+            with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=Path(tmp) / target, **options) as stack:
                 warm_up(stack)
                 for customers in levels:
                     results.append(measure(stack, target, "saturation", customers, args.seconds, None))

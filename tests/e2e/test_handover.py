@@ -206,3 +206,38 @@ def test_whatsapp_handover_through_the_fake_graph_api(stack: Stack, providers: P
     thanks = phone.send(wa.list_reply(phone.number, rows[3], "4"))
     assert "glad we could help" in thanks[0]["text"]["body"]
     assert [e.data["score"] for e in log_events(store, customer, want="csat") if e.type == "csat"] == [4]
+
+
+def test_telegram_handover_transfer_and_resolve(stack: Stack, providers: Providers, store: redis.Redis, agent: str) -> None:
+    from tests.e2e.test_messaging import Telegram
+    from tests.fakes import telegram_api as tg
+
+    user = Telegram(stack, providers, store)
+    user.send(tg.text_update(user.user_id, "please let me speak to a human"))
+    customer = user.customer
+    ada = Console(stack, agent)
+    eventually(lambda: [w for t in ada.queue()["teams"] for w in t["waiting"] if w["conversation_id"] == customer], "the Telegram request in the queue")
+    assert ada.post("/api/claim", {"conversation_id": customer, "team": "support"}).status_code == 200
+
+    # Handed to a colleague, who answers and resolves; the first agent can no longer answer.
+    other = f"cy{uuid.uuid4().hex[:6]}"
+    add_agent(stack, other, "Cy Colleague")
+    moved = ada.post(f"/api/conversations/{customer}/transfer", {"to_agent": other})
+    assert moved.status_code == 200, moved.text
+    assert ada.post(f"/api/conversations/{customer}/reply", {"text": "still me"}).status_code == 403
+    cy = Console(stack, other)
+    before = len(user.received())
+    assert cy.post(f"/api/conversations/{customer}/reply", {"text": "Cy here, I'll take it from here."}).json()["status"] == "delivered"
+    assert eventually(lambda: user.received()[before:], "Cy's reply on Telegram")[0]["text"] == "Cy here, I'll take it from here."
+    assert cy.post(f"/api/conversations/{customer}/notes", {"text": "customer on the Team plan"}).status_code == 200
+
+    assert cy.post(f"/api/conversations/{customer}/resolve", {"outcome": "follow_up"}).status_code == 200
+    question = eventually(lambda: [m for m in user.received() if "reply_markup" in m and "how happy" in m["text"]], "the satisfaction question on Telegram")
+    buttons = {b["text"]: b["callback_data"] for row in question[-1]["reply_markup"]["inline_keyboard"] for b in row}
+    assert sorted(buttons) == ["1", "2", "3", "4", "5"]
+    thanks = user.send(tg.callback_update(user.user_id, buttons["2"]))
+    assert "do better" in thanks[0]["text"]
+    events = log_events(store, customer, want="csat")
+    staff = [(e.type, e.data.get("by")) for e in events if e.source == "staff"]
+    assert staff == [("handover_claimed", agent), ("handover_transferred", agent), ("staff_note", other), ("handover_resolved", other)]
+    assert [e.data for e in events if e.type == "csat"][0]["score"] == 2

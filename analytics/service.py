@@ -22,6 +22,7 @@ from aiohttp import web
 from analytics.crm.clients import client_for
 from analytics.crm.config import CrmConfig, load_crm_config
 from analytics.crm.outbox import CrmSender
+from analytics.dashboards.projection import DashboardStore
 from analytics.engagement.rules import load_rules
 from analytics.privacy import erase_due
 from analytics.funnel.rules import load_funnel_rules
@@ -61,8 +62,9 @@ def record_store(client: Any, crm: Optional[CrmConfig] = None) -> RecordStore:
 
 
 def projections(client: Any, crm: Optional[CrmConfig] = None) -> List[Projection]:
-    """Everything the service keeps, in the order each event is applied."""
-    return [record_store(client, crm), theme_store(client)]
+    """Everything the service keeps, in the order each event is applied (dashboards after the records,
+    whose stage histories they count)."""
+    return [record_store(client, crm), theme_store(client), DashboardStore(client)]
 
 
 @dataclass
@@ -151,7 +153,7 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     store = record_store(client, crm)
     # Idea themes load MiniLM on the first idea, in an executor: the service starts at once.
     themes = theme_store(client)
-    consumer = StreamConsumer(client, [store, themes], ConsumerSettings(consumer=consumer_name))
+    consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
     # MiniLM loads in the background, so the first idea in a conversation is matched in time.

@@ -1,0 +1,176 @@
+"""The dashboard projection: per-day counters kept by the analytics consumer, once per event id.
+
+Keys (prefix `engage:dashboards:`): `day:<YYYY-MM-DD>` (hash of integer counters, see fold.py),
+`set:<name>:<day>` (who was active / handed over that day, per channel too) and `hll:<name>:<day>`
+(the same as HyperLogLogs, for distinct customers over a range), `days` (sorted set of the days
+with data), `channels` (set), `seen` (customers who have written), `open` and `handled` (hash
+conversation -> JSON / team: handover state the service times are measured from), `funnel`
+(hash customer -> the stage history counted so far), `applied` (event ids), `version`.
+
+A batch is applied in one MULTI/EXEC under WATCH of `version`, after reading which of its events
+were applied before, so a redelivered event counts once and two consumers never both count one.
+Funnel counters follow the customer records (analytics.records, applied earlier in the same
+batch): each touched customer's stage history is compared with what was counted for them, and
+only the difference is added, so merges and rebuilt records correct the counts too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from redis.exceptions import WatchError
+
+from analytics.dashboards.fold import Open, Transition, day_of, fold, funnel_delta, name, transitions
+from analytics.records.fold import canonical
+from analytics.records.store import delete_prefix, state_key
+from analytics.schema import CUSTOMERS_MERGED, LogEvent
+
+PREFIX = "engage:dashboards:"
+DAYS = PREFIX + "days"
+CHANNELS = PREFIX + "channels"
+SEEN = PREFIX + "seen"
+OPEN = PREFIX + "open"
+HANDLED = PREFIX + "handled"
+FUNNEL = PREFIX + "funnel"
+APPLIED = PREFIX + "applied"
+VERSION = PREFIX + "version"
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_key(day: str) -> str:
+    return f"{PREFIX}day:{day}"
+
+
+def set_key(set_name: str, day: str) -> str:
+    return f"{PREFIX}set:{set_name}:{day}"
+
+
+def hll_key(set_name: str, day: str) -> str:
+    return f"{PREFIX}hll:{set_name}:{day}"
+
+
+def day_number(day: str) -> int:
+    return (dt.date.fromisoformat(day) - EPOCH).days
+
+
+class DashboardStore:
+    """The dashboards projection. `client` must decode responses."""
+
+    name = "dashboards"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def reset(self) -> None:
+        await delete_prefix(self.client, PREFIX)
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        events: List[LogEvent] = []
+        ids: Set[str] = set()
+        for _, event in entries:
+            if event.event_id not in ids:  # the same event twice in one batch counts once
+                ids.add(event.event_id)
+                events.append(event)
+        if not events:
+            return {}
+        customers = _customers(events)
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    applied = await self.client.smismember(APPLIED, [e.event_id for e in events])
+                    new = [event for event, done in zip(events, applied) if not done]
+                    talkers = sorted({e.conversation_id for e in new})
+                    async with self.client.pipeline(transaction=False) as reads:
+                        reads.hmget(OPEN, talkers or ["-"])
+                        reads.hmget(HANDLED, talkers or ["-"])
+                        reads.smismember(SEEN, talkers or ["-"])
+                        reads.hmget(FUNNEL, customers or ["-"])
+                        for customer in customers:
+                            reads.get(state_key(customer))
+                        answers = await reads.execute()
+                    raw_open, raw_handled, raw_seen, raw_counted = answers[:4]
+                    opened = {c: (Open.from_json(json.loads(v)) if v else None) for c, v in zip(talkers, raw_open)}
+                    handled = {c: v for c, v in zip(talkers, raw_handled) if v}
+                    seen = {c for c, known in zip(talkers, raw_seen) if known}
+                    effects = fold(new, opened, handled, seen)
+                    funnel = _funnel_changes(customers, raw_counted, answers[4:])
+                    pipe.multi()
+                    self._write(pipe, new, effects, funnel)
+                    await pipe.execute()
+                    return {}
+                except WatchError:
+                    continue
+
+    def _write(self, pipe: Any, new: Sequence[LogEvent], effects: Any, funnel: Dict[str, Tuple[Optional[str], Dict[str, Dict[str, int]]]]) -> None:
+        days: Set[str] = set()
+        counters: Dict[str, Dict[str, int]] = {day: dict(fields) for day, fields in effects.counters.items()}
+        for counted, delta in funnel.values():
+            for day, fields in delta.items():
+                target = counters.setdefault(day, {})
+                for counter, amount in fields.items():
+                    target[counter] = target.get(counter, 0) + amount
+        for day, fields in sorted(counters.items()):
+            for counter, amount in sorted(fields.items()):
+                if amount:
+                    pipe.hincrby(day_key(day), counter, amount)
+            days.add(day)
+        channels: Set[str] = set()
+        for (set_name, day), members in sorted(effects.members.items()):
+            pipe.sadd(set_key(set_name, day), *sorted(members))
+            pipe.pfadd(hll_key(set_name, day), *sorted(members))
+            days.add(day)
+            if set_name.startswith("active:"):
+                channels.add(set_name.split(":", 1)[1])
+        if days:
+            pipe.zadd(DAYS, {day: day_number(day) for day in days})
+        if channels:
+            pipe.sadd(CHANNELS, *sorted(channels))
+        if effects.seen:
+            pipe.sadd(SEEN, *sorted(effects.seen))
+        for conversation, state in sorted(effects.opened.items()):
+            if state is None:
+                pipe.hdel(OPEN, conversation)
+            else:
+                pipe.hset(OPEN, conversation, canonical(state.to_json()))
+        if effects.handled_by:
+            pipe.hset(HANDLED, mapping=dict(sorted(effects.handled_by.items())))
+        for customer, (counted, _) in sorted(funnel.items()):
+            if counted is None:
+                pipe.hdel(FUNNEL, customer)
+            else:
+                pipe.hset(FUNNEL, customer, counted)
+        if new:
+            pipe.sadd(APPLIED, *[event.event_id for event in new])
+        pipe.incr(VERSION)
+
+
+def _customers(events: Sequence[LogEvent]) -> List[str]:
+    """Whose stage history may have changed: everyone the batch names, and customers merged away."""
+    found: Set[str] = set()
+    for event in events:
+        if event.conversation_id and len(event.conversation_id) <= 128:
+            found.add(event.conversation_id)
+        if event.type == CUSTOMERS_MERGED and isinstance(event.data, dict) and isinstance(event.data.get("merged_from"), list):
+            found.update(str(c) for c in event.data["merged_from"] if str(c) and len(str(c)) <= 128)
+    return sorted(found)
+
+
+def _funnel_changes(customers: Sequence[str], counted: Sequence[Optional[str]], states: Sequence[Optional[str]]) -> Dict[str, Tuple[Optional[str], Dict[str, Dict[str, int]]]]:
+    """Per customer whose history differs from what was counted: the history to store (None: none) and the counter delta."""
+    changes: Dict[str, Tuple[Optional[str], Dict[str, Dict[str, int]]]] = {}
+    for customer, before_raw, state_raw in zip(customers, counted, states):
+        history: List[Transition] = []
+        if state_raw:
+            history = transitions(json.loads(state_raw).get("funnel", {}).get("history", []))
+        now = canonical([[at, stage] for at, stage in history]) if history else None
+        if now == before_raw:
+            continue
+        before: List[Transition] = [(float(at), str(stage)) for at, stage in json.loads(before_raw)] if before_raw else []
+        changes[customer] = (now, funnel_delta(before, history))
+    return changes
+
+
+__all__ = ["DashboardStore", "PREFIX", "day_key", "set_key", "hll_key", "day_of", "name"]

@@ -18,8 +18,8 @@ from rasa_sdk.types import DomainDict
 from actions.base import EngageAction
 from actions.constants import ACTION_RECORD_CSAT, CSAT_SCORE
 from actions.conversation import latest_text
+from analytics.schema import CSAT
 
-CSAT = "csat"  # log event type (data: score, agent)
 THANKS = {
     1: "Thank you for telling us, and sorry we let you down. I've passed your rating on to the team.",
     2: "Thank you for telling us; we'll look at how we can do better.",

@@ -80,6 +80,16 @@ IDEA_UPDATES_CONSENT = "idea_updates_consent"
 IDEA_SEPARATED = "idea_separated"
 IDEA_NOTIFIED = "idea_notified"
 IDEA_NOTIFY_FAILED = "idea_notify_failed"
+# Human handover (issue 12). Staff decisions, source staff, data.by the login: a claim (data: team),
+# a transfer (data: from, to or to_team), a hand-back to the bot, a resolution (data: outcome,
+# handled_seconds), an internal note (text). The customer's 1-5 rating of a person's help
+# (data: score, agent), written by the action server.
+HANDOVER_CLAIMED = "handover_claimed"
+HANDOVER_TRANSFERRED = "handover_transferred"
+HANDOVER_RELEASED = "handover_released"
+HANDOVER_RESOLVED = "handover_resolved"
+STAFF_NOTE = "staff_note"
+CSAT = "csat"
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -113,6 +123,12 @@ SEMANTIC_TYPES = frozenset(
         IDEA_SEPARATED,
         IDEA_NOTIFIED,
         IDEA_NOTIFY_FAILED,
+        HANDOVER_CLAIMED,
+        HANDOVER_TRANSFERRED,
+        HANDOVER_RELEASED,
+        HANDOVER_RESOLVED,
+        STAFF_NOTE,
+        CSAT,
     }
 )
 

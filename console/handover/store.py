@@ -17,7 +17,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, SOURCE_STAFF, LogEvent, handover_request_key
+from analytics.schema import (
+    EVENTS_STREAM,
+    HANDOVER_CLAIMED,
+    HANDOVER_QUEUE,
+    HANDOVER_RELEASED,
+    HANDOVER_RESOLVED,
+    HANDOVER_TRANSFERRED,
+    SOURCE_STAFF,
+    STAFF_NOTE,
+    LogEvent,
+    handover_request_key,
+)
 from console.errors import Refused
 from console.users import StaffUser
 
@@ -27,12 +38,6 @@ NOTES_PREFIX = "engage:handover:notes:"
 MAX_NOTES = 200
 MAX_NOTE_CHARS = 4000
 
-# Staff decisions in the interaction log (conversation_id is the customer; data.by is the login).
-HANDOVER_CLAIMED = "handover_claimed"
-HANDOVER_TRANSFERRED = "handover_transferred"
-HANDOVER_RELEASED = "handover_released"  # handed back to the bot without a resolution
-HANDOVER_RESOLVED = "handover_resolved"  # data.outcome
-STAFF_NOTE = "staff_note"
 OUTCOMES = ("solved", "not_solved", "follow_up", "spam")
 
 

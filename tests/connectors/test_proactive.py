@@ -22,11 +22,14 @@ from analytics.customers import Identity
 from analytics.schema import REPLY_UNDELIVERED
 from bot.broker import RedisStreamEventBroker
 from connectors.identity import IdentityResolver
+from connectors.portal import PortalInput
 from connectors.proactive import ProactiveInput
 from connectors.rest import EngageRestInput
 from connectors.webchat import WebChatInput
 from connectors.whatsapp import WhatsAppInput
 from tests.connectors.support import dead_action_url, new_app, read_stream, serving
+from tests.connectors.test_portal import AUDIENCE, ISSUER, token
+from tests.connectors.test_portal import SECRET as PORTAL_SECRET
 from tests.connectors.test_rest_rasa import GREETING, tiny_model  # noqa: F401 - the session fixture
 from tests.connectors.test_webchat import Widget
 from tests.fakes import whatsapp_graph as wa
@@ -60,7 +63,8 @@ async def stack(model: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Tup
             access_token=wa.ACCESS_TOKEN, app_secret=wa.APP_SECRET, verify_token=wa.VERIFY_TOKEN,
             phone_number_id=wa.PHONE_NUMBER_ID, api_base_url=graph.base_url, attempts=2, timeout=5.0, backoff=0.01, resolver=resolver,
         )
-        channels = [EngageRestInput(health_timeout=0.5), WebChatInput(resolver=resolver), whatsapp, ProactiveInput(token=TOKEN, resolver=resolver)]
+        portal = PortalInput(key=PORTAL_SECRET, algorithm="HS256", audience=AUDIENCE, issuer=ISSUER, resolver=resolver)
+        channels = [EngageRestInput(health_timeout=0.5), WebChatInput(resolver=resolver), whatsapp, portal, ProactiveInput(token=TOKEN, resolver=resolver)]
         register(channels, app, "/webhooks/")
         try:
             async with serving(app) as base, aiohttp.ClientSession() as session:
@@ -224,3 +228,40 @@ async def test_bad_requests_are_refused_and_leave_nothing(tiny_model: str, redis
         assert client.keys("engage:tracker:*") == [] and client.xlen("engage:events") == 0
     finally:
         client.close()
+
+
+async def test_the_pause_survives_a_restart_of_the_rasa_server(tiny_model: str, redis_url: str, tmp_path: Path) -> None:
+    async with stack(tiny_model, redis_url, tmp_path) as (base, session, resolver, _):
+        widget, session_id, customer = await web_customer(base, resolver)
+        status, _ = await send(session, base, {"conversation_id": customer, "text": "Dana here.", "author": AGENT, "control": "pause"})
+        assert status == 200
+    # Another Rasa server (a restart, or a second process behind a load balancer) on the same Redis.
+    async with stack(tiny_model, redis_url, tmp_path / "second") as (base, session, resolver, _):
+        widget = Widget(base)
+        await widget.open(session_id)
+        await widget.say("hello", session_id)
+        await no_reply(widget)
+        status, body = await send(session, base, {"conversation_id": customer, "text": "Back to the bot.", "author": AGENT, "control": "resume"})
+        assert (status, body["paused"]) == (200, False)
+        assert (await widget.reply())["text"] == "Back to the bot."
+        await widget.say("hello", session_id)
+        assert (await widget.reply())["text"] == GREETING
+
+
+async def test_the_portal_gets_what_came_while_it_was_not_asking(tiny_model: str, redis_url: str, tmp_path: Path) -> None:
+    async with stack(tiny_model, redis_url, tmp_path) as (base, session, resolver, _):
+        headers = {"Authorization": f"Bearer {token()}"}
+        async with session.post(f"{base}/webhooks/portal/webhook", json={"message": "hello"}, headers=headers) as answer:
+            assert [r["text"] for r in await answer.json()] == [GREETING]
+        customer = await resolver.customer_for([Identity.of("portal", "acme:u-17")])
+        status, body = await send(session, base, {"conversation_id": customer, "text": "Your export is fixed.", "author": AGENT})
+        assert (status, body["status"], body["channel"]) == (200, "queued", "portal")
+        async with session.get(f"{base}/webhooks/portal/messages", headers=headers) as answer:
+            assert [(m["text"], m["author"]) for m in await answer.json()] == [("Your export is fixed.", "Dana")]
+        async with session.get(f"{base}/webhooks/portal/messages", headers=headers) as answer:
+            assert await answer.json() == []
+        async with session.get(f"{base}/webhooks/portal/messages", headers={"Authorization": "Bearer nope"}) as answer:
+            assert answer.status == 401
+        await send(session, base, {"conversation_id": customer, "text": "One more thing.", "author": AGENT})
+        async with session.post(f"{base}/webhooks/portal/webhook", json={"message": "hello"}, headers=headers) as answer:
+            assert [r["text"] for r in await answer.json()] == ["One more thing.", GREETING]  # waiting first, then the replies

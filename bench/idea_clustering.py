@@ -19,9 +19,11 @@ dimension, cosine about 0.93 to its source), normalised, so the themes keep thei
 Full re-clustering with the production code (analytics.ideas.cluster.cluster_vectors and
 the shipped settings) at 10k, 50k and 100k items: seconds and peak memory (the process's
 resident high-water mark, reset before each run through /proc/self/clear_refs, minus the
-resident size at the start). Online: with 100k items clustered, one new utterance is
-encoded (MiniLM, one thread) and searched against the theme centroids and the items (FAISS
-IndexFlatIP, for near duplicates); p50/p95 over 200 utterances, encoding shown apart.
+resident size at the start). Online: with 100k items clustered (each theme a row of the
+service's own memory, analytics.ideas.themes._Memory), one new utterance is encoded (MiniLM,
+one thread) and decided by the service's own step (analytics.ideas.themes.decide_now: mean cosine
+to every theme, then the near-duplicate search within the chosen theme); p50/p95 over 200
+utterances, encoding shown apart.
 
 Duplicates: analytics/ideas/eval/duplicates.jsonl (labelled idea pairs) scored by cosine;
 precision, recall and F1 per threshold, a curve in bench/results/idea_duplicates.png.
@@ -193,33 +195,83 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def online(base: np.ndarray, settings: ClusterSettings, texts: List[str], encoder: MiniLMEncoder) -> Dict[str, Any]:
-    import faiss
+def online(base: np.ndarray, settings: Any, texts: List[str], encoder: Any) -> Dict[str, Any]:
+    """The service's own online step (analytics.ideas.themes.decide) with 100k kept items."""
+    from analytics.ideas.themes import _Memory, decide_now
 
-    faiss.omp_set_num_threads(1)
     items = synthesize(base, SIZES[-1], np.random.default_rng(SEED))
-    labels = cluster_vectors(items, settings)
-    theme_index = faiss.IndexFlatIP(items.shape[1])
-    theme_index.add(centroids(items, labels))
-    item_index = faiss.IndexFlatIP(items.shape[1])
-    item_index.add(items)
+    labels = cluster_vectors(items, settings.cluster)
+    memory = _Memory()
+    for row, (vector, label) in enumerate(zip(items, labels.tolist())):
+        memory.add(f"i{row}", vector, f"TH-{label}" if label != UNCLUSTERED else f"TH-single-{row}")
     encoder.encode(["warm up"])
-    timings: Dict[str, List[float]] = {"encode": [], "theme_search": [], "duplicate_search": [], "total": []}
+    timings: Dict[str, List[float]] = {"encode": [], "decide": [], "total": []}
+    outcomes: Dict[str, int] = {}
     for text in random.Random(SEED).sample(texts, ONLINE_QUERIES):
         t0 = time.perf_counter()
-        vector = encoder.encode([text])
+        vector = encoder.encode([text])[0]
         t1 = time.perf_counter()
-        theme_index.search(vector, 1)
+        how, _, _ = decide_now(vector, memory, settings)
         t2 = time.perf_counter()
-        item_index.search(vector, 1)
-        t3 = time.perf_counter()
-        for name, value in (("encode", t1 - t0), ("theme_search", t2 - t1), ("duplicate_search", t3 - t2), ("total", t3 - t0)):
+        outcomes[how] = outcomes.get(how, 0) + 1
+        for name, value in (("encode", t1 - t0), ("decide", t2 - t1), ("total", t2 - t0)):
             timings[name].append(value * 1000)
     return {
-        "items": SIZES[-1],
-        "themes": int(theme_index.ntotal),
+        "items": SIZES[-1], "themes": len(memory.names), "encoder": type(encoder).__name__, "outcomes": outcomes,
         **{f"{name}_ms": {"p50": percentile(values, 50), "p95": percentile(values, 95)} for name, values in timings.items()},
     }
+
+
+def recluster_check(base: np.ndarray, settings: Any) -> Dict[str, Any]:
+    """`ideas recluster` as the service applies it (ThemeStore, a themes_reclustered event) on a
+    private redis-server holding 100k items: their themes come from a clustering with another
+    seed (as the online themes drift from a full clustering); seconds and peak memory for the
+    whole step (load, cluster, match ids, write what moved)."""
+    import asyncio
+    import tempfile
+    from dataclasses import replace
+
+    from analytics.ideas.recluster import RECLUSTERS
+    from analytics.ideas.themes import ITEMS, THEMES, VERSION, ThemeStore, _pack
+    from analytics.redis_connect import connect
+    from analytics.schema import SOURCE_STAFF, THEMES_RECLUSTERED, LogEvent
+    from tests.conftest import RedisServer
+
+    n = SIZES[-1]
+    items = synthesize(base, n, np.random.default_rng(SEED))
+    drifted = cluster_vectors(items, replace(settings.cluster, seed=SEED + 1, min_theme_size=1))
+
+    async def run() -> Dict[str, Any]:
+        with tempfile.TemporaryDirectory() as folder:
+            server = RedisServer(Path(folder))
+            server.start()
+            try:
+                client = connect(f"redis://127.0.0.1:{server.port}/0", 30.0, decode_responses=True)
+                themes: Dict[str, List[str]] = {}
+                async with client.pipeline(transaction=False) as pipe:
+                    for row, (vector, label) in enumerate(zip(items, drifted.tolist())):
+                        theme = f"TH-{label + 1}" if label != UNCLUSTERED else f"TH-{n + row}"
+                        themes.setdefault(theme, []).append(f"e{row}")
+                        item = {"event_id": f"e{row}", "entry_id": f"{row + 1}-0", "customer": f"C-{row % 5000:016x}", "channel": "socketio", "at": float(row),
+                                "text": f"idea {row}", "kind": "idea", "space": "needs", "context": {}, "theme": theme, "how": "joined", "vector": _pack(vector)}
+                        pipe.hset(ITEMS, f"e{row}", json.dumps(item, sort_keys=True))
+                    for theme, members in themes.items():
+                        pipe.hset(THEMES, theme, json.dumps({"id": theme, "space": "needs", "status": "new", "history": [], "members": members, "created_at": 0.0}))
+                    pipe.set("engage:ideas:next", 2 * n)
+                    pipe.set(VERSION, 1)
+                    await pipe.execute()
+                store = ThemeStore(client, object(), settings)  # type: ignore[arg-type]  (nothing to encode)
+                event = LogEvent(THEMES_RECLUSTERED, "themes:needs", SOURCE_STAFF, "", 1.0, data={"space": "needs", "by": "bench"})
+                loop = asyncio.get_running_loop()
+                _, seconds, peak = await loop.run_in_executor(None, lambda: measured(lambda: asyncio.run_coroutine_threadsafe(store.apply_batch([("1-0", event)]), loop).result()))
+                summary = json.loads(await client.hget(RECLUSTERS, event.event_id))
+                await client.aclose()
+            finally:
+                server.stop()
+        return {"items": n, "seconds": seconds, "peak_mib": peak, "themes_before": summary["themes_before"], "themes_after": summary["themes_after"],
+                "ids_kept": summary["kept"], "new": len(summary["new"]), "retired": len(summary["retired"]), "moved": summary["moved"]}
+
+    return asyncio.run(run())
 
 
 def duplicates(encoder: MiniLMEncoder, path: Path) -> Dict[str, Any]:
@@ -379,7 +431,7 @@ def plot_duplicates(result: Dict[str, Any], chosen: float, out: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--only", choices=["quality", "labels", "themes", "cost", "online", "duplicates"])
+    parser.add_argument("--only", choices=["quality", "labels", "themes", "cost", "recluster", "online", "duplicates"])
     args = parser.parse_args(argv)
     from analytics.ideas.config import DEFAULT_CONFIG, load_settings
 
@@ -409,13 +461,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["labels"] = labels_check(test_vectors, test_texts, gold, settings.cluster)
         if args.only in (None, "themes"):
             print("themes", file=sys.stderr)
-            report["themes"] = themes_check(test_texts, gold, settings, encoder, test_vectors)
+            from analytics.ideas.themes import default_encoder
+
+            report["themes"] = themes_check(test_texts, gold, settings, default_encoder(), test_vectors)
         if args.only in (None, "cost"):
             print("cost", file=sys.stderr)
             report["cost"] = cost(base, settings.cluster)
+        if args.only in (None, "recluster"):
+            print("recluster", file=sys.stderr)
+            report["recluster"] = recluster_check(base, settings)
         if args.only in (None, "online"):
             print("online", file=sys.stderr)
-            report["online"] = online(base, settings.cluster, test_texts, encoder)
+            from analytics.ideas.themes import default_encoder
+
+            report["online"] = online(base, settings, test_texts, default_encoder())
     name = "idea_clustering" + (f"_{args.only}" if args.only else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     markdown = render(report)
@@ -449,10 +508,14 @@ def render(report: Dict[str, Any]) -> str:
         for row in report["cost"]:
             lines.append(f"| {row['items']:,} | {row['seconds']:.1f} | {row['peak_mib']:.0f} | {row['themes']} | {row['unclustered']:.1%} |")
         lines.append("")
+    if "recluster" in report:
+        r = report["recluster"]
+        lines += [f"`ideas recluster` applied by the service, {r['items']:,} items: {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB; "
+                  f"{r['themes_before']} themes before, {r['themes_after']} after; {r['ids_kept']} ids kept, {r['new']} new, {r['retired']} retired; {r['moved']:,} items moved", ""]
     if "online" in report:
         o = report["online"]
-        lines += [f"Online, {o['items']:,} items in {o['themes']} themes ({ONLINE_QUERIES} new items):", "", "| step | p50 ms | p95 ms |", "|---|---|---|"]
-        for step in ("encode", "theme_search", "duplicate_search", "total"):
+        lines += [f"Online, {o['items']:,} items in {o['themes']} themes ({ONLINE_QUERIES} new items, {o['encoder']}; {o['outcomes']}):", "", "| step | p50 ms | p95 ms |", "|---|---|---|"]
+        for step in ("encode", "decide", "total"):
             lines.append(f"| {step.replace('_', ' ')} | {o[step + '_ms']['p50']:.2f} | {o[step + '_ms']['p95']:.2f} |")
         lines.append("")
     if "duplicates" in report:

@@ -106,31 +106,56 @@ def _unpack(text: str) -> np.ndarray:
 
 class _Memory:
     """What decisions need, loaded from Redis: item vectors (a growing array, so adding one is
-    not a copy of all), the theme of each, and each theme's vector sum (its centre's direction)."""
+    not a copy of all), the theme of each, each theme's member rows, and a matrix of the themes'
+    vector sums with their member counts (one row per theme, grown in place), so the mean cosine
+    of a new item to every theme is one matrix-vector product."""
 
-    def __init__(self, version: int = -1) -> None:
-        self.version = version
+    def __init__(self) -> None:
         self.ids: List[str] = []
         self.theme_of: List[str] = []
-        self.sums: Dict[str, np.ndarray] = {}
-        self.counts: Dict[str, int] = {}
+        self.names: List[str] = []  # the theme of each row of the sums matrix
+        self.index: Dict[str, int] = {}
+        self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
         self._rows = np.zeros((0, 0), dtype=np.float32)
+        self._sums = np.zeros((0, 0), dtype=np.float32)
+        self._counts = np.zeros(0, dtype=np.float32)
 
     @property
     def vectors(self) -> np.ndarray:
         return self._rows[: len(self.ids)]
 
+    def means(self, vector: np.ndarray) -> np.ndarray:
+        """Mean cosine of `vector` to the members of each theme (rows in `names` order)."""
+        count = len(self.names)
+        return (self._sums[:count] @ vector) / self._counts[:count]
+
     def add(self, event_id: str, vector: np.ndarray, theme: str) -> None:
-        if self._rows.shape[0] == len(self.ids):
-            grown = np.zeros((max(64, 2 * len(self.ids)), vector.shape[0]), dtype=np.float32)
-            if self.ids:
-                grown[: len(self.ids)] = self.vectors
-            self._rows = grown
+        self._rows = _grown(self._rows, len(self.ids), vector.shape[0])
         self._rows[len(self.ids)] = vector
+        row = self.index.get(theme)
+        if row is None:
+            row = self.index[theme] = len(self.names)
+            self.names.append(theme)
+            self._sums = _grown(self._sums, row, vector.shape[0])
+            if self._counts.shape[0] <= row:
+                self._counts = np.concatenate([self._counts, np.zeros(max(64, row), dtype=np.float32)])
+            self._sums[row] = 0.0
+            self._counts[row] = 0.0
+        self._sums[row] += vector
+        self._counts[row] += 1.0
+        self.members.setdefault(theme, []).append(len(self.ids))
         self.ids.append(event_id)
         self.theme_of.append(theme)
-        self.sums[theme] = self.sums.get(theme, np.zeros_like(vector)) + vector
-        self.counts[theme] = self.counts.get(theme, 0) + 1
+
+
+def _grown(array: np.ndarray, used: int, width: int) -> np.ndarray:
+    """`array` with room for one more row (doubling), its first `used` rows kept."""
+    if array.shape[0] > used:
+        return array
+    grown = np.zeros((max(64, 2 * used), width), dtype=np.float32)
+    if used:
+        grown[:used] = array[:used]
+    return grown
 
 
 def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
@@ -141,21 +166,24 @@ def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tupl
     clustering uses, applied to one new item (the mean is its dot product with the theme's
     vector sum over the member count). Joining by the cosine to a theme's centre instead let
     themes drift and swallow their neighbours: on 1,000 Banking77 utterances it made 36 themes
-    with ARI 0.186 against the categories, where the clustering scores 0.558.
+    with ARI 0.186 against the categories, where the clustering scores 0.558. Within that
+    theme, a member at cosine >= duplicates.similarity makes the idea a vote on it. Only the
+    chosen theme's members are searched for the duplicate (not every kept item): the cost
+    grows with the number of themes, not of items (bench/idea_clustering.py --only online).
     """
-    if memory.ids:
-        names = list(memory.sums)
-        mean = np.stack([memory.sums[name] for name in names]) @ vector / np.asarray([memory.counts[name] for name in names], dtype=np.float32)
-        close = dict(zip(names, mean.tolist()))
-        similarity = memory.vectors @ vector
-        best = int(similarity.argmax())
-        theme = memory.theme_of[best]
-        if similarity[best] >= settings.duplicate_similarity and close[theme] >= 1.0 - settings.cluster.distance_threshold:
-            return VOTE, theme, memory.ids[best]
-        nearest = int(mean.argmax())
-        if mean[nearest] >= 1.0 - settings.cluster.distance_threshold:
-            return JOINED, names[nearest], None
-    return NEW, None, None
+    if not memory.names:
+        return NEW, None, None
+    mean = memory.means(vector)
+    floor = 1.0 - settings.cluster.distance_threshold
+    close = np.flatnonzero(mean >= floor)
+    if not len(close):
+        return NEW, None, None
+    rows = [row for theme in close.tolist() for row in memory.members[memory.names[theme]]]
+    similarity = memory.vectors[rows] @ vector
+    best = int(similarity.argmax())
+    if similarity[best] >= settings.duplicate_similarity:
+        return VOTE, memory.theme_of[rows[best]], memory.ids[rows[best]]
+    return JOINED, memory.names[int(mean.argmax())], None
 
 
 async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
@@ -171,19 +199,47 @@ async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[
 
 
 def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[str]:
-    rows = [row for row, name in enumerate(memory.theme_of) if name == theme]
+    rows = memory.members.get(theme)
     if not rows:
         return None
     similarity = memory.vectors[rows] @ vector
     return memory.ids[rows[int(similarity.argmax())]]
 
 
+_BLAS: Any = None
+
+
+def decide_now(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
+    """`decide` with one BLAS thread: its products are small, and waking an idle OpenBLAS pool
+    cost more than the product itself (p95 8 ms against 1 ms with 100k items, bench/idea_clustering.py)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return decide(vector, memory, settings)
+
+
+def default_encoder() -> Encoder:
+    """MiniLM through onnxruntime from the set-up's export (3-9 ms per idea, no PyTorch), or
+    through PyTorch when the export is missing (12-25 ms on two busy cores): the same vectors to
+    2e-7, cached apart (each has its own identity)."""
+    from knowledge_base.onnx_encoder import OnnxMiniLMEncoder, export_present
+
+    if export_present():
+        return OnnxMiniLMEncoder()
+    from knowledge_base.encoder import MiniLMEncoder
+
+    logger.warning("idea themes: no ONNX export of MiniLM (run `make setup`); encoding with PyTorch, slower")
+    return MiniLMEncoder()
+
+
 def theme_store(client: Any, settings: Optional[IdeasSettings] = None, encoder: Optional[Encoder] = None) -> ThemeStore:
     """The projection with the shipped settings and MiniLM (loaded on the first idea, not here)."""
     from analytics.ideas.config import load_settings
-    from knowledge_base.encoder import MiniLMEncoder
 
-    return ThemeStore(client, encoder or MiniLMEncoder(), settings or load_settings())
+    return ThemeStore(client, encoder or default_encoder(), settings or load_settings())
 
 
 class ThemeStore:
@@ -265,7 +321,7 @@ class ThemeStore:
                         return
                     await self._sync(pipe)
                     # A search over every kept item of the space: off the event loop like the encoding.
-                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide, vector, self.memory(what.space), self.settings)
+                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide_now, vector, self.memory(what.space), self.settings)
                     told = await self._told_theme(pipe, event, what)
                     if told is not None and told != theme:
                         # The assistant told the customer "I've added your vote" to this theme: so it is.
@@ -357,7 +413,7 @@ class ThemeStore:
         async with self._lock:
             await self._sync(self.client)
             memory = self.memory(NEEDS)
-            how, theme, _ = await asyncio.get_running_loop().run_in_executor(None, decide, vector, memory, self.settings)
+            how, theme, _ = await asyncio.get_running_loop().run_in_executor(None, decide_now, vector, memory, self.settings)
         if theme is None:
             return {"how": NEW, "theme": None}
         record = await self.theme(theme) or {"members": []}

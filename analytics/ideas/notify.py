@@ -12,8 +12,8 @@ than sending it again: at most once. Each outcome is written with an `idea_notif
 
 Where: the channel the customer last wrote on (their record's channels). WhatsApp outside its
 24-hour customer-service window takes only an approved template (`WhatsAppTemplates`); every
-other send goes through a `Delivery`, which is the proactive delivery through Rasa (issue 12)
-when it is available.
+other send goes through Rasa's proactive endpoint (analytics.proactive, issue 12), keyed by the
+job id, so it is in the customer's conversation and the log too.
 """
 
 from __future__ import annotations
@@ -109,11 +109,39 @@ class Delivery(Protocol):
 
 
 class NoDelivery:
-    """Stands where the proactive delivery through Rasa (issue 12) goes until it is available:
-    the job stays pending with the reason, and is looked at again later."""
+    """Where proactive delivery through Rasa is not configured (no ENGAGE_PROACTIVE_TOKEN): the job
+    stays pending with the reason, and is looked at again later."""
 
     async def send(self, notification: Notification) -> Outcome:
-        return Outcome(WAITING, f"no delivery to {notification.route.channel} yet (proactive delivery through Rasa is not configured)")
+        return Outcome(WAITING, f"no delivery to {notification.route.channel} yet (proactive delivery through Rasa is not configured: ENGAGE_PROACTIVE_TOKEN)")
+
+
+class ProactiveDelivery:
+    """Through the Rasa server's proactive endpoint (analytics.proactive, issue 12): the message
+    goes out on the customer's channel and lands in their conversation as the product team's.
+    Its message id is the job's, so even a retried send reaches the customer once; a Rasa server
+    that does not answer, or has no model yet, leaves the job pending for a later round."""
+
+    AUTHOR = ("system", "ideas", "Quillstack product team")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def send(self, notification: Notification) -> Outcome:
+        from analytics.proactive import DELIVERED, Author
+
+        outcome = await self.client.send(notification.customer, notification.text, author=Author(*self.AUTHOR),
+                                         message_id=proactive_id(notification.job_id), channel=notification.route.channel)
+        if outcome.ok:
+            return Outcome(SENT if outcome.status == DELIVERED else QUEUED, "", {"proactive": outcome.status, "channel": outcome.channel, "repeat": outcome.repeat})
+        if outcome.http_status in (0, 409, 503):  # not answered, being sent right now, model not loaded: try again later
+            return Outcome(WAITING, outcome.reason or f"the Rasa server answered {outcome.http_status}")
+        return Outcome(FAILED, outcome.reason or f"the Rasa server answered {outcome.http_status}")
+
+
+def proactive_id(job: str) -> str:
+    """The proactive endpoint's idempotency key for a job (letters, digits, _.:- and at most 128)."""
+    return ("idea:" + "".join(ch if ch.isalnum() or ch in "_.:-" else "-" for ch in job))[:128]
 
 
 @dataclass(frozen=True)
@@ -296,13 +324,21 @@ async def whatsapp_number(directory: Any, customer: str) -> Optional[str]:
 
 
 def idea_notifier(client: Any, records: Any) -> NotificationSender:
-    """The service's sender: WhatsApp templates when configured; other channels wait for the
-    proactive delivery through Rasa (issue 12) and stay pending, with the reason, until then."""
+    """The service's sender: through Rasa's proactive endpoint (ENGAGE_RASA_URL, ENGAGE_PROACTIVE_TOKEN),
+    and WhatsApp templates outside the 24-hour window (WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID)."""
     from analytics.customers import CustomerDirectory
 
     directory = CustomerDirectory(client)
     templates = whatsapp_templates_from_env(number_of=lambda customer: whatsapp_number(directory, customer))
-    return NotificationSender(client, ChannelDelivery(NoDelivery(), templates), records.record)
+    token = os.environ.get("ENGAGE_PROACTIVE_TOKEN")
+    proactive: Delivery = NoDelivery()
+    if token:
+        from analytics.proactive import ProactiveClient
+
+        proactive = ProactiveDelivery(ProactiveClient(os.environ.get("ENGAGE_RASA_URL") or "http://127.0.0.1:5005", token))
+    else:
+        logger.warning("idea notifications: ENGAGE_PROACTIVE_TOKEN is not set; notifications wait until it is (make run sets it)")
+    return NotificationSender(client, ChannelDelivery(proactive, templates), records.record)
 
 
 async def requester_data(client: Any, ids: Sequence[str]) -> Dict[str, Any]:

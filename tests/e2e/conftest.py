@@ -117,6 +117,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
     credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
     os.environ["ENGAGE_CRM_CONFIG"] = str(crm_config_for(providers, data_dir / "crm-e2e.yml"))
     os.environ["HUBSPOT_ACCESS_TOKEN"] = HUBSPOT_TOKEN
+    # The analytics service sends WhatsApp templates (idea notifications outside the 24-hour window) itself.
+    os.environ["WHATSAPP_API_BASE_URL"] = providers.graph.base_url
     # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.
     running = Stack(
         rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=data_dir, credentials=credentials,

@@ -141,3 +141,28 @@ async def test_two_senders_never_send_the_same_job(client: redis.asyncio.Redis) 
     await asyncio.gather(NotificationSender(client, one, record_of).send_due(NOW), NotificationSender(client, two, record_of).send_due(NOW))
     sent = [n.job_id for n in one.sent + two.sent]
     assert sorted(sent) == sorted(set(sent)) and len(sent) == 20
+
+
+async def test_through_rasa_a_delivered_or_queued_message_is_done_and_a_silent_server_is_tried_later() -> None:
+    from analytics.ideas.notify import ProactiveDelivery, proactive_id
+    from analytics.proactive import Outcome as Answer
+
+    class Rasa:
+        def __init__(self, answer: Answer) -> None:
+            self.answer, self.calls = answer, []
+
+        async def send(self, conversation_id: str, text: str, **kwargs: Any) -> Answer:
+            self.calls.append((conversation_id, text, kwargs))
+            return self.answer
+
+    note = Notification("TH-1:shipped:C-1", "C-1", Route("telegram", NOW, True), "it shipped", {})
+    rasa = Rasa(Answer("delivered", "telegram", http_status=200))
+    assert (await ProactiveDelivery(rasa).send(note)).state == "sent"
+    (_, text, kwargs), = rasa.calls
+    assert text == "it shipped" and kwargs["message_id"] == proactive_id(note.job_id) == "idea:TH-1:shipped:C-1" and kwargs["channel"] == "telegram"
+    assert kwargs["author"].role == "system"
+    assert (await ProactiveDelivery(Rasa(Answer("queued", "socketio", http_status=200))).send(note)).state == "queued"
+    later = await ProactiveDelivery(Rasa(Answer("failed", reason="The Rasa server did not answer", http_status=0))).send(note)
+    assert (later.state, later.reason) == ("pending", "The Rasa server did not answer")
+    refused = await ProactiveDelivery(Rasa(Answer("failed", "telegram", reason="Telegram said 403: bot was blocked by the user", http_status=502))).send(note)
+    assert (refused.state, refused.reason) == ("failed", "Telegram said 403: bot was blocked by the user")

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from console import auth_views
+from console.dashboards import views as dashboards
 from console.handover import views as handover
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -35,4 +36,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/conversations/{conversation_id}/handback", handover.handback)
     app.router.add_get("/api/canned", handover.canned)
     app.router.add_post("/api/presence", handover.presence)
+    dashboards.setup(app)
     app.router.add_static("/static/", STATIC, append_version=True)

@@ -1,0 +1,109 @@
+"""Reading the dashboard aggregates for a window of days: a few pipelined reads per day, never the log.
+
+`scan_counts` computes the same `Counts` by reading the whole stream and folding it in memory:
+the benchmark's baseline, and a check that the kept aggregates say what the log says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Optional, Set
+
+from analytics.dashboards.charts import Counts, Window
+from analytics.dashboards.fold import Open, day_of, fold
+from analytics.dashboards.projection import CHANNELS, DAYS, day_key, day_number, hll_key, set_key
+from analytics.schema import EVENTS_STREAM, LogEvent, SchemaError
+from analytics.stream.consumer import stream_batches
+
+
+async def data_range(client: Any) -> Optional[tuple]:
+    """The first and last day with data, or None."""
+    first = await client.zrange(DAYS, 0, 0)
+    last = await client.zrange(DAYS, -1, -1)
+    return (first[0], last[0]) if first and last else None
+
+
+async def load_counts(client: Any, window: Window) -> Counts:
+    days = window.days()
+    active = "active:" + window.channel if window.channel else "active"
+    handed = "handed:" + window.channel if window.channel else "handed"
+    async with client.pipeline(transaction=False) as pipe:
+        for day in days:
+            pipe.hgetall(day_key(day))
+        pipe.smembers(CHANNELS)
+        answers = await pipe.execute()
+    counters = {day: {name: int(value) for name, value in fields.items()} for day, fields in zip(days, answers[:-1]) if fields}
+    channels = sorted(answers[-1])
+    with_data = [day for day in days if day in counters]  # sets exist only on days with counters
+    sizes: Dict[tuple, int] = {}
+    handed_active: Dict[str, int] = {}
+    distinct = 0
+    if with_data:
+        names = [active] + ([] if window.channel else ["active:" + ch for ch in channels])
+        async with client.pipeline(transaction=False) as pipe:
+            for day in with_data:
+                for name in names:
+                    pipe.scard(set_key(name, day))
+                pipe.sintercard(2, [set_key(active, day), set_key(handed, day)])
+            pipe.pfcount(*[hll_key(active, day) for day in with_data])
+            answers = await pipe.execute()
+        position = 0
+        for day in with_data:
+            for name in names:
+                sizes[(name, day)] = int(answers[position])
+                position += 1
+            handed_active[day] = int(answers[position])
+            position += 1
+        distinct = int(answers[position])
+    return Counts(window, counters, sizes, handed_active, distinct, channels)
+
+
+async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: str = EVENTS_STREAM) -> Counts:
+    """The same `Counts`, computed by reading the whole stream (what no page does: the baseline)."""
+    first, last = day_number(window.start.isoformat()), day_number(window.end.isoformat())
+    opened: Dict[str, Optional[Open]] = {}
+    handled: Dict[str, str] = {}
+    seen: Set[str] = set()
+    counters: Dict[str, Dict[str, int]] = {}
+    members: Dict[tuple, Set[str]] = {}
+    ids: Set[str] = set()
+    async for entries in stream_batches(client, stream, batch):
+        events: List[LogEvent] = []
+        for _, fields in entries:
+            try:
+                event = LogEvent.from_fields(fields)
+            except SchemaError:
+                continue
+            if event.event_id not in ids:  # an event published twice counts once, as in the projection
+                ids.add(event.event_id)
+                events.append(event)
+        effects = fold(events, opened, handled, seen)
+        for conversation, state in effects.opened.items():
+            opened[conversation] = state
+        handled.update(effects.handled_by)
+        seen |= effects.seen
+        for day, fields in effects.counters.items():
+            if first <= day_number(day) <= last:
+                target = counters.setdefault(day, {})
+                for name, value in fields.items():
+                    target[name] = target.get(name, 0) + value
+        for key, who in effects.members.items():
+            members.setdefault(key, set()).update(who)
+    channels = sorted({name.split(":", 1)[1] for name, _ in members if name.startswith("active:")})
+    active = "active:" + window.channel if window.channel else "active"
+    handed = "handed:" + window.channel if window.channel else "handed"
+    sizes = {(name, day): len(who) for (name, day), who in members.items() if first <= day_number(day) <= last}
+    handed_active = {day: len(who & members.get((handed, day), set())) for (name, day), who in members.items()
+                     if name == active and first <= day_number(day) <= last}
+    everyone: Set[str] = set()
+    for (name, day), who in members.items():
+        if name == active and first <= day_number(day) <= last:
+            everyone |= who
+    return Counts(window, counters, sizes, handed_active, len(everyone), channels)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+__all__ = ["load_counts", "scan_counts", "data_range", "day_of"]

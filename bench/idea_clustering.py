@@ -32,6 +32,7 @@ precision, recall and F1 per threshold, a curve in bench/results/idea_duplicates
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -40,7 +41,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -222,52 +223,63 @@ def online(base: np.ndarray, settings: Any, texts: List[str], encoder: Any) -> D
     }
 
 
+@contextlib.asynccontextmanager
+async def private_redis(timeout: float) -> AsyncIterator[Any]:
+    """A client of a redis-server of its own in a temporary folder, stopped afterwards."""
+    import tempfile
+
+    from analytics.redis_connect import connect
+    from tests.conftest import RedisServer
+
+    with tempfile.TemporaryDirectory() as folder:
+        server = RedisServer(Path(folder))
+        server.start()
+        try:
+            client = connect(f"redis://127.0.0.1:{server.port}/0", timeout, decode_responses=True)
+            try:
+                yield client
+            finally:
+                await client.aclose()
+        finally:
+            server.stop()
+
+
 def recluster_check(base: np.ndarray, settings: Any) -> Dict[str, Any]:
     """`ideas recluster` as the service applies it (ThemeStore, a themes_reclustered event) on a
     private redis-server holding 100k items: their themes come from a clustering with another
     seed (as the online themes drift from a full clustering); seconds and peak memory for the
     whole step (load, cluster, match ids, write what moved)."""
     import asyncio
-    import tempfile
     from dataclasses import replace
 
     from analytics.ideas.recluster import RECLUSTERS
     from analytics.ideas.themes import ITEMS, THEMES, VERSION, ThemeStore, _pack
-    from analytics.redis_connect import connect
     from analytics.schema import SOURCE_STAFF, THEMES_RECLUSTERED, LogEvent
-    from tests.conftest import RedisServer
 
     n = SIZES[-1]
     items = synthesize(base, n, np.random.default_rng(SEED))
     drifted = cluster_vectors(items, replace(settings.cluster, seed=SEED + 1, min_theme_size=1))
 
     async def run() -> Dict[str, Any]:
-        with tempfile.TemporaryDirectory() as folder:
-            server = RedisServer(Path(folder))
-            server.start()
-            try:
-                client = connect(f"redis://127.0.0.1:{server.port}/0", 30.0, decode_responses=True)
-                themes: Dict[str, List[str]] = {}
-                async with client.pipeline(transaction=False) as pipe:
-                    for row, (vector, label) in enumerate(zip(items, drifted.tolist())):
-                        theme = f"TH-{label + 1}" if label != UNCLUSTERED else f"TH-{n + row}"
-                        themes.setdefault(theme, []).append(f"e{row}")
-                        item = {"event_id": f"e{row}", "entry_id": f"{row + 1}-0", "customer": f"C-{row % 5000:016x}", "channel": "socketio", "at": float(row),
-                                "text": f"idea {row}", "kind": "idea", "space": "needs", "context": {}, "theme": theme, "how": "joined", "vector": _pack(vector)}
-                        pipe.hset(ITEMS, f"e{row}", json.dumps(item, sort_keys=True))
-                    for theme, members in themes.items():
-                        pipe.hset(THEMES, theme, json.dumps({"id": theme, "space": "needs", "status": "new", "history": [], "members": members, "created_at": 0.0}))
-                    pipe.set("engage:ideas:next", 2 * n)
-                    pipe.set(VERSION, 1)
-                    await pipe.execute()
-                store = ThemeStore(client, object(), settings)  # type: ignore[arg-type]  (nothing to encode)
-                event = LogEvent(THEMES_RECLUSTERED, "themes:needs", SOURCE_STAFF, "", 1.0, data={"space": "needs", "by": "bench"})
-                loop = asyncio.get_running_loop()
-                _, seconds, peak = await loop.run_in_executor(None, lambda: measured(lambda: asyncio.run_coroutine_threadsafe(store.apply_batch([("1-0", event)]), loop).result()))
-                summary = json.loads(await client.hget(RECLUSTERS, event.event_id))
-                await client.aclose()
-            finally:
-                server.stop()
+        async with private_redis(30.0) as client:
+            themes: Dict[str, List[str]] = {}
+            async with client.pipeline(transaction=False) as pipe:
+                for row, (vector, label) in enumerate(zip(items, drifted.tolist())):
+                    theme = f"TH-{label + 1}" if label != UNCLUSTERED else f"TH-{n + row}"
+                    themes.setdefault(theme, []).append(f"e{row}")
+                    item = {"event_id": f"e{row}", "entry_id": f"{row + 1}-0", "customer": f"C-{row % 5000:016x}", "channel": "socketio", "at": float(row),
+                            "text": f"idea {row}", "kind": "idea", "space": "needs", "context": {}, "theme": theme, "how": "joined", "vector": _pack(vector)}
+                    pipe.hset(ITEMS, f"e{row}", json.dumps(item, sort_keys=True))
+                for theme, members in themes.items():
+                    pipe.hset(THEMES, theme, json.dumps({"id": theme, "space": "needs", "status": "new", "history": [], "members": members, "created_at": 0.0}))
+                pipe.set("engage:ideas:next", 2 * n)
+                pipe.set(VERSION, 1)
+                await pipe.execute()
+            store = ThemeStore(client, object(), settings)  # type: ignore[arg-type]  (nothing to encode)
+            event = LogEvent(THEMES_RECLUSTERED, "themes:needs", SOURCE_STAFF, "", 1.0, data={"space": "needs", "by": "bench"})
+            loop = asyncio.get_running_loop()
+            _, seconds, peak = await loop.run_in_executor(None, lambda: measured(lambda: asyncio.run_coroutine_threadsafe(store.apply_batch([("1-0", event)]), loop).result()))
+            summary = json.loads(await client.hget(RECLUSTERS, event.event_id))
         return {"items": n, "seconds": seconds, "peak_mib": peak, "themes_before": summary["themes_before"], "themes_after": summary["themes_after"],
                 "ids_kept": summary["kept"], "new": len(summary["new"]), "retired": len(summary["retired"]), "moved": summary["moved"]}
 
@@ -364,38 +376,27 @@ def themes_check(texts: List[str], gold: List[str], settings: Any, encoder: Mini
     redis-server: the first 1,000 test utterances as idea events from 97 customers, in
     batches of 200 as the consumer reads them; then a reset and a replay (vectors cached).
     Online themes are scored against the categories beside the full clustering of the same."""
-    import tempfile
-
     from analytics.ideas.themes import ThemeStore
-    from analytics.redis_connect import connect
     from analytics.schema import IDEA, SOURCE_ACTION, LogEvent
-    from tests.conftest import RedisServer
 
     events = [(f"{i + 1}-0", LogEvent(IDEA, f"C-{i % 97:016x}", SOURCE_ACTION, "socketio", 1.0 + i, data={"summary": text}))
               for i, text in enumerate(texts[:THEME_EVENTS])]
     gold = gold[:THEME_EVENTS]
 
     async def run() -> Dict[str, Any]:
-        with tempfile.TemporaryDirectory() as folder:
-            server = RedisServer(Path(folder))
-            server.start()
-            try:
-                client = connect(f"redis://127.0.0.1:{server.port}/0", 5.0, decode_responses=True)
-                store = ThemeStore(client, encoder, settings)
+        async with private_redis(5.0) as client:
+            store = ThemeStore(client, encoder, settings)
 
-                async def apply_all() -> float:
-                    started = time.perf_counter()
-                    for start in range(0, len(events), 200):
-                        await store.apply_batch(events[start:start + 200])
-                    return time.perf_counter() - started
+            async def apply_all() -> float:
+                started = time.perf_counter()
+                for start in range(0, len(events), 200):
+                    await store.apply_batch(events[start:start + 200])
+                return time.perf_counter() - started
 
-                first = await apply_all()
-                themes = await store.themes()
-                await store.reset()
-                again = await apply_all()
-                await client.aclose()
-            finally:
-                server.stop()
+            first = await apply_all()
+            themes = await store.themes()
+            await store.reset()
+            again = await apply_all()
         theme_of = {member: theme["id"] for theme in themes for member in theme["members"]}
         online = [theme_of[event.event_id] for _, event in events]
         batch = cluster_vectors(test_vectors[:THEME_EVENTS], settings.cluster)

@@ -31,7 +31,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from redis.exceptions import WatchError
@@ -65,6 +65,10 @@ class Mined:
     space: str
     kind: str  # idea, problem, feedback, question
     text: str
+
+
+class Refused(ValueError):
+    """A staff decision the themes cannot apply (the reason goes to the dead-letter stream)."""
 
 
 def mined(event: LogEvent) -> Optional[Mined]:
@@ -311,46 +315,60 @@ class ThemeStore:
     def memory(self, space: str) -> _Memory:
         return self._memory.setdefault(space, _Memory())
 
-    async def _apply_one(self, entry_id: str, event: LogEvent, what: Mined, vector: np.ndarray) -> None:
-        prefix, counter = SPACES[what.space]
+    async def _once(self, event: LogEvent, step: Callable[[Any], Awaitable[bool]]) -> bool:
+        """Apply one event's effect once: `step(pipe)` reads (WATCHing the version, with the kept
+        vectors in step), calls `pipe.multi()` and queues its writes, or raises Refused; the event
+        id joins the applied set and the version moves in the same transaction. False when the
+        event was applied before; a write by another consumer in between makes it read and
+        decide again."""
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(VERSION)
                     if await pipe.sismember(APPLIED, event.event_id):
-                        return
+                        return False
                     await self._sync(pipe)
-                    # A search over every kept item of the space: off the event loop like the encoding.
-                    how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide_now, vector, self.memory(what.space), self.settings)
-                    told = await self._told_theme(pipe, event, what)
-                    if told is not None and told != theme:
-                        # The assistant told the customer "I've added your vote" to this theme: so it is.
-                        how, theme, duplicate_of = VOTE, told, nearest_member(vector, self.memory(what.space), told)
-                    if theme is None:
-                        theme = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
-                        record: Dict[str, Any] = {"id": theme, "space": what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
-                    else:
-                        record = json.loads(await pipe.hget(THEMES, theme))
-                    record["members"].append(event.event_id)
-                    data = event.data or {}
-                    item = {
-                        "event_id": event.event_id, "entry_id": entry_id, "customer": event.conversation_id, "channel": event.channel,
-                        "at": event.timestamp, "text": what.text, "kind": what.kind, "space": what.space, "reference": data.get("reference"),
-                        "context": data.get("context") or {}, "theme": theme, "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
-                    }
-                    pipe.multi()
-                    if how == NEW:
-                        pipe.incr(counter)
-                    pipe.hset(ITEMS, event.event_id, json.dumps(item, sort_keys=True))
-                    pipe.hset(THEMES, theme, json.dumps(record, sort_keys=True))
+                    await step(pipe)
                     pipe.sadd(APPLIED, event.event_id)
                     pipe.incr(VERSION)
                     await pipe.execute()
+                    self._version += 1  # our own write
+                    return True
                 except WatchError:
-                    continue  # another consumer wrote first: reload and decide again
-            self.memory(what.space).add(event.event_id, vector, theme)
-            self._version += 1
-            return
+                    continue
+
+    async def _apply_one(self, entry_id: str, event: LogEvent, what: Mined, vector: np.ndarray) -> None:
+        prefix, counter = SPACES[what.space]
+        chosen: List[str] = []
+
+        async def step(pipe: Any) -> None:
+            # A search over the kept items of the space: off the event loop like the encoding.
+            how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide_now, vector, self.memory(what.space), self.settings)
+            told = await self._told_theme(pipe, event, what)
+            if told is not None and told != theme:
+                # The assistant told the customer "I've added your vote" to this theme: so it is.
+                how, theme, duplicate_of = VOTE, told, nearest_member(vector, self.memory(what.space), told)
+            if theme is None:
+                theme = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
+                record: Dict[str, Any] = {"id": theme, "space": what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
+            else:
+                record = json.loads(await pipe.hget(THEMES, theme))
+            record["members"].append(event.event_id)
+            data = event.data or {}
+            item = {
+                "event_id": event.event_id, "entry_id": entry_id, "customer": event.conversation_id, "channel": event.channel,
+                "at": event.timestamp, "text": what.text, "kind": what.kind, "space": what.space, "reference": data.get("reference"),
+                "context": data.get("context") or {}, "theme": theme, "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
+            }
+            pipe.multi()
+            if how == NEW:
+                pipe.incr(counter)
+            pipe.hset(ITEMS, event.event_id, json.dumps(item, sort_keys=True))
+            pipe.hset(THEMES, theme, json.dumps(record, sort_keys=True))
+            chosen[:] = [theme]
+
+        if await self._once(event, step):
+            self.memory(what.space).add(event.event_id, vector, chosen[0])
 
     async def _told_theme(self, pipe: Any, event: LogEvent, what: Mined) -> Optional[str]:
         """The theme the conversation told the customer their idea joined (followed through
@@ -369,38 +387,28 @@ class ThemeStore:
     async def _apply_separation(self, event: LogEvent) -> None:
         """The customer said their idea is something else: it leaves the theme for one of its own."""
         idea = str((event.data or {}).get("idea") or "")
-        while True:
-            async with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(VERSION)
-                    if await pipe.sismember(APPLIED, event.event_id):
-                        return
-                    raw = await pipe.hget(ITEMS, idea) if idea else None
-                    item = json.loads(raw) if raw else None
-                    if item is None or item["customer"] != event.conversation_id:
-                        pipe.multi()
-                        pipe.sadd(APPLIED, event.event_id)  # nothing of theirs to move (erased, or not theirs)
-                        await pipe.execute()
-                        return
-                    prefix, counter = SPACES[item.get("space", NEEDS)]
-                    old = json.loads(await pipe.hget(THEMES, item["theme"]))
-                    fresh = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
-                    old["members"] = [m for m in old["members"] if m != idea]
-                    record = {"id": fresh, "space": item.get("space", NEEDS), "created_at": event.timestamp, "status": "new", "members": [idea],
-                              "history": [{"status": "new", "note": f"the customer said it is not {item['theme']}", "by": "customer", "at": event.timestamp, "event_id": event.event_id}]}
-                    item.update(theme=fresh, how=NEW, duplicate_of=None, separated_from=old["id"])
-                    pipe.multi()
-                    pipe.incr(counter)
-                    pipe.hset(THEMES, old["id"], json.dumps(old, sort_keys=True))
-                    pipe.hset(THEMES, fresh, json.dumps(record, sort_keys=True))
-                    pipe.hset(ITEMS, idea, json.dumps(item, sort_keys=True))
-                    pipe.sadd(APPLIED, event.event_id)
-                    pipe.incr(VERSION)
-                    await pipe.execute()
-                except WatchError:
-                    continue
-            self._version = -1  # an item changed theme: reload the kept vectors before the next decision
-            return
+
+        async def step(pipe: Any) -> None:
+            raw = await pipe.hget(ITEMS, idea) if idea else None
+            item = json.loads(raw) if raw else None
+            if item is None or item["customer"] != event.conversation_id:
+                pipe.multi()  # nothing of theirs to move (erased, or not theirs): only marked applied
+                return
+            prefix, counter = SPACES[item.get("space", NEEDS)]
+            old = json.loads(await pipe.hget(THEMES, item["theme"]))
+            fresh = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
+            old["members"] = [m for m in old["members"] if m != idea]
+            record = {"id": fresh, "space": item.get("space", NEEDS), "created_at": event.timestamp, "status": "new", "members": [idea],
+                      "history": [{"status": "new", "note": f"the customer said it is not {item['theme']}", "by": "customer", "at": event.timestamp, "event_id": event.event_id}]}
+            item.update(theme=fresh, how=NEW, duplicate_of=None, separated_from=old["id"])
+            pipe.multi()
+            pipe.incr(counter)
+            pipe.hset(THEMES, old["id"], json.dumps(old, sort_keys=True))
+            pipe.hset(THEMES, fresh, json.dumps(record, sort_keys=True))
+            pipe.hset(ITEMS, idea, json.dumps(item, sort_keys=True))
+
+        if await self._once(event, step):
+            self._version = -1  # an item may have changed theme: reload the kept vectors before the next decision
 
     async def match(self, text: str, customer: str = "") -> Dict[str, Any]:
         """What would become of this idea now, without storing anything: {how, theme, others,
@@ -431,36 +439,30 @@ class ThemeStore:
         theme, status = str(data.get("theme") or ""), status_name(str(data.get("status") or ""))
         if status is None:
             return f"unknown status {data.get('status')!r} (known: {', '.join(STATUSES)})"
-        while True:
-            async with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(VERSION)
-                    if await pipe.sismember(APPLIED, event.event_id):
-                        return None
-                    await self._sync(pipe)
-                    raw = await pipe.hget(THEMES, theme)
-                    if raw is None:
-                        return f"no theme {theme!r}"
-                    record = json.loads(raw)
-                    while record.get("merged_into"):  # re-clustered into another theme since the command
-                        record = json.loads(await pipe.hget(THEMES, record["merged_into"]))
-                    change = {"status": status, "note": str(data.get("note") or ""), "by": str(data.get("by") or ""), "at": event.timestamp, "event_id": event.event_id}
-                    record["status"] = status
-                    record.setdefault("history", []).append(change)
-                    jobs = []
-                    if status in CLOSING and record.get("space", NEEDS) == NEEDS:
-                        items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, record["members"]) if raw] if record["members"] else []
-                        jobs = await _opted_in(pipe, items)
-                    pipe.multi()
-                    pipe.hset(THEMES, record["id"], json.dumps(record, sort_keys=True))
-                    await queue_notifications(pipe, record, change, jobs)
-                    pipe.sadd(APPLIED, event.event_id)
-                    pipe.incr(VERSION)
-                    await pipe.execute()
-                except WatchError:
-                    continue
-            self._version += 1  # our own write: what is kept in memory is still current
-            return None
+
+        async def step(pipe: Any) -> None:
+            raw = await pipe.hget(THEMES, theme)
+            if raw is None:
+                raise Refused(f"no theme {theme!r}")
+            record = json.loads(raw)
+            while record.get("merged_into"):  # re-clustered into another theme since the command
+                record = json.loads(await pipe.hget(THEMES, record["merged_into"]))
+            change = {"status": status, "note": str(data.get("note") or ""), "by": str(data.get("by") or ""), "at": event.timestamp, "event_id": event.event_id}
+            record["status"] = status
+            record.setdefault("history", []).append(change)
+            jobs = []
+            if status in CLOSING and record.get("space", NEEDS) == NEEDS:
+                items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, record["members"]) if raw] if record["members"] else []
+                jobs = await _opted_in(pipe, items)
+            pipe.multi()
+            pipe.hset(THEMES, record["id"], json.dumps(record, sort_keys=True))
+            await queue_notifications(pipe, record, change, jobs)
+
+        try:
+            await self._once(event, step)
+        except Refused as refused:
+            return str(refused)
+        return None
 
     async def _apply_consent(self, event: LogEvent) -> None:
         """Whether the customer wants to hear back about their ideas (their latest answer counts)."""
@@ -479,67 +481,62 @@ class ThemeStore:
         if space not in SPACES:
             return f"unknown space {space!r} (known: {', '.join(SPACES)})"
         prefix, counter = SPACES[space]
-        while True:
-            async with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(VERSION)
-                    if await pipe.sismember(APPLIED, event.event_id):
-                        return None
-                    await self._sync(pipe)
-                    started = time.perf_counter()
-                    memory = self.memory(space)
-                    ids, old_of = list(memory.ids), dict(zip(memory.ids, memory.theme_of))
-                    clusters = await asyncio.get_running_loop().run_in_executor(None, regroup, ids, memory.vectors.copy(), self.settings.cluster)
-                    next_number = int(await pipe.get(counter) or 0)
-                    issued: List[str] = []
+        done: Dict[str, Any] = {}
 
-                    def fresh() -> str:
-                        issued.append(f"{prefix}{next_number + len(issued) + 1}")
-                        return issued[-1]
+        async def step(pipe: Any) -> None:
+            started = time.perf_counter()
+            memory = self.memory(space)
+            ids, old_of = list(memory.ids), dict(zip(memory.ids, memory.theme_of))
+            clusters = await asyncio.get_running_loop().run_in_executor(None, regroup, ids, memory.vectors.copy(), self.settings.cluster)
+            next_number = int(await pipe.get(counter) or 0)
+            issued: List[str] = []
 
-                    matching = match_ids(old_of, clusters, fresh)
-                    old_ids = sorted(set(old_of.values()))
-                    records = {ident: json.loads(raw) for ident, raw in zip(old_ids, await pipe.hmget(THEMES, old_ids) if old_ids else []) if raw}
-                    theme_of = {member: ident for ident, members in zip(matching.ids, clusters) for member in members}
-                    moved = [member for member in ids if theme_of[member] != old_of[member]]
-                    moved_items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, moved)] if moved else []
-                    pipe.multi()
-                    for ident, members in zip(matching.ids, clusters):
-                        record = records.get(ident) or {"id": ident, "space": space, "created_at": event.timestamp, "status": "new", "history": []}
-                        record["members"] = list(members)
-                        absorbed = sorted(old for old, into in matching.retired.items() if into == ident)
-                        if absorbed:
-                            record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged {', '.join(absorbed)} into it",
-                                                                     "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
-                        pipe.hset(THEMES, ident, json.dumps(record, sort_keys=True))
-                    for old, into in matching.retired.items():
-                        record = records[old]
-                        record.update(members=[], merged_into=into)
-                        record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged it into {into}" if into else "re-clustering: no members left",
-                                                                 "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
-                        pipe.hset(THEMES, old, json.dumps(record, sort_keys=True))
-                    for item in moved_items:
-                        item["theme"] = theme_of[item["event_id"]]
-                        pipe.hset(ITEMS, item["event_id"], json.dumps(item, sort_keys=True))
-                    if issued:
-                        pipe.set(counter, next_number + len(issued))
-                    summary = {"space": space, "items": len(ids), "themes_before": len(old_ids), "themes_after": len(clusters), "kept": len(clusters) - len(matching.fresh),
-                               "new": matching.fresh, "retired": matching.retired, "moved": len(moved), "seconds": round(time.perf_counter() - started, 3), "at": event.timestamp,
-                               "by": (event.data or {}).get("by")}
-                    pipe.hset(RECLUSTERS, event.event_id, json.dumps(summary, sort_keys=True))
-                    pipe.sadd(APPLIED, event.event_id)
-                    pipe.incr(VERSION)
-                    await pipe.execute()
-                except WatchError:
-                    continue
-            memory = _Memory()
-            for member, vector in zip(ids, self.memory(space).vectors):
-                memory.add(member, vector, theme_of[member])
-            self._memory[space] = memory
-            self._version += 1
-            logger.info("idea themes: re-clustered %d %s items into %d themes (%d ids kept, %d new, %d retired) in %.1f s", len(ids), space,
-                        len(clusters), summary["kept"], len(matching.fresh), len(matching.retired), summary["seconds"])
+            def fresh() -> str:
+                issued.append(f"{prefix}{next_number + len(issued) + 1}")
+                return issued[-1]
+
+            matching = match_ids(old_of, clusters, fresh)
+            old_ids = sorted(set(old_of.values()))
+            records = {ident: json.loads(raw) for ident, raw in zip(old_ids, await pipe.hmget(THEMES, old_ids) if old_ids else []) if raw}
+            theme_of = {member: ident for ident, members in zip(matching.ids, clusters) for member in members}
+            moved = [member for member in ids if theme_of[member] != old_of[member]]
+            moved_items = [json.loads(raw) for raw in await pipe.hmget(ITEMS, moved)] if moved else []
+            pipe.multi()
+            for ident, members in zip(matching.ids, clusters):
+                record = records.get(ident) or {"id": ident, "space": space, "created_at": event.timestamp, "status": "new", "history": []}
+                record["members"] = list(members)
+                absorbed = sorted(old for old, into in matching.retired.items() if into == ident)
+                if absorbed:
+                    record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged {', '.join(absorbed)} into it",
+                                                             "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
+                pipe.hset(THEMES, ident, json.dumps(record, sort_keys=True))
+            for old, into in matching.retired.items():
+                record = records[old]
+                record.update(members=[], merged_into=into)
+                record.setdefault("history", []).append({"status": record["status"], "note": f"re-clustering merged it into {into}" if into else "re-clustering: no members left",
+                                                         "by": "re-clustering", "at": event.timestamp, "event_id": event.event_id})
+                pipe.hset(THEMES, old, json.dumps(record, sort_keys=True))
+            for item in moved_items:
+                item["theme"] = theme_of[item["event_id"]]
+                pipe.hset(ITEMS, item["event_id"], json.dumps(item, sort_keys=True))
+            if issued:
+                pipe.set(counter, next_number + len(issued))
+            summary = {"space": space, "items": len(ids), "themes_before": len(old_ids), "themes_after": len(clusters), "kept": len(clusters) - len(matching.fresh),
+                       "new": matching.fresh, "retired": matching.retired, "moved": len(moved), "seconds": round(time.perf_counter() - started, 3), "at": event.timestamp,
+                       "by": (event.data or {}).get("by")}
+            pipe.hset(RECLUSTERS, event.event_id, json.dumps(summary, sort_keys=True))
+            done.update(ids=ids, theme_of=theme_of, summary=summary)
+
+        if not await self._once(event, step):
             return None
+        ids, theme_of, summary = done["ids"], done["theme_of"], done["summary"]
+        memory = _Memory()
+        for member, vector in zip(ids, self.memory(space).vectors):
+            memory.add(member, vector, theme_of[member])
+        self._memory[space] = memory
+        logger.info("idea themes: re-clustered %d %s items into %d themes (%d ids kept, %d new, %d retired) in %.1f s", len(ids), space,
+                    summary["themes_after"], summary["kept"], len(summary["new"]), len(summary["retired"]), summary["seconds"])
+        return None
 
     async def _sync(self, pipe: Any) -> None:
         """Reload the kept vectors when another writer moved the version since we last looked."""

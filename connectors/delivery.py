@@ -93,6 +93,7 @@ async def deliver(
         broker.remember_channel(message.sender_id, channel)
     error: Optional[Exception] = None
     try:
+        await hold_pause_across_sessions(app, message)
         await on_new_message(message)
     except asyncio.CancelledError:
         _record(app, message, {"reason": REASON_CANCELLED, "action_server": ACTION_SERVER_NOT_PROBED})
@@ -107,6 +108,42 @@ async def deliver(
     _record(app, message, await diagnose(app, error, health_timeout))
     # Anything said before a failure is kept; the apology comes last.
     await message.output_channel.send_text_message(message.sender_id, APOLOGY_TEXT)
+
+
+async def hold_pause_across_sessions(app: Sanic, message: UserMessage) -> None:
+    """Keep the bot silent when a person owns the conversation and this message starts a new session.
+
+    Rasa starts a new session (action_session_start) when the last customer message is older than
+    the session expiry, and a new session is not paused: a customer answering an agent's reply a day
+    later would get the bot again. For a conversation someone owns (`owner` in its handover request,
+    console/handover/store.py), the new session is started here first, under the conversation's
+    lock, and paused again; Rasa then finds a fresh, paused session. One HGET per message otherwise.
+    """
+    from analytics.schema import handover_request_key
+
+    agent = getattr(app.ctx, "agent", None)
+    processor = getattr(agent, "processor", None)
+    red = getattr(getattr(agent, "tracker_store", None), "red", None)  # the Redis tracker store's client: the same Redis
+    if processor is None or agent.lock_store is None or red is None:
+        return
+    try:
+        key = handover_request_key(message.sender_id)
+        owner = await asyncio.get_running_loop().run_in_executor(None, red.hget, key, "owner")
+    except Exception as exc:  # Redis away: Rasa's own handling will say so
+        logger.warning("could not tell whether %s is owned by a person: %s", message.sender_id, exc)
+        return
+    if not owner:
+        return
+    from rasa.shared.core.events import ConversationPaused
+
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await processor.get_tracker(message.sender_id)
+        if not tracker.is_paused() or not processor._has_session_expired(tracker):
+            return
+        await processor._update_tracker_session(tracker, message.output_channel, message.metadata)
+        tracker.update(ConversationPaused())
+        await processor.save_tracker(tracker)
+        logger.info("%s: a new session of a conversation %s owns stays paused", message.sender_id, owner)
 
 
 async def _paused(app: Sanic, conversation_id: str) -> bool:

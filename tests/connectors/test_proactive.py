@@ -265,3 +265,30 @@ async def test_the_portal_gets_what_came_while_it_was_not_asking(tiny_model: str
         await send(session, base, {"conversation_id": customer, "text": "One more thing.", "author": AGENT})
         async with session.post(f"{base}/webhooks/portal/webhook", json={"message": "hello"}, headers=headers) as answer:
             assert [r["text"] for r in await answer.json()] == ["One more thing.", GREETING]  # waiting first, then the replies
+
+
+async def test_a_new_session_of_an_owned_conversation_stays_paused(tiny_model: str, redis_url: str, tmp_path: Path) -> None:
+    import json
+
+    async with stack(tiny_model, redis_url, tmp_path) as (base, session, resolver, _):
+        widget, session_id, customer = await web_customer(base, resolver)
+        assert (await send(session, base, {"conversation_id": customer, "text": "Dana here.", "author": AGENT, "control": "pause"}))[0] == 200
+        assert (await widget.reply())["text"] == "Dana here."
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.hset(f"engage:handover:request:{customer}", mapping={"owner": "dana", "team": "support"})
+            # The customer's last message was two hours ago: the next one starts a new session.
+            key = f"engage:tracker:{customer}"
+            stored = json.loads(client.get(key))
+            for event in stored["events"]:
+                event["timestamp"] -= 7200
+            client.set(key, json.dumps(stored))
+        finally:
+            client.close()
+        await widget.say("hello again", session_id)
+        await no_reply(widget)
+    events = tracker_events(redis_url, customer)
+    kinds = [e["event"] for e in events]
+    assert kinds.count("session_started") == 2
+    after = kinds[len(kinds) - 1 - kinds[::-1].index("session_started"):]
+    assert "pause" in after and after.index("pause") < after.index("user") and "bot" not in after[after.index("user"):]

@@ -18,8 +18,10 @@ import requests
 
 from analytics.schema import EVENTS_STREAM, LogEvent
 from scripts.stack import DEFAULT_MODEL, ROOT, Stack, generate_secret
+from tests.fakes import chatwoot_api as cw
 from tests.fakes import telegram_api as tg
 from tests.fakes import whatsapp_graph as wa
+from tests.fakes.chatwoot_api import FakeChatwoot
 from tests.fakes.crm_api import HUBSPOT_TOKEN, FakeHubSpot
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.whatsapp_graph import FakeGraph
@@ -40,6 +42,8 @@ CHANNEL_ENV = {
     "WHATSAPP_PHONE_NUMBER_ID": wa.PHONE_NUMBER_ID,
     "TELEGRAM_BOT_TOKEN": tg.TOKEN,
     "TELEGRAM_WEBHOOK_SECRET": "e2e-telegram-webhook-secret",
+    "CHATWOOT_BOT_TOKEN": cw.BOT_TOKEN,
+    "CHATWOOT_WEBHOOK_TOKEN": cw.WEBHOOK_TOKEN,
 }
 
 
@@ -68,6 +72,7 @@ class Providers:
     graph: FakeGraph
     telegram: FakeTelegramApi
     hubspot: FakeHubSpot
+    chatwoot: FakeChatwoot
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +81,11 @@ def providers() -> Iterator[Providers]:
     graph = background.run(FakeGraph().__aenter__())
     telegram = background.run(FakeTelegramApi().start())
     hubspot = background.run(FakeHubSpot().start())
+    chatwoot = background.run(FakeChatwoot().start())
     try:
-        yield Providers(graph, telegram, hubspot)
+        yield Providers(graph, telegram, hubspot, chatwoot)
     finally:
+        background.run(chatwoot.close())
         background.run(graph.__aexit__(None, None, None))
         background.run(telegram.close())
         background.run(hubspot.close())
@@ -111,6 +118,7 @@ def credentials_for(providers: Providers, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Iterator[Stack]:
     os.environ.update(CHANNEL_ENV)  # this test process's own environment, handed to the stack
+    os.environ["CHATWOOT_BASE_URL"] = providers.chatwoot.base_url
     if not DEFAULT_MODEL.exists():
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: run `make setup` first")
     data_dir = tmp_path_factory.mktemp("stack")

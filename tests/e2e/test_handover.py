@@ -241,3 +241,27 @@ def test_telegram_handover_transfer_and_resolve(stack: Stack, providers: Provide
     staff = [(e.type, e.data.get("by")) for e in events if e.source == "staff"]
     assert staff == [("handover_claimed", agent), ("handover_transferred", agent), ("staff_note", other), ("handover_resolved", other)]
     assert [e.data for e in events if e.type == "csat"][0]["score"] == 2
+
+
+def test_chatwoot_bridge_hands_over_to_chatwoots_people(stack: Stack, providers: Providers, store: redis.Redis) -> None:
+    from tests.fakes import chatwoot_api as cw
+
+    chatwoot, account, conversation = providers.chatwoot, 1, int(time.time() * 1000) % 10**9
+    url = f"{stack.rasa_url}/webhooks/chatwoot/webhook?token={cw.WEBHOOK_TOKEN}"
+
+    def say(text: str, status: str = "pending") -> None:
+        answer = requests.post(url, json=cw.message_created(account, conversation, text, status=status), timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    say("How do I set up SAML single sign-on for my team?")
+    answer = eventually(lambda: chatwoot.to(account, conversation), "the bot's answer in Chatwoot")
+    assert "SAML" in answer[0]["content"]
+    say("I want to talk to a person")
+    eventually(lambda: chatwoot.status.get((account, conversation)) == "open", "the conversation handed to Chatwoot's agents")
+    sender = f"chatwoot:{account}:{conversation}"
+    assert store.zscore("engage:handover:queue", sender) is None  # not in Engage's own console
+    replies = len(chatwoot.to(account, conversation))
+    say("thanks, waiting for Dana", status="open")  # a person has it now: the bot stays silent
+    time.sleep(2)
+    assert len(chatwoot.to(account, conversation)) == replies
+    assert [e.type for e in log_events(store, sender, want="handover_requested")].count("handover_requested") == 1

@@ -16,7 +16,7 @@ from scripts.stack import ROOT, free_port, port_in_use
 
 
 def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {"ENGAGE_RASA_PORT": free_port(), "ENGAGE_ACTIONS_PORT": free_port(), "ENGAGE_REDIS_PORT": free_port()}
+    ports = {"ENGAGE_RASA_PORT": free_port(), "ENGAGE_ACTIONS_PORT": free_port(), "ENGAGE_REDIS_PORT": free_port(), "ENGAGE_CONSOLE_PORT": free_port()}
     env = dict(os.environ, ENGAGE_DATA_DIR=str(tmp_path), RASA_AUTH_TOKEN="", **{k: str(v) for k, v in ports.items()})
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
@@ -35,6 +35,8 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
         assert "Engage is running." in banner, banner
         assert f"http://127.0.0.1:{ports['ENGAGE_RASA_PORT']}/webhooks/rest/webhook" in banner
         assert "API token (generated for this run" in banner
+        assert f"Staff console:          http://127.0.0.1:{ports['ENGAGE_CONSOLE_PORT']}/" in banner
+        assert requests.get(f"http://127.0.0.1:{ports['ENGAGE_CONSOLE_PORT']}/login", timeout=10).status_code == 200
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3
 
@@ -64,7 +66,7 @@ def test_supervisor_starts_the_stack_and_stops_it_cleanly_on_ctrl_c(tmp_path: Pa
 
 def test_sigterm_while_stopping_after_ctrl_c_hurries_the_stop_and_frees_every_port(tmp_path: Path) -> None:
     # Issue 9, item 13: the SIGTERM left the action server running on its own, port held.
-    ports = {"ENGAGE_RASA_PORT": free_port(), "ENGAGE_ACTIONS_PORT": free_port(), "ENGAGE_REDIS_PORT": free_port()}
+    ports = {"ENGAGE_RASA_PORT": free_port(), "ENGAGE_ACTIONS_PORT": free_port(), "ENGAGE_REDIS_PORT": free_port(), "ENGAGE_CONSOLE_PORT": free_port()}
     env = dict(os.environ, ENGAGE_DATA_DIR=str(tmp_path), RASA_AUTH_TOKEN="", **{k: str(v) for k, v in ports.items()})
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(

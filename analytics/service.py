@@ -27,6 +27,7 @@ from analytics.engagement.rules import load_rules
 from analytics.privacy import erase_due
 from analytics.funnel.rules import load_funnel_rules
 from analytics.ideas.notify import NotificationSender, idea_notifier
+from analytics.ideas.recluster import run_schedule
 from analytics.ideas.themes import ThemeStore, theme_store
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
@@ -139,6 +140,8 @@ def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None, not
             tasks.append(asyncio.create_task(sender.run(stop), name="crm-sender"))
         if notifier is not None:
             tasks.append(asyncio.create_task(notifier.run(stop), name="idea-notifications"))
+        if themes is not None:
+            tasks.append(asyncio.create_task(run_schedule(consumer.client, themes.settings.recluster_every_hours, stop), name="idea-recluster-schedule"))
         yield
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)

@@ -22,9 +22,10 @@ class IdeasSettings:
     duplicate_similarity: float = 0.55
     max_chars: int = 2000
     demand: DemandWeights = field(default_factory=DemandWeights)
+    recluster_every_hours: float = 24.0  # 0: only on demand (ideas recluster)
 
 
-_SECTIONS = {"clustering", "duplicates", "input", "demand"}
+_SECTIONS = {"clustering", "duplicates", "input", "demand", "recluster"}
 
 
 def load_settings(path: Optional[Path] = None) -> IdeasSettings:
@@ -86,9 +87,16 @@ def parse_settings(text: str, source: str) -> IdeasSettings:
             weights = replace(weights, stages=stages)
         else:
             problems.append(f"{doc.line(doc.node('demand', key))}: unknown setting demand.{key}")
+    every = defaults.recluster_every_hours
+    for key, value in _section(doc, data, "recluster", problems).items():
+        if key != "every_hours":
+            problems.append(f"{doc.line(doc.node('recluster', key))}: unknown setting recluster.{key}")
+        else:
+            checked = _number(doc, ("recluster", key), value, integer=False, problems=problems)
+            every = every if checked is None else float(checked)
     if problems:
         raise IdeasConfigError("; ".join(problems))
-    return IdeasSettings(cluster, similarity, max_chars, weights)
+    return IdeasSettings(cluster, similarity, max_chars, weights, every)
 
 
 def _section(doc: YamlDocument, data: Dict[str, Any], name: str, problems: list) -> Dict[str, Any]:

@@ -21,6 +21,7 @@ import numpy as np
 from analytics.ideas.cluster import UNCLUSTERED, ClusterSettings, cluster_vectors
 
 RECLUSTERS = "engage:ideas:reclusters"  # hash event id -> JSON summary of what the re-clustering did
+SCHEDULED = RECLUSTERS + ":scheduled"  # hash space -> JSON {at, version}: the last scheduled request
 
 
 @dataclass
@@ -76,6 +77,66 @@ def regroup(ids: Sequence[str], vectors: np.ndarray, settings: ClusterSettings) 
         else:
             clusters.setdefault(label, []).append(ident)
     return [clusters[label] for label in sorted(clusters)] + singles
+
+
+def due(last: Optional[Mapping[str, Any]], now: float, every_hours: float, version: int) -> bool:
+    """A scheduled re-clustering is due: the schedule is on, the period has passed since the last
+    request, and the themes changed since (their version moved)."""
+    if every_hours <= 0 or last is None:  # a service's first look starts the period
+        return False
+    return now - float(last["at"]) >= every_hours * 3600.0 and version != int(last["version"])
+
+
+async def request_due(client: Any, now: float, every_hours: float, spaces: Sequence[str]) -> List[str]:
+    """Log a `themes_reclustered` request for each space that is due; once across several
+    services (the check and the request are one WATCHed transaction). The spaces requested."""
+    from redis.exceptions import WatchError
+
+    from analytics.ideas.themes import VERSION
+    from analytics.schema import EVENTS_STREAM, SOURCE_ANALYTICS, THEMES_RECLUSTERED, LogEvent
+
+    requested = []
+    for space in spaces:
+        async with client.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(SCHEDULED, VERSION)
+                raw = await pipe.hget(SCHEDULED, space)
+                version = int(await pipe.get(VERSION) or 0)
+                if raw is None and every_hours > 0:
+                    pipe.multi()
+                    pipe.hset(SCHEDULED, space, json.dumps({"at": now, "version": version}))
+                    await pipe.execute()
+                    continue
+                if not due(json.loads(raw) if raw else None, now, every_hours, version):
+                    continue
+                event = LogEvent(THEMES_RECLUSTERED, f"themes:{space}", SOURCE_ANALYTICS, "", now, data={"space": space, "by": "schedule"})
+                pipe.multi()
+                pipe.xadd(EVENTS_STREAM, event.to_fields())
+                pipe.hset(SCHEDULED, space, json.dumps({"at": now, "version": version}))
+                await pipe.execute()
+                requested.append(space)
+            except WatchError:
+                continue  # another service looked at the same time; the next round decides again
+    return requested
+
+
+async def run_schedule(client: Any, every_hours: float, stop: asyncio.Event, interval: float = 60.0) -> None:
+    """The analytics service's loop: request the re-clusterings that are due (see `due`)."""
+    import logging
+
+    from analytics.ideas.themes import SPACES
+
+    log = logging.getLogger(__name__)
+    while not stop.is_set() and every_hours > 0:
+        try:
+            for space in await request_due(client, time.time(), every_hours, list(SPACES)):
+                log.info("idea themes: a scheduled re-clustering of the %s themes was requested", space)
+        except Exception:  # noqa: BLE001 - tried again next round
+            log.exception("idea themes: the re-clustering schedule failed this round")
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def request(client: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -44,3 +44,11 @@ def test_demand_weights_override_per_stage_and_mistakes_are_named() -> None:
     assert settings.demand.engagement == 0.5
     with pytest.raises(IdeasConfigError, match=r"d.yml:2: demand.stages.lead must be a number"):
         parse_settings("demand:\n  stages: {lead: high}\n", "d.yml")
+
+
+def test_the_recluster_schedule_is_read_and_its_mistakes_named() -> None:
+    assert parse_settings("recluster:\n  every_hours: 6\n", "r.yml").recluster_every_hours == 6.0
+    assert parse_settings("recluster:\n  every_hours: 0\n", "r.yml").recluster_every_hours == 0.0
+    with pytest.raises(IdeasConfigError) as caught:
+        parse_settings("recluster:\n  every_hours: daily\n  at: 3am\n", "r.yml")
+    assert "r.yml:2: recluster.every_hours must be a number" in str(caught.value) and "r.yml:3: unknown setting recluster.at" in str(caught.value)

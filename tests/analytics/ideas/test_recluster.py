@@ -78,3 +78,35 @@ async def test_recluster_moves_members_keeps_ids_and_status_and_a_replay_ends_th
     await store.reset()
     await store.apply_batch([*log, request])
     assert {t["id"]: sorted(t["members"]) for t in await store.themes()} == snapshot
+
+
+def test_a_scheduled_recluster_is_due_after_the_period_and_only_if_the_themes_changed() -> None:
+    from analytics.ideas.recluster import due
+
+    assert not due(None, 100.0, 24, version=3)  # the first look starts the period
+    last = {"at": 0.0, "version": 3}
+    assert not due(last, 23 * 3600.0, 24, version=9)  # too soon
+    assert not due(last, 25 * 3600.0, 24, version=3)  # nothing changed
+    assert due(last, 25 * 3600.0, 24, version=9)
+    assert not due(None, 100.0, 0, version=9)  # schedule off
+
+
+async def test_the_schedule_logs_one_request_per_due_space_even_with_two_services(client: redis.asyncio.Redis) -> None:
+    import asyncio
+
+    from analytics.ideas.recluster import request_due
+    from analytics.ideas.themes import VERSION
+    from analytics.schema import EVENTS_STREAM
+
+    await client.set(VERSION, 5)
+    assert await request_due(client, 1000.0, 24, ["needs", "questions"]) == []  # a first start re-clusters nothing
+    await client.incr(VERSION)
+    later = 1000.0 + 25 * 3600
+    first = await asyncio.gather(request_due(client, later, 24, ["needs", "questions"]), request_due(client, later, 24, ["needs", "questions"]))
+    assert sorted(first[0] + first[1]) == ["needs", "questions"]
+    assert await request_due(client, later + 25 * 3600, 24, ["needs"]) == []  # due by time, but nothing changed since
+    await client.incr(VERSION)
+    assert await request_due(client, later + 25 * 3600, 24, ["needs"]) == ["needs"]
+    logged = [LogEvent.from_fields(fields) for _, fields in await client.xrange(EVENTS_STREAM)]
+    assert [(e.type, e.data["space"], e.data["by"]) for e in logged] == [(THEMES_RECLUSTERED, "needs", "schedule"), (THEMES_RECLUSTERED, "questions", "schedule"),
+                                                                       (THEMES_RECLUSTERED, "needs", "schedule")]

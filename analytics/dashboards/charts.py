@@ -47,11 +47,22 @@ class Counts:
     def day(self, day: str) -> Mapping[str, int]:
         return self.counters.get(day, {})
 
-    def total(self, match: Callable[[List[str]], bool], days: Optional[Iterable[str]] = None) -> int:
+    def parts(self, day: str, prefix: str) -> List[Tuple[List[str], int]]:
+        """The day's counters of one metric, their names split into parts (parsed once per day)."""
+        index = self.__dict__.setdefault("_index", {})
+        found = index.get(day)
+        if found is None:
+            found = index[day] = {}
+            for name, value in self.day(day).items():
+                split = name.split(SEP)
+                found.setdefault(split[0], []).append((split, value))
+        return found.get(prefix, [])
+
+    def total(self, prefix: str, match: Optional[Callable[[List[str]], bool]] = None, days: Optional[Iterable[str]] = None) -> int:
         found = 0
         for day in days if days is not None else self.window.days():
-            for name, value in self.day(day).items():
-                if match(name.split(SEP)):
+            for split, value in self.parts(day, prefix):
+                if match is None or match(split):
                     found += value
         return found
 
@@ -110,7 +121,7 @@ def conversations(counts: Counts) -> Chart:
 
 def messages(counts: Counts) -> Chart:
     channels = _channels(counts)
-    rows = [[day, *[counts.total(lambda p, ch=ch: p[0] == "msg" and p[1] == ch, [day]) for ch in channels]] for day in counts.window.days()]
+    rows = [[day, *[counts.total("msg", lambda p, ch=ch: p[1] == ch, [day]) for ch in channels]] for day in counts.window.days()]
     has = any(any(row[1:]) for row in rows)
     return Chart("messages", "Customer messages per day", "Messages customers sent, by channel.", ["day", *channels], rows,
                  {"type": "line", "x": "day", "y": channels}, empty=_empty_days(counts, "messages", has))
@@ -119,7 +130,7 @@ def messages(counts: Counts) -> Chart:
 def customers(counts: Counts) -> Chart:
     active = "active:" + counts.window.channel if counts.window.channel else "active"
     rows = [[day, counts.sizes.get((active, day), 0),
-             counts.total(lambda p: p[0] == "new" and _channel_ok(counts, p[1]), [day])] for day in counts.window.days()]
+             counts.total("new", lambda p: _channel_ok(counts, p[1]), [day])] for day in counts.window.days()]
     has = any(row[1] or row[2] for row in rows)
     chart = Chart("customers", "Customers per day", "Customers who wrote that day, and those who wrote for the first time.",
                   ["day", "active customers", "new customers"], rows, {"type": "line", "x": "day", "y": ["active customers", "new customers"]},
@@ -132,9 +143,8 @@ def heatmap(counts: Counts) -> Chart:
     grid = [[0] * 24 for _ in WEEKDAYS]
     for day in counts.window.days():
         weekday = dt.date.fromisoformat(day).weekday()
-        for name, value in counts.day(day).items():
-            parts = name.split(SEP)
-            if parts[0] == "msg" and _channel_ok(counts, parts[1]):
+        for parts, value in counts.parts(day, "msg"):
+            if _channel_ok(counts, parts[1]):
                 grid[weekday][int(parts[2])] += value
     hours = [f"{h:02d}" for h in range(24)]
     rows = [[WEEKDAYS[n], *grid[n]] for n in range(7)]
@@ -149,8 +159,8 @@ def rates(counts: Counts) -> Chart:
     for day in counts.window.days():
         talks = counts.sizes.get((active, day), 0)
         handed = counts.handed_active.get(day, 0)
-        sent = counts.total(lambda p: p[0] == "msg" and _channel_ok(counts, p[1]), [day])
-        fallbacks = counts.total(lambda p: p[0] == "fallback" and _channel_ok(counts, p[1]), [day])
+        sent = counts.total("msg", lambda p: _channel_ok(counts, p[1]), [day])
+        fallbacks = counts.total("fallback", lambda p: _channel_ok(counts, p[1]), [day])
         rows.append([day, talks, pct(talks - handed, talks), pct(handed, talks), pct(fallbacks, sent)])
     has = any(row[1] for row in rows)
     return Chart("rates", "Containment, handover and fallback rates",
@@ -162,7 +172,7 @@ def rates(counts: Counts) -> Chart:
 
 
 def faq(counts: Counts) -> Chart:
-    rows = [[day, *[counts.total(lambda p, o=o: p[0] == "faq" and p[1] == o and _channel_ok(counts, p[2]), [day]) for o in FAQ_OUTCOMES]]
+    rows = [[day, *[counts.total("faq", lambda p, o=o: p[1] == o and _channel_ok(counts, p[2]), [day]) for o in FAQ_OUTCOMES]]
             for day in counts.window.days()]
     has = any(any(row[1:]) for row in rows)
     return Chart("faq", "FAQ answers", "Questions answered from the knowledge base, answered with suggestions, or not answered.",
@@ -174,11 +184,9 @@ def csat(counts: Counts) -> Chart:
     rows = []
     for day in counts.window.days():
         n = total = 0
-        for name, value in counts.day(day).items():
-            parts = name.split(SEP)
-            if parts[0] == "csat":
-                n += value
-                total += int(parts[1]) * value
+        for parts, value in counts.parts(day, "csat"):
+            n += value
+            total += int(parts[1]) * value
         rows.append([day, n, mean(total, n)])
     has = any(row[1] for row in rows)
     return Chart("csat", "Customer satisfaction (CSAT) after a person helped", "Average rating 1-5 per day and how many customers rated.",
@@ -204,7 +212,8 @@ def recommendation(counts: Counts) -> Chart:
 # -- Funnel ----------------------------------------------------------------------------------------
 
 def _stage_total(counts: Counts, prefix: str, *rest: str) -> int:
-    return counts.total(lambda p: p[: 1 + len(rest)] == [prefix, *rest])
+    wanted = [prefix, *rest]
+    return counts.total(prefix, lambda p: p[: len(wanted)] == wanted)
 
 
 def stages(counts: Counts, now: Mapping[str, int]) -> Chart:
@@ -253,22 +262,18 @@ def _by(counts: Counts, prefix: str) -> Dict[Tuple[str, ...], List[int]]:
     """Sums and counts of a timing (`prefix|team[|agent]|sum/n`) per team or (team, agent)."""
     found: Dict[Tuple[str, ...], List[int]] = {}
     for day in counts.window.days():
-        for name, value in counts.day(day).items():
-            parts = name.split(SEP)
-            if parts[0] == prefix:
-                slot = found.setdefault(tuple(parts[1:-1]), [0, 0])
-                slot[0 if parts[-1] == "sum" else 1] += value
+        for parts, value in counts.parts(day, prefix):
+            slot = found.setdefault(tuple(parts[1:-1]), [0, 0])
+            slot[0 if parts[-1] == "sum" else 1] += value
     return found
 
 
 def _csat_by_team(counts: Counts) -> Dict[str, List[int]]:
     found: Dict[str, List[int]] = {}
     for day in counts.window.days():
-        for name, value in counts.day(day).items():
-            parts = name.split(SEP)
-            if parts[0] == "csat":
-                slot = found.setdefault(parts[2], [0] * 6)
-                slot[int(parts[1])] += value
+        for parts, value in counts.parts(day, "csat"):
+            slot = found.setdefault(parts[2], [0] * 6)
+            slot[int(parts[1])] += value
     return found
 
 
@@ -297,11 +302,9 @@ def agents(counts: Counts) -> Chart:
     frt, res = _by(counts, "frt"), _by(counts, "res")
     rated: Dict[str, List[int]] = {}
     for day in counts.window.days():
-        for name, value in counts.day(day).items():
-            parts = name.split(SEP)
-            if parts[0] == "csat_agent":
-                slot = rated.setdefault(parts[1], [0, 0])
-                slot[0 if parts[2] == "sum" else 1] += value
+        for parts, value in counts.parts(day, "csat_agent"):
+            slot = rated.setdefault(parts[1], [0, 0])
+            slot[0 if parts[2] == "sum" else 1] += value
     keys = sorted(set(frt) | set(res))
     rows = []
     for team, agent in keys:
@@ -315,7 +318,7 @@ def agents(counts: Counts) -> Chart:
 
 def handovers(counts: Counts) -> Chart:
     triggers = sorted({name.split(SEP)[1] for day in counts.window.days() for name in counts.day(day) if name.startswith("handover" + SEP)})
-    rows = [[day, *[counts.total(lambda p, t=t: p[0] == "handover" and p[1] == t and _channel_ok(counts, p[2]), [day]) for t in triggers]]
+    rows = [[day, *[counts.total("handover", lambda p, t=t: p[1] == t and _channel_ok(counts, p[2]), [day]) for t in triggers]]
             for day in counts.window.days()]
     has = any(any(row[1:]) for row in rows)
     return Chart("handovers", "Handovers by trigger", "Requests for a person per day: asked for one, the bot missed repeatedly, unhappy feedback, sales-ready.",
@@ -345,3 +348,5 @@ COUNTER_CHARTS: Dict[str, Callable[[Counts], Chart]] = {
     "csat": csat, "recommendation": recommendation, "conversion": conversion, "time_in_stage": time_in_stage,
     "stage_changes": stage_changes, "teams": teams, "agents": agents, "handovers": handovers, "csat_by_team": csat_by_team, "tickets": tickets,
 }
+# Charts that need the per-day sets (who was active, who was handed over); the rest read counters only.
+SET_CHARTS = frozenset({"conversations", "customers", "rates"})

@@ -23,7 +23,8 @@ async def data_range(client: Any) -> Optional[tuple]:
     return (first[0], last[0]) if first and last else None
 
 
-async def load_counts(client: Any, window: Window) -> Counts:
+async def load_counts(client: Any, window: Window, sets: bool = True) -> Counts:
+    """The window's counters (one HGETALL per day, pipelined) and, with `sets`, the sizes of its per-day sets."""
     days = window.days()
     active = "active:" + window.channel if window.channel else "active"
     handed = "handed:" + window.channel if window.channel else "handed"
@@ -38,7 +39,7 @@ async def load_counts(client: Any, window: Window) -> Counts:
     sizes: Dict[tuple, int] = {}
     handed_active: Dict[str, int] = {}
     distinct = 0
-    if with_data:
+    if with_data and sets:
         names = [active] + ([] if window.channel else ["active:" + ch for ch in channels])
         async with client.pipeline(transaction=False) as pipe:
             for day in with_data:

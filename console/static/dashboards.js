@@ -67,6 +67,7 @@
       legend: { orientation: "h", y: -0.25 }, font: { family: "system-ui, sans-serif", size: 13, color: "#1f2937" },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", hoverlabel: { namelength: -1 } };
     if (plot.stacked) { shape.barmode = "stack"; } else if (plot.type !== "line") { shape.barmode = "group"; }
+    if (plot.type === "heatmap") { shape.yaxis = { automargin: true }; shape.xaxis = { title: { text: "hour (UTC)" } }; }
     if (horizontal) { shape.yaxis = { automargin: true, autorange: "reversed" }; shape.xaxis = { rangemode: "tozero" }; }
     else if (plot.type !== "heatmap") { shape.yaxis = { rangemode: "tozero", ticksuffix: plot.percent ? " %" : "" };
       if (plot.range) { shape.yaxis.range = plot.range; } shape.xaxis = { automargin: true }; }
@@ -130,8 +131,8 @@
         empty.hidden = false; plot.hidden = true; card.setAttribute("data-state", "empty");
       } else {
         empty.hidden = true; plot.hidden = false;
-        return Plotly.newPlot(plot, traces(data), layout(data), { responsive: true, displaylogo: false,
-          modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] }).then(function () {
+        // No mode bar: the CSV link is the export, and hover shows every number.
+        return Plotly.newPlot(plot, traces(data), layout(data), { responsive: true, displayModeBar: false }).then(function () {
           card.setAttribute("data-state", "drawn");
         });
       }

@@ -95,3 +95,19 @@ async def test_an_entry_the_knowledge_base_refuses_leaves_the_files_as_they_were
                              file=target, by="pat", no_build=True)
     assert code == 2 and "refused the entry" in err
     assert target.read_text(encoding="utf-8") == original and await client.xlen(EVENTS_STREAM) == 0
+
+
+@pytest.mark.minilm
+async def test_an_accepted_gap_is_answered_from_the_rebuilt_index(client: redis.asyncio.Redis, faq_copy: Path, capsys: pytest.CaptureFixture) -> None:
+    from knowledge_base.cli import main as knowledge_base
+
+    store = ThemeStore(client, TableEncoder(QUESTIONS), load_settings())
+    await store.apply_batch([asked("C-1", "can i pay in bitcoin", 1.0), asked("C-2", "do you take crypto payments?", 2.0)])
+    answer = "We take cards (Visa, Mastercard, Amex) and bank transfer on annual plans; not cryptocurrencies."
+    code, out, err = await run(client, store, gaps_command="accept", gap="FQ-1", answer=answer, question=None, file=None, by="pat", no_build=False)
+    assert code == 0, err
+    assert "index rebuilt" in out
+    capsys.readouterr()
+    assert knowledge_base(["query", str(faq_copy.parent / "index"), "Can I pay with Bitcoin?", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["decision"] == "answer" and found["answered"][0].startswith("gap-can-i-pay-in-bitcoin")

@@ -86,7 +86,7 @@ async def test_rasa_3_6_accepts_what_the_actions_send(tmp_path: Path, event_log:
 
     assert faq["events"] == []
     assert [b["payload"] for b in faq["bot"][0]["buttons"]] == ['/ask_question{"faq_id":"export-csv"}', '/ask_question{"faq_id":"export-pdf"}']
-    assert idea["events"] == ["SlotSet", "SlotSet"] and idea["bot"][0]["text"].startswith("Thank you!")
+    assert idea["events"] == ["SlotSet"] * 4 and idea["bot"][0]["text"].startswith("Thank you!")  # the form's slots, no theme offered, the idea's event
     assert correct["events"] == ["SlotSet", "ActiveLoop"]
     assert fallback["events"] == ["UserUtteranceReverted"]
     assert fallback["bot"][0]["text"] == "Sorry, I didn't quite get that."

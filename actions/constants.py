@@ -40,6 +40,7 @@ PROBLEM_FORM = "problem_form"
 SALES_FORM = "sales_form"
 LINK_FORM = "link_form"
 REFERRAL_FORM = "referral_form"
+HANDOVER_CONTACT_FORM = "handover_contact_form"  # no one is available: how to reach the customer
 
 # Slots filled by the forms
 IDEA_SUMMARY = "idea_summary"
@@ -57,6 +58,7 @@ LINK_EMAIL = "link_email"
 LINK_CODE = "link_code"
 RECOMMENDATION_ASKED = "recommendation_asked"
 REFERRAL_EMAIL = "referral_email"
+HANDOVER_CONTACT = "handover_contact"  # an e-mail address or phone number, or "none"
 
 IDEA_SLOTS = (IDEA_SUMMARY, IDEA_BENEFIT)
 PROBLEM_SLOTS = (PROBLEM_DESCRIPTION, PROBLEM_LOCATION)
@@ -77,6 +79,8 @@ ACTION_LINK_ACCOUNT = "action_link_account"
 ACTION_THANK = "action_thank"
 ACTION_RECORD_RECOMMENDATION = "action_record_recommendation"
 ACTION_RECORD_CSAT = "action_record_csat"
+ACTION_SAVE_HANDOVER_CONTACT = "action_save_handover_contact"
+VALIDATE_HANDOVER_CONTACT_FORM = "validate_handover_contact_form"
 ACTION_SUBMIT_REFERRAL = "action_submit_referral"
 ACTION_DESCRIBE_MY_DATA = "action_describe_my_data"
 ACTION_CONFIRM_ERASURE = "action_confirm_erasure"

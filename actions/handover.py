@@ -6,7 +6,7 @@ import logging
 from typing import Awaitable, Callable, List, Optional
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import ActiveLoop, EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -15,7 +15,7 @@ from actions.clients import handover as handover_client
 from actions.clients.redis_client import shared_client
 from actions.clients.eventlog import EventSink
 from actions.clients.handover import HandoverQueue, HandoverRequest
-from actions.constants import ACTION_REQUEST_HANDOVER
+from actions.constants import ACTION_REQUEST_HANDOVER, HANDOVER_CONTACT_FORM
 from actions.conversation import in_use_context, latest_words, truncate
 from analytics.customers import EMAIL
 from actions.errors import HandoverQueueError
@@ -66,12 +66,14 @@ class ActionRequestHandover(EngageAction):
         return await team_away_until(self.queue.client, team, now)
 
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        await self.request_person(dispatcher, tracker, "asked_for_person")
-        return []
+        ask_contact = await self.request_person(dispatcher, tracker, "asked_for_person")
+        # A ticket with no way to reach the customer but this chat: ask for one (handover_contact_form).
+        return [ActiveLoop(HANDOVER_CONTACT_FORM)] if ask_contact else []
 
-    async def request_person(self, dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str) -> None:
+    async def request_person(self, dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str) -> bool:
         """Queue the conversation for a person (why: `trigger`) and tell the customer what happens next.
-        Also used by the triggers the bot raises itself (actions/escalation.py)."""
+        Also used by the triggers the bot raises itself (actions/escalation.py). True when a ticket
+        was opened and no verified e-mail of the customer is known."""
         now = self._clock()
         try:
             back = await self.away_until("support", now)
@@ -99,13 +101,14 @@ class ActionRequestHandover(EngageAction):
             logger.error("handover not queued: %s", exc)
             self.log(tracker, HANDOVER_REQUESTED, {**data, "queued": False, "error": str(exc)[:300]})
             dispatcher.utter_message(text=QUEUE_DOWN)
-            return
+            return False
         self.log(tracker, HANDOVER_REQUESTED, {**data, "queued": True, "already_waiting": not newly_queued})
         if back is not None:
             where = f", or write to {contact}" if contact else f" (or write to {SUPPORT_EMAIL} if that suits you better)"
             dispatcher.utter_message(text=TICKET.format(when=back, contact=where))
-        else:
-            dispatcher.utter_message(text=QUEUED if newly_queued else ALREADY_QUEUED)
+            return not contact and newly_queued
+        dispatcher.utter_message(text=QUEUED if newly_queued else ALREADY_QUEUED)
+        return False
 
     async def _known_email(self, customer_id: str) -> str:
         """A verified e-mail of the customer (linked identity), to tell them where the answer may come."""

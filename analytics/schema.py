@@ -90,6 +90,9 @@ HANDOVER_RELEASED = "handover_released"
 HANDOVER_RESOLVED = "handover_resolved"
 STAFF_NOTE = "staff_note"
 CSAT = "csat"
+# No one was available and the customer left a way to reach them (data.kind: email or phone; the
+# value is kept on the waiting request only).
+HANDOVER_CONTACT = "handover_contact"
 
 SEMANTIC_TYPES = frozenset(
     {
@@ -129,6 +132,7 @@ SEMANTIC_TYPES = frozenset(
         HANDOVER_RESOLVED,
         STAFF_NOTE,
         CSAT,
+        HANDOVER_CONTACT,
     }
 )
 

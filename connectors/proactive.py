@@ -25,7 +25,7 @@ large, 503 the model is not loaded. A repeated `message_id` answers what the fir
 (`"repeat": true`) and sends nothing.
 
 What happens, under the conversation's lock (so it never interleaves with a customer's turn):
-the control event is appended (`ConversationPaused` keeps Rasa silent while a person owns the
+the control event is appended (a form the bot was running ends on a pause; `ConversationPaused` keeps Rasa silent while a person owns the
 conversation; it is in the Redis tracker, so it survives a restart and holds on every Rasa
 process), the message goes out through the channel's own output, and a `BotUttered` with
 `metadata.author` (role, id, name) and `metadata.delivery` is stored: the tracker and its log
@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Protocol
 
 from rasa.core.channels.channel import InputChannel, OutputChannel
-from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed, Event
+from rasa.shared.core.constants import REQUESTED_SLOT
+from rasa.shared.core.events import ActiveLoop, BotUttered, ConversationPaused, ConversationResumed, Event, SlotSet
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -285,6 +286,9 @@ class ProactiveInput(InputChannel):
             if tracker is None:
                 return 404, {"status": FAILED, "reason": f"There is no conversation {wanted.conversation_id}."}
             events: List[Event] = []
+            if wanted.control == "pause" and tracker.active_loop_name:
+                # A form the bot was running (e.g. asking how to reach the customer) ends: a person answers now.
+                events += [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
             if wanted.control is not None:
                 events.append(CONTROLS[wanted.control]())
             channel = wanted.channel or tracker.get_latest_input_channel() or ""

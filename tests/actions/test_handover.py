@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import pytest
 import redis
 import redis.asyncio as aioredis
+from rasa_sdk.events import ActiveLoop
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import handover
@@ -93,7 +94,8 @@ async def test_no_one_available_opens_a_ticket_that_says_when(queue: HandoverQue
 
     action = ActionRequestHandover(queue=queue, writer=event_log.writer, clock=lambda: 500.0, availability=away)
     dispatcher = CollectingDispatcher()
-    await action.run(dispatcher, make_tracker("a person please, my export fails", "request_human", sender_id="conv-h"), {})
+    events = await action.run(dispatcher, make_tracker("a person please, my export fails", "request_human", sender_id="conv-h"), {})
+    assert events == [ActiveLoop("handover_contact_form")]  # no verified e-mail known: ask how to reach them
     text = dispatcher.messages[0]["text"]
     assert "back on Monday at 08:00 (Europe/Berlin)" in text and "top of their queue" in text
     _, request = stored(redis_url)

@@ -102,6 +102,16 @@ def crm_config_for(providers: Providers, path: Path) -> Path:
     return path
 
 
+def console_config_for(path: Path) -> Path:
+    """The console settings with the support team never in business hours, so that every handover in
+    these tests opens a ticket and asks how to reach the customer, whatever day the tests run."""
+    text = (ROOT / "console" / "config.yml").read_text(encoding="utf-8")
+    hours = '    hours: {mon: "08:00-18:00", tue: "08:00-18:00", wed: "08:00-18:00", thu: "08:00-18:00", fri: "08:00-18:00"}\n'
+    assert text.count(hours) == 1, "console/config.yml changed shape"
+    path.write_text(text.replace(hours, "    hours: {}\n"), encoding="utf-8")
+    return path
+
+
 def credentials_for(providers: Providers, path: Path) -> Path:
     """The project's credentials.yml with the messaging channels pointed at the fake providers."""
     text = (ROOT / "credentials.yml").read_text(encoding="utf-8")
@@ -125,6 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, providers: Providers) -> Ite
     credentials = credentials_for(providers, data_dir / "credentials-e2e.yml")
     os.environ["ENGAGE_CRM_CONFIG"] = str(crm_config_for(providers, data_dir / "crm-e2e.yml"))
     os.environ["HUBSPOT_ACCESS_TOKEN"] = HUBSPOT_TOKEN
+    os.environ["ENGAGE_CONSOLE_CONFIG"] = str(console_config_for(data_dir / "console-e2e.yml"))
     # The analytics service sends WhatsApp templates (idea notifications outside the 24-hour window) itself.
     os.environ["WHATSAPP_API_BASE_URL"] = providers.graph.base_url
     # An API token that starts with "-" (1 in 64 generated ones did) must still reach `rasa run` as a value.

@@ -97,6 +97,10 @@ def test_web_chat_handover_in_two_browsers(stack: Stack, store: redis.Redis, age
         eventually(lambda: [li for li in agent_browser.find_elements(By.CSS_SELECTOR, "#transcript li.customer") if "CSV export" in li.text],
                    "the transcript on the conversation page")
         agent_browser.save_screenshot(str(ARTIFACTS / "console-conversation.png"))
+        agent_browser.set_window_size(820, 1180)  # a tablet, upright: one column, nothing off to the side
+        assert agent_browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        agent_browser.save_screenshot(str(ARTIFACTS / "console-conversation-tablet.png"))
+        agent_browser.set_window_size(1280, 800)
 
         # The customer hears the agent (name shown), on the channel they were using.
         eventually(lambda: [t for t in bot_lines(customer_browser) if "Ada Agent (support)" in t and "I'm here to help" in t], "the agent's greeting")
@@ -265,3 +269,18 @@ def test_chatwoot_bridge_hands_over_to_chatwoots_people(stack: Stack, providers:
     time.sleep(2)
     assert len(chatwoot.to(account, conversation)) == replies
     assert [e.type for e in log_events(store, sender, want="handover_requested")].count("handover_requested") == 1
+
+
+def test_no_one_available_opens_a_ticket_and_keeps_how_to_reach_the_customer(stack: Stack, store: redis.Redis, chat: Any, sender: str) -> None:
+    # The e2e settings keep the support team out of hours (tests/e2e/conftest.py console_config_for).
+    texts = [r.get("text", "") for r in chat(sender, "I want to talk to a real person please")]
+    assert any("isn't available right now" in t for t in texts) and any("where can we reach you" in t for t in texts), texts
+    saved = [r.get("text", "") for r in chat(sender, "sure, dana.fox@acme.example")]
+    assert any("we'll reach you at dana.fox@acme.example" in t for t in saved), saved
+    request = store.hgetall(f"engage:handover:request:{sender}")
+    assert (request["ticket"], request["contact"], request["trigger"]) == ("1", "dana.fox@acme.example", "asked_for_person")
+    [logged] = [e for e in log_events(store, sender, want="handover_contact") if e.type == "handover_contact"]
+    assert logged.data == {"kind": "email"}
+    # The bot carries on afterwards (the form is done).
+    answer = [r.get("text", "") for r in chat(sender, "How do I set up SAML single sign-on for my team?")]
+    assert any(SSO_ANSWER[:40] in t for t in answer), answer

@@ -1,8 +1,9 @@
 """Idea mining on the running stack (issue 11): three customers on WhatsApp, Telegram and the web chat
 (a real socket.io client) suggest the same thing; the second and third are told others asked for
-it too and their ideas count as votes; all three say yes to hearing back; staff mark the theme
-shipped with `python -m analytics ideas status`; each requester's channel receives exactly one
-notification, and marking it shipped again sends nothing more."""
+it too and their ideas count as votes; all three say yes to hearing back; a fourth, told the same,
+says it is something else and their idea leaves the theme; staff mark the theme shipped with
+`python -m analytics ideas status`; each requester's channel receives exactly one notification,
+the fourth none, and marking it shipped again sends nothing more."""
 
 from __future__ import annotations
 
@@ -119,6 +120,19 @@ def test_three_channels_one_theme_votes_and_one_notification_each(stack: Stack, 
         requesters = [phone.customer, user.customer, customer]
         eventually(lambda: all(store.hexists(CONSENT, c) for c in requesters), "the three answers about hearing back")
 
+        # A fourth, told the same, says it is something else: it leaves the theme, and they hear nothing of it.
+        other = Telegram(stack, providers, store)
+        other.send(tg.text_update(other.user_id, "hi"))
+        other.send(tg.callback_update(other.user_id, "/suggest_idea"))
+        other.send(tg.text_update(other.user_id, "a dark mode for the Docs editor, but only for code blocks"))
+        told, _ = other.send(tg.text_update(other.user_id, "code is easier to read on dark"), replies=2)
+        assert "Others have asked for" in told["text"], told
+        (separated,) = other.send(tg.callback_update(other.user_id, "/idea_something_else"))
+        assert "new idea of its own" in separated["text"]
+        other.send(tg.callback_update(other.user_id, "/affirm"))
+        moved = eventually(lambda: [i for i in items_of(store, other.customer) if i.get("separated_from")], "the idea in a theme of its own", timeout=90)[0]
+        assert moved["separated_from"] == first["theme"] and moved["theme"] != first["theme"]
+
         # Staff mark the theme shipped: each requester hears once, on their own channel.
         theme = first["theme"]
         wrong = analytics(stack, "ideas", "status", "TH-99999", "shipped", "--note", "x")
@@ -138,6 +152,7 @@ def test_three_channels_one_theme_votes_and_one_notification_each(stack: Stack, 
         assert len([m for m in phone.received() if m["type"] == "text" and SHIPPED in body_of(m)]) == 1
         assert len([m for m in user.received() if SHIPPED in m["text"]]) == 1
         assert len([m for m in web.messages if SHIPPED in (m.get("text") or "")]) == 1
+        assert not [m for m in other.received() if SHIPPED in m["text"]]
     finally:
         web.close()
 

@@ -24,6 +24,7 @@ from analytics.crm.outbox import OUTBOX as CRM_OUTBOX
 from analytics.crm.outbox import QUEUED_PREFIX as CRM_QUEUED_PREFIX
 from analytics.engagement.rules import DIMENSIONS
 from analytics.funnel.rules import STAGES
+from analytics.dashboards.projection import forget as forget_dashboards
 from analytics.ideas.notify import forget_requester, requester_data
 from analytics.ideas.themes import ITEMS as IDEA_ITEMS
 from analytics.ideas.themes import THEMES as IDEA_THEMES
@@ -196,6 +197,7 @@ async def erase(client: Any, customer: str, by: str, reason: str = "") -> Dict[s
                 removed_entries += len(entry_ids)
         await pipe.execute()
     await _forget_ideas(client, found.ideas)
+    await forget_dashboards(client, ids)
     requester_entries = await forget_requester(client, ids)
     dead = [item for item in await client.lrange(CRM_DEAD, 0, -1) if json.loads(item).get("job", "").split(":")[0] in found.ids]
     for item in dead:

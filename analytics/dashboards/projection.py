@@ -122,7 +122,7 @@ class DashboardStore:
             pipe.sadd(set_key(set_name, day), *sorted(members))
             pipe.pfadd(hll_key(set_name, day), *sorted(members))
             days.add(day)
-            if set_name.startswith("active:"):
+            if ":" in set_name:  # active:<channel>, handed:<channel>
                 channels.add(set_name.split(":", 1)[1])
         if days:
             pipe.zadd(DAYS, {day: day_number(day) for day in days})
@@ -145,6 +145,24 @@ class DashboardStore:
         if new:
             pipe.sadd(APPLIED, *[event.event_id for event in new])
         pipe.incr(VERSION)
+
+
+async def forget(client: Any, customers: Sequence[str]) -> None:
+    """Erasure (analytics.privacy): the customers' ids leave every set and hash kept here. The counters
+    stay, being counts of no one in particular (HyperLogLogs hold hashed registers, not ids)."""
+    if not customers:
+        return
+    days = await client.zrange(DAYS, 0, -1)
+    channels = sorted(await client.smembers(CHANNELS))
+    names = ["active", "handed", *(f"{kind}:{ch}" for kind in ("active", "handed") for ch in channels)]
+    async with client.pipeline(transaction=False) as pipe:
+        for day in days:
+            for set_name in names:
+                pipe.srem(set_key(set_name, day), *customers)
+        pipe.srem(SEEN, *customers)
+        for table in (OPEN, HANDLED, FUNNEL):
+            pipe.hdel(table, *customers)
+        await pipe.execute()
 
 
 def _customers(events: Sequence[LogEvent]) -> List[str]:

@@ -90,7 +90,7 @@ async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: st
                     target[name] = target.get(name, 0) + value
         for key, who in effects.members.items():
             members.setdefault(key, set()).update(who)
-    channels = sorted({name.split(":", 1)[1] for name, _ in members if name.startswith("active:")})
+    channels = sorted({name.split(":", 1)[1] for name, _ in members if ":" in name})  # as the projection registers them
     active = "active:" + window.channel if window.channel else "active"
     handed = "handed:" + window.channel if window.channel else "handed"
     sizes = {(name, day): len(who) for (name, day), who in members.items() if first <= day_number(day) <= last}

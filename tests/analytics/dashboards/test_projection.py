@@ -89,3 +89,21 @@ async def test_a_stage_set_by_staff_moves_the_funnel_counts(client: Any) -> None
     second = await client.hgetall(day_key("2026-01-02"))
     # The portal proves who they are: a suspect from the first message, a lead a day later.
     assert second["stage_in|lead"] == "1" and second["stage_time|suspect|sum"] == "86400" and second["stage_move|suspect|lead"] == "1"
+
+
+async def test_an_erased_customer_leaves_every_set_and_hash(client: Any) -> None:
+    from analytics.dashboards.projection import FUNNEL, HANDLED, SEEN, forget, set_key
+
+    who = "C-00000000000000e1"
+    await write(client, staff_events(1_767_400_000.0))
+    await StreamConsumer(client, [RecordStore(client), DashboardStore(client)], ConsumerSettings(consumer="c1")).drain()
+    assert await client.sismember(set_key("active:socketio", "2026-01-03"), who) or await client.sismember(set_key("handed", "2026-01-03"), who)
+    assert await client.hexists(FUNNEL, who) and await client.hexists(HANDLED, who)
+    await forget(client, [who])
+    found = []
+    async for key in client.scan_iter(match=PREFIX + "set:*"):
+        if await client.sismember(key, who):
+            found.append(key)
+    assert not found and not await client.sismember(SEEN, who)
+    assert not await client.hexists(FUNNEL, who) and not await client.hexists(HANDLED, who)
+    assert (await client.hgetall(day_key("2026-01-03")))["csat|5|support"] == "1"  # counts of no one in particular stay

@@ -234,6 +234,10 @@ def test_telegram_handover_transfer_and_resolve(stack: Stack, providers: Provide
     assert cy.post(f"/api/conversations/{customer}/reply", {"text": "Cy here, I'll take it from here."}).json()["status"] == "delivered"
     assert eventually(lambda: user.received()[before:], "Cy's reply on Telegram")[0]["text"] == "Cy here, I'll take it from here."
     assert cy.post(f"/api/conversations/{customer}/notes", {"text": "customer on the Team plan"}).status_code == 200
+    # Canned answers: the FAQ index, searched from the reply box.
+    canned = cy.http.get(f"{cy.base}/api/canned", params={"q": "can we log in with Okta?"}, timeout=120)
+    assert canned.status_code == 200, canned.text
+    assert canned.json()["answers"][0]["id"] == "security-sso-saml-setup"
 
     assert cy.post(f"/api/conversations/{customer}/resolve", {"outcome": "follow_up"}).status_code == 200
     question = eventually(lambda: [m for m in user.received() if "reply_markup" in m and "how happy" in m["text"]], "the satisfaction question on Telegram")

@@ -121,7 +121,7 @@ def conversations(counts: Counts) -> Chart:
 
 def messages(counts: Counts) -> Chart:
     channels = _channels(counts)
-    rows = [[day, *[counts.total("msg", lambda p, ch=ch: p[1] == ch, [day]) for ch in channels]] for day in counts.window.days()]
+    rows = [[day, *[counts.total("msgs", lambda p, ch=ch: p[1] == ch, [day]) for ch in channels]] for day in counts.window.days()]
     has = any(any(row[1:]) for row in rows)
     return Chart("messages", "Customer messages per day", "Messages customers sent, by channel.", ["day", *channels], rows,
                  {"type": "line", "x": "day", "y": channels}, empty=_empty_days(counts, "messages", has))
@@ -159,7 +159,7 @@ def rates(counts: Counts) -> Chart:
     for day in counts.window.days():
         talks = counts.sizes.get((active, day), 0)
         handed = counts.handed_active.get(day, 0)
-        sent = counts.total("msg", lambda p: _channel_ok(counts, p[1]), [day])
+        sent = counts.total("msgs", lambda p: _channel_ok(counts, p[1]), [day])
         fallbacks = counts.total("fallback", lambda p: _channel_ok(counts, p[1]), [day])
         rows.append([day, talks, pct(talks - handed, talks), pct(handed, talks), pct(fallbacks, sent)])
     has = any(row[1] for row in rows)
@@ -350,3 +350,10 @@ COUNTER_CHARTS: Dict[str, Callable[[Counts], Chart]] = {
 }
 # Charts that need the per-day sets (who was active, who was handed over); the rest read counters only.
 SET_CHARTS = frozenset({"conversations", "customers", "rates"})
+# The counter metrics each chart reads (fold.py names them).
+CHART_METRICS: Dict[str, Tuple[str, ...]] = {
+    "conversations": (), "messages": ("msgs",), "customers": ("new",), "heatmap": ("msg",), "rates": ("msgs", "fallback"),
+    "faq": ("faq",), "csat": ("csat",), "recommendation": ("rec",), "stages": ("stage_in",), "conversion": ("stage_in",),
+    "time_in_stage": ("stage_time",), "stage_changes": ("stage_in",), "teams": ("wait", "frt", "res", "csat"),
+    "agents": ("frt", "res", "csat_agent"), "handovers": ("handover",), "csat_by_team": ("csat",), "tickets": ("ticket",),
+}

@@ -1,7 +1,7 @@
 """What one log event adds to the dashboard counters: pure functions, no I/O.
 
-Every number is an integer counter in one hash per UTC day (`day:<YYYY-MM-DD>`, field
-`metric|dimension|...`), or a member of a per-day set (who was active, who was handed over).
+Every number is an integer counter named `metric|dimension|...` per UTC day (stored as one
+hash per day and metric), or a member of a per-day set (who was active, who was handed over).
 Integers added in any order give the same bytes, so incremental consumption and a replay agree.
 The one piece of state a count needs is what is open in handover (when it was asked for, by
 which team it is worked, whether a person has answered yet): `Open`, kept per conversation.
@@ -126,6 +126,7 @@ def step(event: LogEvent, effects: Effects, opened: Dict[str, Optional[Open]], h
     channel = name(event.channel)
     if kind == USER:
         effects.add(day, key("msg", channel, f"{hour_of(at):02d}"))
+        effects.add(day, key("msgs", channel))  # the same, without the hour: most charts need only this
         effects.member("active", day, who)
         effects.member("active:" + channel, day, who)
     elif kind in FAQ_OUTCOMES:

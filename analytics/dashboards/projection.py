@@ -1,6 +1,7 @@
 """The dashboard projection: per-day counters kept by the analytics consumer, once per event id.
 
-Keys (prefix `engage:dashboards:`): `day:<YYYY-MM-DD>` (hash of integer counters, see fold.py),
+Keys (prefix `engage:dashboards:`): `day:<YYYY-MM-DD>:<metric>` (hash of integer counters, see
+fold.py: counter `metric|a|b` is field `a|b`; a chart reads only the metrics it draws),
 `set:<name>:<day>` (who was active / handed over that day, per channel too) and `hll:<name>:<day>`
 (the same as HyperLogLogs, for distinct customers over a range), `days` (sorted set of the days
 with data), `channels` (set), `seen` (customers who have written), `open` and `handled` (hash
@@ -39,8 +40,18 @@ VERSION = PREFIX + "version"
 EPOCH = dt.date(1970, 1, 1)
 
 
-def day_key(day: str) -> str:
-    return f"{PREFIX}day:{day}"
+METRICS = ("msg", "msgs", "new", "faq", "fallback", "handover", "ticket", "rec", "csat", "csat_agent", "wait", "frt", "res",
+           "resolved", "stage_in", "stage_time", "stage_move")
+
+
+def day_key(day: str, metric: str) -> str:
+    return f"{PREFIX}day:{day}:{metric}"
+
+
+def split_counter(counter: str) -> Tuple[str, str]:
+    """`metric|rest` -> (metric, rest)."""
+    metric, _, rest = counter.partition("|")
+    return metric, rest
 
 
 def set_key(set_name: str, day: str) -> str:
@@ -115,7 +126,8 @@ class DashboardStore:
         for day, fields in sorted(counters.items()):
             for counter, amount in sorted(fields.items()):
                 if amount:
-                    pipe.hincrby(day_key(day), counter, amount)
+                    metric, rest = split_counter(counter)
+                    pipe.hincrby(day_key(day, metric), rest, amount)
             days.add(day)
         channels: Set[str] = set()
         for (set_name, day), members in sorted(effects.members.items()):

@@ -7,11 +7,11 @@ the benchmark's baseline, and a check that the kept aggregates say what the log 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from analytics.dashboards.charts import Counts, Window
 from analytics.dashboards.fold import Open, day_of, fold
-from analytics.dashboards.projection import CHANNELS, DAYS, day_key, day_number, hll_key, set_key
+from analytics.dashboards.projection import CHANNELS, DAYS, METRICS, day_key, day_number, hll_key, set_key
 from analytics.schema import EVENTS_STREAM, LogEvent, SchemaError
 from analytics.stream.consumer import stream_batches
 
@@ -23,19 +23,31 @@ async def data_range(client: Any) -> Optional[tuple]:
     return (first[0], last[0]) if first and last else None
 
 
-async def load_counts(client: Any, window: Window, sets: bool = True) -> Counts:
-    """The window's counters (one HGETALL per day, pipelined) and, with `sets`, the sizes of its per-day sets."""
+async def load_counts(client: Any, window: Window, metrics: Sequence[str] = METRICS, sets: bool = True) -> Counts:
+    """The window's counters of these metrics (one HGETALL per day and metric, pipelined) and, with
+    `sets`, the sizes of its per-day sets."""
     days = window.days()
     active = "active:" + window.channel if window.channel else "active"
     handed = "handed:" + window.channel if window.channel else "handed"
     async with client.pipeline(transaction=False) as pipe:
         for day in days:
-            pipe.hgetall(day_key(day))
+            for metric in metrics:
+                pipe.hgetall(day_key(day, metric))
         pipe.smembers(CHANNELS)
+        pipe.zrangebyscore(DAYS, day_number(window.start.isoformat()), day_number(window.end.isoformat()))
         answers = await pipe.execute()
-    counters = {day: {name: int(value) for name, value in fields.items()} for day, fields in zip(days, answers[:-1]) if fields}
-    channels = sorted(answers[-1])
-    with_data = [day for day in days if day in counters]  # sets exist only on days with counters
+    counters: Dict[str, Dict[str, int]] = {}
+    position = 0
+    for day in days:
+        for metric in metrics:
+            fields = answers[position]
+            position += 1
+            if fields:
+                target = counters.setdefault(day, {})
+                for name, value in fields.items():
+                    target[f"{metric}|{name}"] = int(value)
+    channels = sorted(answers[-2])
+    with_data = answers[-1]  # sets exist only on days with data
     sizes: Dict[tuple, int] = {}
     handed_active: Dict[str, int] = {}
     distinct = 0
@@ -101,6 +113,11 @@ async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: st
         if name == active and first <= day_number(day) <= last:
             everyone |= who
     return Counts(window, counters, sizes, handed_active, len(everyone), channels)
+
+
+async def day_counters(client: Any, day: str) -> Dict[str, int]:
+    """Every counter of one day, by its full name (tests and people debugging)."""
+    return (await load_counts(client, Window(dt.date.fromisoformat(day), dt.date.fromisoformat(day)), sets=False)).counters.get(day, {})
 
 
 def today() -> dt.date:

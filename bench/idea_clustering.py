@@ -253,7 +253,11 @@ def recluster_check(base: np.ndarray, settings: Any) -> Dict[str, Any]:
     from dataclasses import replace
 
     from analytics.ideas.recluster import RECLUSTERS
+    from analytics.ideas.areas import AreaMatcher, load_catalogue
+    from analytics.ideas.labels import CtfidfLabeller
+    from analytics.ideas.report import summaries
     from analytics.ideas.themes import ITEMS, THEMES, VERSION, ThemeStore, _pack
+    from analytics.records.store import RecordStore
     from analytics.schema import SOURCE_STAFF, THEMES_RECLUSTERED, LogEvent
 
     n = SIZES[-1]
@@ -280,8 +284,13 @@ def recluster_check(base: np.ndarray, settings: Any) -> Dict[str, Any]:
             loop = asyncio.get_running_loop()
             _, seconds, peak = await loop.run_in_executor(None, lambda: measured(lambda: asyncio.run_coroutine_threadsafe(store.apply_batch([("1-0", event)]), loop).result()))
             summary = json.loads(await client.hget(RECLUSTERS, event.event_id))
+            # What `ideas themes` costs on the same 100k: every theme ranked, labelled, with areas and quotes.
+            started = time.perf_counter()
+            rows = await summaries(store, RecordStore(client), settings.demand, CtfidfLabeller(), AreaMatcher(load_catalogue()))
+            report_seconds = time.perf_counter() - started
         return {"items": n, "seconds": seconds, "peak_mib": peak, "themes_before": summary["themes_before"], "themes_after": summary["themes_after"],
-                "ids_kept": summary["kept"], "new": len(summary["new"]), "retired": len(summary["retired"]), "moved": summary["moved"]}
+                "ids_kept": summary["kept"], "new": len(summary["new"]), "retired": len(summary["retired"]), "moved": summary["moved"],
+                "themes_report_seconds": report_seconds, "themes_reported": len(rows)}
 
     return asyncio.run(run())
 
@@ -512,7 +521,8 @@ def render(report: Dict[str, Any]) -> str:
     if "recluster" in report:
         r = report["recluster"]
         lines += [f"`ideas recluster` applied by the service, {r['items']:,} items: {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB; "
-                  f"{r['themes_before']} themes before, {r['themes_after']} after; {r['ids_kept']} ids kept, {r['new']} new, {r['retired']} retired; {r['moved']:,} items moved", ""]
+                  f"{r['themes_before']} themes before, {r['themes_after']} after; {r['ids_kept']} ids kept, {r['new']} new, {r['retired']} retired; {r['moved']:,} items moved; "
+                  f"then `ideas themes` on the same items: {r['themes_reported']} themes in {r['themes_report_seconds']:.1f} s", ""]
     if "online" in report:
         o = report["online"]
         lines += [f"Online, {o['items']:,} items in {o['themes']} themes ({ONLINE_QUERIES} new items, {o['encoder']}; {o['outcomes']}):", "", "| step | p50 ms | p95 ms |", "|---|---|---|"]

@@ -20,6 +20,8 @@ class Encoder(Protocol):
 class Areas(Protocol):
     def area_of(self, text: str, context: Optional[Dict[str, Any]] = None) -> Tuple[List[str], str]: ...
 
+    def areas(self, texts: Sequence[str]) -> List[List[str]]: ...
+
 
 class Labeller(Protocol):
     def labels(self, themes: List[List[str]], representatives: List[str]) -> List[str]:

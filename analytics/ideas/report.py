@@ -9,11 +9,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from analytics.ideas.areas import context_area
 from analytics.ideas.mining import Areas, Labeller
 from analytics.ideas.themes import NEEDS, ThemeStore, _unpack, demand
 from analytics.ideas.weights import DemandWeights
 
 QUOTES = 3
+LABEL_TEXTS = 50  # members nearest the centre that name a theme: spaCy reads these, not all of a 10k-member theme
 
 
 async def requester(records: Any, customer: str) -> Tuple[str, float]:
@@ -31,6 +33,15 @@ PERIOD_DAYS = 30.0
 CONVERSATION_URL_ENV = "ENGAGE_CONVERSATION_URL"
 # Rasa's HTTP API serves the conversation's tracker; the staff console can point this at its own page.
 DEFAULT_CONVERSATION_URL = "http://127.0.0.1:5005/conversations/{customer}/tracker"
+
+
+def areas_of(areas: Areas, items: Sequence[Mapping[str, Any]]) -> List[List[str]]:
+    """Each item's product areas: its in-use context where present, else its text, the texts of a
+    theme matched in one pass of the tokenizer (one call per item cost most of `ideas themes`)."""
+    given = [context_area(item.get("context")) for item in items]
+    missing = [row for row, area in enumerate(given) if not area]
+    from_text = iter(areas.areas([items[row]["text"] for row in missing]) if missing else [])
+    return [[area] if area else next(from_text) for area in given]
 
 
 def conversation_link(customer: str, event_id: str) -> str:
@@ -55,6 +66,7 @@ async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, la
     kept = await themes.themes(space)
     rows: List[Dict[str, Any]] = []
     texts: List[List[str]] = []
+    known: Dict[str, Tuple[str, float]] = {}
     for theme in kept:
         everything = await themes.items(theme["members"])
         items = [item for item in everything if since is None or item["at"] >= since]
@@ -64,11 +76,10 @@ async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, la
         centre = vectors.mean(axis=0)
         order = np.argsort(-(vectors @ centre), kind="stable")
         nearest = [items[i] for i in order]
-        people = {item["customer"]: await requester(records, item["customer"]) for item in items}
-        found: Counter = Counter()
-        if areas is not None:
-            for item in items:
-                found.update(areas.area_of(item["text"], item.get("context"))[0])
+        for customer in sorted({item["customer"] for item in items} - set(known)):
+            known[customer] = await requester(records, customer)  # once per customer, not per theme
+        people = {item["customer"]: known[item["customer"]] for item in items}
+        found: Counter = Counter(name for names in areas_of(areas, items) for name in names) if areas is not None else Counter()
         if area and not any(area.lower() in name.lower() for name in found):
             continue
         rows.append({
@@ -80,7 +91,7 @@ async def summaries(themes: ThemeStore, records: Any, weights: DemandWeights, la
             "demand": demand(items, people, weights),
             "trend": trend(everything, now, period_days * 86400.0),
         })
-        texts.append([item["text"] for item in nearest])
+        texts.append([item["text"] for item in nearest[:LABEL_TEXTS]])
     for row, label in zip(rows, labeller.labels(texts, [t[0] for t in texts])):
         row["label"] = label
     return sorted(rows, key=lambda row: (-row["demand"]["score"], row["id"]))

@@ -32,6 +32,7 @@ TICKET = (
     "Our support team isn't available right now; they're back {when}. Your request is at the top of "
     "their queue, and they'll reply right here{contact}."
 )
+CHATWOOT_PREFIX = "chatwoot:"  # conversation ids of the Chatwoot bridge
 ALREADY_QUEUED = "You're already in the queue for a person; someone will reply here as soon as they can."
 QUEUE_DOWN = (
     "I couldn't reach our support queue just now, but your request is recorded and someone will follow up. "
@@ -76,7 +77,8 @@ class ActionRequestHandover(EngageAction):
         was opened and no verified e-mail of the customer is known."""
         now = self._clock()
         try:
-            back = await self.away_until("support", now)
+            # Chatwoot's people take Chatwoot conversations (connectors/chatwoot.py): Engage's hours and presence say nothing of them.
+            back = None if str(tracker.sender_id).startswith(CHATWOOT_PREFIX) else await self.away_until("support", now)
         except Exception as exc:  # presence or settings unreadable: queue it as usual
             logger.warning("handover: could not tell whether support is available: %s", exc)
             back = None

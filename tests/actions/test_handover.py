@@ -141,3 +141,13 @@ async def test_with_no_injection_it_uses_the_environment(monkeypatch: pytest.Mon
     finally:
         client.close()
     assert types == [HANDOVER_REQUESTED]
+
+
+async def test_a_chatwoot_conversation_is_left_to_chatwoots_people(queue: HandoverQueue, event_log: EventLog) -> None:
+    async def never(team: str, now: float) -> str:
+        raise AssertionError("Engage's hours and presence say nothing of Chatwoot's agents")
+
+    action = ActionRequestHandover(queue=queue, writer=event_log.writer, availability=never)
+    dispatcher = CollectingDispatcher()
+    assert await action.run(dispatcher, make_tracker("a person please", "request_human", sender_id="chatwoot:1:9"), {}) == []
+    assert dispatcher.messages[0]["text"] == handover.QUEUED

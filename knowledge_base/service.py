@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -116,6 +116,10 @@ class KnowledgeBaseProvider:
 
     A failed load is remembered for `retry_after` seconds, so a broken or missing
     knowledge base costs one quick check per interval rather than one per question.
+    Every `reload_after` seconds the FAQ files' sizes and times are compared with those loaded;
+    when they changed (an entry accepted from the FAQ gaps, an edit), the knowledge base is loaded
+    again off the event loop and swapped in, the old one answering until then, and kept if the
+    new content is refused.
     """
 
     def __init__(
@@ -125,6 +129,7 @@ class KnowledgeBaseProvider:
         encoder_factory: Callable[[], Encoder] = MiniLMEncoder,
         retry_after: float = 30.0,
         index_dir: Optional[Path] = None,
+        reload_after: float = 30.0,
     ) -> None:
         self._directory = directory
         self._index_dir = index_dir
@@ -136,6 +141,9 @@ class KnowledgeBaseProvider:
         self._loaded: Optional[KnowledgeBase] = None
         self._failure: Optional[KnowledgeBaseUnavailable] = None
         self._failed_at = 0.0
+        self._reload_after = reload_after
+        self._checked_at = 0.0
+        self._signature: Tuple[Tuple[str, int, int], ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -148,8 +156,32 @@ class KnowledgeBaseProvider:
     async def get(self) -> KnowledgeBase:
         """The knowledge base, or KnowledgeBaseUnavailable saying why it cannot answer."""
         if self._loaded is not None:
+            if time.monotonic() - self._checked_at >= self._reload_after:
+                self._checked_at = time.monotonic()
+                if self._files_signature() != self._signature:
+                    await asyncio.get_running_loop().run_in_executor(None, self._reload)
             return self._loaded
         return await asyncio.get_running_loop().run_in_executor(None, self.load)
+
+    def _files_signature(self) -> Tuple[Tuple[str, int, int], ...]:
+        try:
+            return tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in faq_files(self.directory))
+        except (OSError, KnowledgeBaseError):
+            return ()
+
+    def _reload(self) -> None:
+        with self._lock:
+            signature = self._files_signature()
+            if signature == self._signature:
+                return
+            try:
+                fresh = self._build()
+            except (KnowledgeBaseUnavailable, FaqValidationError, KnowledgeBaseError, OSError, RuntimeError, ValueError) as exc:
+                self._signature = signature  # not again until the files change again
+                logger.error("the FAQ content in %s changed but cannot be loaded; still answering from what was loaded before: %s", self.directory, exc)
+                return
+            self._loaded, self._signature = fresh, signature
+            logger.info("knowledge base reloaded: the FAQ files in %s changed", self.directory)
 
     def load(self) -> KnowledgeBase:
         with self._lock:
@@ -158,7 +190,9 @@ class KnowledgeBaseProvider:
             if self._failure is not None and time.monotonic() - self._failed_at < self._retry_after:
                 raise self._failure
             try:
+                signature = self._files_signature()
                 self._loaded = self._build()
+                self._signature, self._checked_at = signature, time.monotonic()
             except KnowledgeBaseUnavailable as exc:
                 self._remember(exc)
                 raise

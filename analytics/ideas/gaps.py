@@ -154,5 +154,5 @@ async def accept(store: Any, gaps: List[Dict[str, Any]], args: argparse.Namespac
     if status != 0:
         print(f"error: the entry is written but the index did not rebuild (exit {status}); run `python -m knowledge_base build {directory} --out {index_directory()}`", file=err)
         return 2
-    print(f"index rebuilt in {index_directory()}; restart the action server (or `make run`) for it to answer the new entry", file=out)
+    print(f"index rebuilt in {index_directory()}; the running action server answers the new entry within 30 s (it reloads changed FAQ files)", file=out)
     return 0

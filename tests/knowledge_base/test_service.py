@@ -178,3 +178,19 @@ async def test_lexical_weight_reranks_candidates_and_coverage_is_reported(tmp_pa
     assert hits[0].entry.id == "export-pdf"
     assert hits[0].coverage == pytest.approx(1.0)  # "pdf" is in its text; "the" is a stop word
     assert [h.coverage for h in knowledge_base.search("pdf spreadsheet")][:1] == [pytest.approx(0.5)]
+
+
+async def test_changed_faq_files_are_reloaded_and_refused_content_keeps_what_was_loaded(tmp_path: Path) -> None:
+    encoder = BagOfWordsEncoder()
+    provider = provider_for(tmp_path, encoder, reload_after=0)
+    first = await provider.get()
+    assert await provider.get() is first  # unchanged files: the same knowledge base, nothing encoded again
+    assert first.get("pay-bitcoin") is None
+    faq_dir = tmp_path / "faqs"
+    write_yaml(faq_dir / "gaps.yml", [{"id": "pay-bitcoin", "question": "Can I pay in Bitcoin?", "answer": "No, cards and bank transfer only."}])
+    second = await provider.get()
+    assert second is not first and second.get("pay-bitcoin").answer == "No, cards and bank transfer only."
+    assert second.search("pay in bitcoin")[0].entry.id == "pay-bitcoin"
+    write_yaml(faq_dir / "broken.yml", [{"id": "broken"}])  # no question, no answer: refused
+    assert await provider.get() is second
+    assert await provider.get() is second  # not tried again until the files change again

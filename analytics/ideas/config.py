@@ -56,20 +56,8 @@ def parse_settings(text: str, source: str) -> IdeasSettings:
         checked = _number(doc, ("clustering", key), value, integer=numbers[key] == "int", problems=problems)
         if checked is not None:
             cluster = replace(cluster, **{key: checked})
-    similarity = defaults.duplicate_similarity
-    for key, value in _section(doc, data, "duplicates", problems).items():
-        if key != "similarity":
-            problems.append(f"{doc.line(doc.node('duplicates', key))}: unknown setting duplicates.{key}")
-        else:
-            checked = _number(doc, ("duplicates", key), value, integer=False, problems=problems, upper=1.0)
-            similarity = similarity if checked is None else float(checked)
-    max_chars = defaults.max_chars
-    for key, value in _section(doc, data, "input", problems).items():
-        if key != "max_chars":
-            problems.append(f"{doc.line(doc.node('input', key))}: unknown setting input.{key}")
-        else:
-            checked = _number(doc, ("input", key), value, integer=True, problems=problems)
-            max_chars = max_chars if checked is None else int(checked)
+    similarity = float(_single(doc, data, "duplicates", "similarity", defaults.duplicate_similarity, problems, upper=1.0))
+    max_chars = int(_single(doc, data, "input", "max_chars", defaults.max_chars, problems, integer=True))
     weights = defaults.demand
     for key, value in _section(doc, data, "demand", problems).items():
         if key == "engagement":
@@ -87,16 +75,23 @@ def parse_settings(text: str, source: str) -> IdeasSettings:
             weights = replace(weights, stages=stages)
         else:
             problems.append(f"{doc.line(doc.node('demand', key))}: unknown setting demand.{key}")
-    every = defaults.recluster_every_hours
-    for key, value in _section(doc, data, "recluster", problems).items():
-        if key != "every_hours":
-            problems.append(f"{doc.line(doc.node('recluster', key))}: unknown setting recluster.{key}")
-        else:
-            checked = _number(doc, ("recluster", key), value, integer=False, problems=problems)
-            every = every if checked is None else float(checked)
+    every = float(_single(doc, data, "recluster", "every_hours", defaults.recluster_every_hours, problems))
     if problems:
         raise IdeasConfigError("; ".join(problems))
     return IdeasSettings(cluster, similarity, max_chars, weights, every)
+
+
+def _single(doc: YamlDocument, data: Dict[str, Any], section: str, name: str, default: float, problems: list,
+            integer: bool = False, upper: Optional[float] = None) -> float:
+    """The one setting of a section (`duplicates.similarity`, `input.max_chars`, ...), or its default."""
+    value = default
+    for key, given in _section(doc, data, section, problems).items():
+        if key != name:
+            problems.append(f"{doc.line(doc.node(section, key))}: unknown setting {section}.{key}")
+            continue
+        checked = _number(doc, (section, key), given, integer=integer, problems=problems, upper=upper)
+        value = value if checked is None else checked
+    return value
 
 
 def _section(doc: YamlDocument, data: Dict[str, Any], name: str, problems: list) -> Dict[str, Any]:

@@ -279,18 +279,12 @@ class ThemeStore:
             if entry_id in found:
                 what = found[entry_id]
                 await self._apply_one(entry_id, event, Mined(what.space, what.kind, what.text[: self.settings.max_chars]), np.asarray(vectors[entry_id], dtype=np.float32))
-            elif event.type == THEME_STATUS_SET:
-                reason = await self._apply_status(event)
+            elif event.type in (THEME_STATUS_SET, THEMES_RECLUSTERED, IDEA_SEPARATED, IDEA_UPDATES_CONSENT):
+                apply = {THEME_STATUS_SET: self._apply_status, THEMES_RECLUSTERED: self._apply_recluster,
+                         IDEA_SEPARATED: self._apply_separation, IDEA_UPDATES_CONSENT: self._apply_consent}[event.type]
+                reason = await apply(event)
                 if reason:
                     refused[entry_id] = reason
-            elif event.type == IDEA_UPDATES_CONSENT:
-                await self._apply_consent(event)
-            elif event.type == THEMES_RECLUSTERED:
-                reason = await self._apply_recluster(event)
-                if reason:
-                    refused[entry_id] = reason
-            elif event.type == IDEA_SEPARATED:
-                await self._apply_separation(event)
 
     async def _vectors(self, texts: Sequence[str]) -> List[np.ndarray]:
         """MiniLM vectors, from the cache of this model's vectors where present (a replay

@@ -143,9 +143,13 @@ def heatmap(counts: Counts) -> Chart:
     grid = [[0] * 24 for _ in WEEKDAYS]
     for day in counts.window.days():
         weekday = dt.date.fromisoformat(day).weekday()
-        for parts, value in counts.parts(day, "msg"):
-            if _channel_ok(counts, parts[1]):
-                grid[weekday][int(parts[2])] += value
+        if counts.window.channel is None:
+            for parts, value in counts.parts(day, "hour"):
+                grid[weekday][int(parts[1])] += value
+        else:
+            for parts, value in counts.parts(day, "msg"):
+                if parts[1] == counts.window.channel:
+                    grid[weekday][int(parts[2])] += value
     hours = [f"{h:02d}" for h in range(24)]
     rows = [[WEEKDAYS[n], *grid[n]] for n in range(7)]
     has = any(any(row[1:]) for row in rows)
@@ -350,10 +354,17 @@ COUNTER_CHARTS: Dict[str, Callable[[Counts], Chart]] = {
 }
 # Charts that need the per-day sets (who was active, who was handed over); the rest read counters only.
 SET_CHARTS = frozenset({"conversations", "customers", "rates"})
-# The counter metrics each chart reads (fold.py names them).
+# The counter metrics each chart reads (fold.py names them; the heatmap with a channel filter: metrics_for).
 CHART_METRICS: Dict[str, Tuple[str, ...]] = {
-    "conversations": (), "messages": ("msgs",), "customers": ("new",), "heatmap": ("msg",), "rates": ("msgs", "fallback"),
+    "conversations": (), "messages": ("msgs",), "customers": ("new",), "heatmap": ("hour",), "rates": ("msgs", "fallback"),
     "faq": ("faq",), "csat": ("csat",), "recommendation": ("rec",), "stages": ("stage_in",), "conversion": ("stage_in",),
     "time_in_stage": ("stage_time",), "stage_changes": ("stage_in",), "teams": ("wait", "frt", "res", "csat"),
     "agents": ("frt", "res", "csat_agent"), "handovers": ("handover",), "csat_by_team": ("csat",), "tickets": ("ticket",),
 }
+
+
+def metrics_for(chart: str, window: Window) -> Tuple[str, ...]:
+    """The metrics a chart reads for this window (the heatmap reads per-channel hours only when filtered)."""
+    if chart == "heatmap" and window.channel:
+        return ("msg",)
+    return CHART_METRICS[chart]

@@ -127,6 +127,7 @@ def step(event: LogEvent, effects: Effects, opened: Dict[str, Optional[Open]], h
     if kind == USER:
         effects.add(day, key("msg", channel, f"{hour_of(at):02d}"))
         effects.add(day, key("msgs", channel))  # the same, without the hour: most charts need only this
+        effects.add(day, key("hour", f"{hour_of(at):02d}"))  # and without the channel: the heatmap unfiltered
         effects.member("active", day, who)
         effects.member("active:" + channel, day, who)
     elif kind in FAQ_OUTCOMES:

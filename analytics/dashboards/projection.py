@@ -40,7 +40,7 @@ VERSION = PREFIX + "version"
 EPOCH = dt.date(1970, 1, 1)
 
 
-METRICS = ("msg", "msgs", "new", "faq", "fallback", "handover", "ticket", "rec", "csat", "csat_agent", "wait", "frt", "res",
+METRICS = ("msg", "msgs", "hour", "new", "faq", "fallback", "handover", "ticket", "rec", "csat", "csat_agent", "wait", "frt", "res",
            "resolved", "stage_in", "stage_time", "stage_move")
 
 

@@ -82,7 +82,7 @@ async def chart_of(request: web.Request, page: Page, name: str, window: Window) 
     records = request.app[RECORDS]
     now = time.time()
     if name in counter_charts.COUNTER_CHARTS:
-        counts = await load_counts(client, window, counter_charts.CHART_METRICS[name], sets=name in counter_charts.SET_CHARTS)
+        counts = await load_counts(client, window, counter_charts.metrics_for(name, window), sets=name in counter_charts.SET_CHARTS)
         return counter_charts.COUNTER_CHARTS[name](counts)
     if name == "stages":
         return counter_charts.stages(await load_counts(client, window, ("stage_in",), sets=False), await sources.stages_now(client))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from analytics.dashboards.charts import COUNTER_CHARTS, Window
+from analytics.dashboards.charts import COUNTER_CHARTS, SET_CHARTS, Window, metrics_for
 from analytics.dashboards.projection import DashboardStore
 from analytics.dashboards.read import data_range, load_counts, scan_counts
 from analytics.records.store import RecordStore
@@ -32,7 +32,9 @@ async def test_every_counter_chart_matches_a_scan_of_the_stream(client: Any) -> 
         for name, chart in COUNTER_CHARTS.items():
             if name in FUNNEL:
                 continue
-            assert chart(kept).as_json() == chart(scanned).as_json(), (name, channel)
+            # What the console reads for the chart (only its metrics) is enough to draw it.
+            just = await load_counts(client, window, metrics_for(name, window), sets=name in SET_CHARTS)
+            assert chart(just).as_json() == chart(kept).as_json() == chart(scanned).as_json(), (name, channel)
         assert kept.distinct_customers == scanned.distinct_customers == (0 if channel == "nowhere" else kept.distinct_customers)
     messages = COUNTER_CHARTS["messages"](await load_counts(client, Window(dt.date(2026, 1, 1), dt.date(2026, 1, 1))))
     assert sum(sum(row[1:]) for row in messages.rows) == sum(1 for e in events if e.type == "user" and e.timestamp < 1_767_312_000)

@@ -69,6 +69,8 @@ async def test_overview_charts_count_what_the_conversations_did(web: TestClient,
     heat = await chart(web, f"/api/dashboards/overview/heatmap?{RANGE}")
     monday = heat["rows"][0]
     assert monday[0] == "Monday" and monday[1 + 8] == 2 and monday[1 + 9] == 2 and sum(heat["rows"][1][1:]) == 1
+    heat_whatsapp = await chart(web, f"/api/dashboards/overview/heatmap?{RANGE}&channel=whatsapp")
+    assert heat_whatsapp["rows"][0][1 + 9] == 2 and sum(heat_whatsapp["rows"][0][1:]) == 2
     customers = await chart(web, f"/api/dashboards/overview/customers?{RANGE}")
     assert customers["rows"][1] == ["2026-01-05", 2, 2] and "About 3 different customers" in customers["notes"][0]
     csat = await chart(web, f"/api/dashboards/overview/csat?{RANGE}")

@@ -409,6 +409,36 @@ def normalise_budget(raw: object) -> Optional[str]:
     return buckets[0] if len(buckets) == 1 else None
 
 
+TIMELINE_REASK = (
+    "I couldn't place that on a timeline. Please pick the closest option below, "
+    "or tell me roughly when, e.g. \"within 3 months\"."
+)
+BUDGET_REASK = (
+    "I couldn't read a yearly budget from that. Please pick the closest option below, "
+    "or give a rough total, e.g. \"about 10k a year\"."
+)
+
+
+def check_timeline(raw: object, today: Optional[date] = None) -> Checked:
+    bucket = normalise_timeline(raw, today)
+    return Checked(value=bucket) if bucket else Checked(reask=TIMELINE_REASK)
+
+
+def check_budget(raw: object) -> Checked:
+    """A budget that falls in one bucket; a range across buckets is re-asked (the form asks which)."""
+    bucket = normalise_budget(raw)
+    return Checked(value=bucket) if bucket else Checked(reask=BUDGET_REASK)
+
+
+def check_field(slot: str, raw: object, today: Optional[date] = None) -> Checked:
+    """The sales form's check for `slot`, whichever field it is."""
+    if slot == LEAD_TIMELINE:
+        return check_timeline(raw, today)
+    if slot == LEAD_BUDGET:
+        return check_budget(raw)
+    return _CHECKS[slot](raw)
+
+
 # -- which field to correct ------------------------------------------------------
 
 FIELD_ALIASES: Dict[str, str] = {
@@ -425,6 +455,30 @@ FIELD_ALIASES: Dict[str, str] = {
     "when": LEAD_TIMELINE, "date": LEAD_TIMELINE,
     "budget": LEAD_BUDGET, "spend": LEAD_BUDGET, "price": LEAD_BUDGET,
 }
+
+
+_CHECKS = {LEAD_NAME: check_name, LEAD_EMAIL: check_email, LEAD_COMPANY: check_company, LEAD_ROLE: check_role, LEAD_NEED: check_need}
+_EMAIL_IN_TEXT = re.compile(r"[^\s@<>,;:]+@[^\s@<>,;:]+\.[A-Za-z]{2,}")
+# "... my e-mail is x", "change the company to x", "the name should be x", "budget: x"
+_GIVES_VALUE = re.compile(r"(?:\b(?:is|are|to|should be|should read|was meant to be|as)\b|[:=])\s+(?P<value>.+)$", re.IGNORECASE)
+_TRAILING = re.compile(r"[\s,.!]*(?:\b(?:please|instead|thanks|thank you|not .*)\b[\s,.!]*)*$", re.IGNORECASE)
+
+
+def new_value_in(text: object, slot: str, mention: Optional[str] = None) -> Optional[str]:
+    """The new value a correction carries ("actually my e-mail is dana@northbeam.io",
+    "change the company to Northbeam"), or None when it only names the field."""
+    text = _clean(text)
+    if slot == LEAD_EMAIL:
+        found = _EMAIL_IN_TEXT.search(text)
+        return found.group(0).rstrip(".") if found else None
+    start = text.lower().find(mention.lower()) if mention else -1
+    if not mention or start < 0:
+        return None  # only what follows the field's name can be its value
+    given = _GIVES_VALUE.search(text[start + len(mention) :])
+    if not given:
+        return None
+    value = _TRAILING.sub("", given.group("value")).strip(" \"'")
+    return value or None
 
 
 def resolve_field(value: object) -> Optional[str]:

@@ -33,14 +33,17 @@ from actions.conversation import in_use_context, truncate
 from actions.references import reference
 from actions.lead_fields import (
     BUDGET_BUCKETS,
+    BUDGET_REASK,
     Checked,
     budget_buckets,
+    check_field,
+    check_timeline,
     check_company,
     check_email,
     check_name,
     check_need,
     check_role,
-    normalise_timeline,
+    new_value_in,
     resolve_field,
 )
 from analytics.schema import LEAD_FIELD_CAPTURED, LEAD_SUBMITTED
@@ -102,25 +105,13 @@ class ValidateSalesForm(EngageFormValidation):
         return self._accept(LEAD_NEED, value, check_need(value), dispatcher, tracker)
 
     async def validate_lead_timeline(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
-        bucket = normalise_timeline(value, self._today())
-        checked = Checked(value=bucket) if bucket else Checked(
-            reask=(
-                "I couldn't place that on a timeline. Please pick the closest option below, "
-                "or tell me roughly when, e.g. \"within 3 months\"."
-            )
-        )
-        return self._accept(LEAD_TIMELINE, value, checked, dispatcher, tracker)
+        return self._accept(LEAD_TIMELINE, value, check_timeline(value, self._today()), dispatcher, tracker)
 
     async def validate_lead_budget(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
         buckets = budget_buckets(value)
         if len(buckets) > 1:
             return {LEAD_BUDGET: None}  # a range across buckets: action_ask_lead_budget asks which is closer
-        checked = Checked(value=buckets[0]) if buckets else Checked(
-            reask=(
-                "I couldn't read a yearly budget from that. Please pick the closest option below, "
-                "or give a rough total, e.g. \"about 10k a year\"."
-            )
-        )
+        checked = Checked(value=buckets[0]) if buckets else Checked(reask=BUDGET_REASK)
         return self._accept(LEAD_BUDGET, _clarified_range(tracker, value) or value, checked, dispatcher, tracker)
 
 
@@ -191,18 +182,23 @@ class ActionSubmitLead(EngageAction):
 
 
 class ActionCorrectLead(EngageAction):
-    """Clear the field the customer wants to change and reopen the form, which asks only for it.
+    """Take the new value when the correction carries one; otherwise clear the field the customer
+    wants to change and reopen the form, which asks only for it.
 
     The form is reopened with an ActiveLoop event (as bot/data/rules.yml expects): Rasa
     then runs sales_form as an active loop, which requests the one empty slot without
     re-validating the others.
     """
 
+    def __init__(self, writer: Optional[EventSink] = None, today: Callable[[], date] = date.today) -> None:
+        super().__init__(writer)
+        self._today = today
+
     def name(self) -> str:
         return ACTION_CORRECT_LEAD
 
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        slot = None
+        slot, mention = None, None
         for value in tracker.get_latest_entity_values(FIELD):
             slot = resolve_field(value)
             if slot:
@@ -210,5 +206,21 @@ class ActionCorrectLead(EngageAction):
         if slot is None:
             dispatcher.utter_message(response=ASK_FIELD_TO_CORRECT)
             return []
+        text = tracker.latest_message.get("text") or ""
+        for found in tracker.latest_message.get("entities") or []:
+            if found.get("entity") == FIELD and resolve_field(found.get("value")) == slot and "start" in found:
+                mention = text[found["start"] : found["end"]]
+                break
+        given = new_value_in(text, slot, mention)
+        checked = check_field(slot, given, self._today()) if given else None
+        if checked is not None and checked.ok:
+            # The correction carries the new value ("actually my e-mail is ..."): take it, log it as
+            # the customer's answer, and let the form go straight back to the confirmation.
+            data: Dict[str, Any] = {"field": slot, "value": checked.value, "correction": True}
+            if given != checked.value:
+                data["raw"] = truncate(given, MAX_RAW)
+            self.log(tracker, LEAD_FIELD_CAPTURED, data)
+            dispatcher.utter_message(text=f"Done: your {FIELD_LABELS[slot]} is now {checked.value}.")
+            return [SlotSet(slot, checked.value), ActiveLoop(SALES_FORM)]
         dispatcher.utter_message(text=f"No problem, let's change your {FIELD_LABELS[slot]}.")
         return [SlotSet(slot, None), ActiveLoop(SALES_FORM)]

@@ -32,6 +32,7 @@ THRESHOLD_GRID = tuple(i / 100 for i in range(5, 100))
 PSEUDO_OOS_FOLDS = 5
 MIN_INTENTS_FOR_CV = 3
 MIN_OUT_OF_SCOPE_EXAMPLES = 10
+PLATEAU = 0.005  # MCC within this of the best counts as equally good
 FALLBACK_WHEN_UNCALIBRATED = 0.5
 
 
@@ -135,7 +136,8 @@ def choose_threshold(
     Out-of-scope evidence: the examples of `out_of_scope_intent` when the data has at least
     MIN_OUT_OF_SCOPE_EXAMPLES of them (real messages the team marked as out of scope), scored by a
     model without that intent; otherwise each fifth of the intents in turn, scored by a model
-    trained on the rest. In-scope evidence: every other example, scored without itself.
+    trained on the rest. In-scope evidence: every other example, scored without itself. Of the
+    thresholds within PLATEAU of the best MCC, the lowest.
     """
     from sklearn.metrics import matthews_corrcoef
 
@@ -178,8 +180,11 @@ def choose_threshold(
     confidence += list(scores[np.arange(len(best)), best])
     conf = np.array(confidence)
     pred = np.array(predicted, dtype=object)
-    results = [(matthews_corrcoef(truth, np.where(conf >= t, pred, out)), -t) for t in grid]
-    return -max(results)[1]
+    results = [(matthews_corrcoef(truth, np.where(conf >= t, pred, out)), t) for t in grid]
+    best = max(mcc for mcc, _ in results)
+    # The lowest threshold on the plateau around the best: leave-one-out scores understate how sure
+    # the model is of in-scope messages, and a needless fallback costs the customer a rephrase.
+    return min(t for mcc, t in results if mcc >= best - PLATEAU)
 
 
 def data_problems(texts: Sequence[str], intents: Sequence[str], few: int = 2, skew: float = 20.0) -> List[str]:

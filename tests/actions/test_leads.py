@@ -145,6 +145,34 @@ async def test_correcting_a_named_field_clears_it_and_reopens_the_form(said: str
     assert "e-mail" in dispatcher.messages[0]["text"]
 
 
+@pytest.mark.parametrize(
+    "said, field, slot, value",
+    [
+        ("actually my e-mail is dana@northbeam.io", "e-mail", LEAD_EMAIL, "dana@northbeam.io"),
+        ("change the company to Northbeam Logistics please", "company", "lead_company", "Northbeam Logistics"),
+        ("the timeline should be within 3 months", "timeline", LEAD_TIMELINE, "Within 3 months"),
+    ],
+)
+async def test_a_correction_that_carries_the_new_value_takes_it(event_log: EventLog, said: str, field: str, slot: str, value: str) -> None:
+    start = said.index(field)
+    found = {**entity("field", field), "start": start, "end": start + len(field)}
+    tracker = make_tracker(said, "correct_field", entities=[found], slots=LEAD)
+    dispatcher = CollectingDispatcher()
+    events = await ActionCorrectLead(writer=event_log.writer, today=lambda: date(2025, 11, 22)).run(dispatcher, tracker, DOMAIN)
+    assert events == [SlotSet(slot, value), ActiveLoop(SALES_FORM)]  # the form goes straight back to the confirmation
+    assert value in dispatcher.messages[0]["text"]
+    (record,) = await event_log.records(LEAD_FIELD_CAPTURED)
+    assert record.data["field"] == slot and record.data["value"] == value and record.data["correction"] is True
+
+
+async def test_a_correction_whose_new_value_fails_the_check_asks_again(event_log: EventLog) -> None:
+    said = "actually my email is dana at northbeam"
+    found = {**entity("field", "email"), "start": said.index("email"), "end": said.index("email") + 5}
+    events = await ActionCorrectLead(writer=event_log.writer).run(CollectingDispatcher(), make_tracker(said, "correct_field", entities=[found], slots=LEAD), DOMAIN)
+    assert events == [SlotSet(LEAD_EMAIL, None), ActiveLoop(SALES_FORM)]
+    assert await event_log.records() == []
+
+
 async def test_correcting_without_a_known_field_asks_which() -> None:
     tracker = make_tracker("I made a mistake", "correct_field", entities=[entity("field", "shoe size")], slots=LEAD)
     dispatcher = CollectingDispatcher()

@@ -89,14 +89,18 @@ class Service:
                 raise ValueError("text must be a string of at most 10,000 characters")
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": f"expected {{\"text\": \"...\", \"customer\": \"C-...\"}} ({exc})"}, status=400)
-        found = await self.themes.match(text, customer)
-        texts = found.pop("texts", None)
-        if texts:
-            if self.labeller is None:
-                from analytics.ideas.labels import CtfidfLabeller
+        try:
+            found = await self.themes.match(text, customer)
+            texts = found.pop("texts", None)
+            if texts:
+                if self.labeller is None:
+                    from analytics.ideas.labels import CtfidfLabeller
 
-                self.labeller = CtfidfLabeller()
-            found["label"] = (await asyncio.get_running_loop().run_in_executor(None, self.labeller.labels, [texts], [texts[0]]))[0]
+                    self.labeller = CtfidfLabeller()
+                found["label"] = (await asyncio.get_running_loop().run_in_executor(None, self.labeller.labels, [texts], [texts[0]]))[0]
+        except Exception as exc:  # noqa: BLE001 - the conversation goes on without the claim; the reason is logged and answered
+            logger.exception("idea match failed")
+            return web.json_response({"error": f"cannot match ideas now: {type(exc).__name__}: {str(exc)[:300]}"}, status=503)
         return web.json_response(found)
 
     async def health(self, _: web.Request) -> web.Response:

@@ -62,3 +62,25 @@ async def test_the_match_endpoint_refuses_what_it_cannot_read(client: redis.asyn
                 assert (found["theme"], found["others"]) == ("TH-1", 1) and "dark mode" in found["label"]
     finally:
         await runner.cleanup()
+
+
+async def test_a_match_that_fails_answers_503_with_the_reason(client: redis.asyncio.Redis) -> None:
+    import aiohttp
+
+    from analytics.service import create_app
+    from analytics.stream.consumer import StreamConsumer
+
+    class Missing:
+        def encode(self, texts: list) -> None:
+            raise RuntimeError("no encoder here")
+
+    runner = web.AppRunner(create_app(StreamConsumer(client, []), themes=ThemeStore(client, Missing(), load_settings())))  # type: ignore[arg-type]
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/ideas/match", json={"text": "add a dark mode"}) as answer:
+                assert answer.status == 503 and "no encoder here" in (await answer.json())["error"]
+    finally:
+        await runner.cleanup()

@@ -11,7 +11,8 @@
     ideas export [--format csv|json] [--since WHEN] [--area TEXT]
     ideas recluster [--space needs|questions] [--wait SECONDS]
                                                 full re-clustering by the service, theme ids kept
-    ideas outbox [--json]                       notifications to requesters: waiting, sent, failed (why)
+    ideas outbox [--json] [--retry JOB]         notifications to requesters: waiting, sent, failed (why);
+                                                send a failed one again
     faq-gaps [--json] | faq-gaps accept FQ-N --answer TEXT [--file FILE] [--question TEXT]
 
 WHEN is a date (2026-11-01) or an age (30d, 12h).
@@ -64,6 +65,8 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     recluster.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the service's result (0: do not wait)")
     outbox = sub.add_parser("outbox", help="notifications to requesters and what became of them")
     outbox.add_argument("--json", action="store_true")
+    outbox.add_argument("--retry", metavar="JOB", help="send a failed notification (or one a crash left sending) again")
+    outbox.add_argument("--by", default=None)
     gaps = commands.add_parser("faq-gaps", help="themes of questions the FAQ could not answer, with a proposed entry")
     gaps.add_argument("--json", action="store_true")
     gaps_sub = gaps.add_subparsers(dest="gaps_command")
@@ -114,8 +117,18 @@ async def command(client: Any, records: Any, args: argparse.Namespace, out: Opti
 
         return await request(client, args, out, err)
     if name == "outbox":
-        from analytics.ideas.notify import Outbox
+        from analytics.customers_cli import login_name
+        from analytics.ideas.notify import SENDING, Outbox
 
+        if getattr(args, "retry", None):
+            try:
+                job = await Outbox(client).retry(args.retry, args.by or login_name(), time.time())
+            except ValueError as exc:
+                print(f"error: {exc}", file=err)
+                return 2
+            crashed = " (it was left sending by a crash: it may have reached the customer already)" if any(h.get("state") == SENDING for h in job["history"][-2:-1]) else ""
+            print(f"{job['id']} will be sent again within moments{crashed}", file=out)
+            return 0
         jobs = await Outbox(client).jobs()
         if args.json:
             print(json.dumps(jobs, indent=2, ensure_ascii=False), file=out)

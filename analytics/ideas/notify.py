@@ -252,6 +252,28 @@ class Outbox:
                 pipe.xadd(EVENTS_STREAM, LogEvent(kind, job["customer"], SOURCE_ANALYTICS, job["channel"] or "", now, data=data).to_fields())
             await pipe.execute()
 
+    async def retry(self, ident: str, by: str, now: float) -> Dict[str, Any]:
+        """Staff send a failed job, or one a crash left `sending`, again (ValueError: why not)."""
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(OUTBOX)
+                    raw = await pipe.hget(OUTBOX, ident)
+                    if raw is None:
+                        raise ValueError(f"no notification {ident!r} (see `python -m analytics ideas outbox`)")
+                    job = json.loads(raw)
+                    if job["state"] not in (FAILED, SENDING):
+                        raise ValueError(f"{ident} is {job['state']}: only a failed notification, or one left sending by a crash, is sent again")
+                    job["history"] = [*job.get("history", []), {"at": now, "state": WAITING, "reason": f"sent again at the request of {by}", "channel": job.get("channel")}][-10:]
+                    job.update(state=WAITING, reason=f"sent again at the request of {by}", updated_at=now)
+                    pipe.multi()
+                    pipe.hset(OUTBOX, ident, json.dumps(job, sort_keys=True))
+                    pipe.zadd(PENDING, {ident: now})
+                    await pipe.execute()
+                    return job
+                except WatchError:
+                    continue
+
     async def jobs(self) -> List[Dict[str, Any]]:
         return sorted((json.loads(raw) for raw in (await self.client.hgetall(OUTBOX)).values()), key=lambda job: (job["queued_at"], job["id"]))
 

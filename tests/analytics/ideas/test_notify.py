@@ -166,3 +166,36 @@ async def test_through_rasa_a_delivered_or_queued_message_is_done_and_a_silent_s
     assert (later.state, later.reason) == ("pending", "The Rasa server did not answer")
     refused = await ProactiveDelivery(Rasa(Answer("failed", "telegram", reason="Telegram said 403: bot was blocked by the user", http_status=502))).send(note)
     assert (refused.state, refused.reason) == ("failed", "Telegram said 403: bot was blocked by the user")
+
+
+async def test_staff_send_a_failed_notification_again_but_never_a_sent_one(client: redis.asyncio.Redis) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from analytics.ideas import cli
+
+    async def record_of(who: str) -> Optional[Dict[str, Any]]:
+        return record(telegram=(NOW - 5, 2))
+
+    await queue(client, ["C-00000000000000a1", "C-00000000000000a2"])
+    refusing = Recording(Outcome("failed", "Telegram said 403: bot was blocked by the user"))
+    await NotificationSender(client, refusing, record_of).send_due(NOW)
+
+    async def outbox(**given: Any) -> tuple:
+        out, err = io.StringIO(), io.StringIO()
+        args = SimpleNamespace(command="ideas", ideas_command="outbox", json=False, by="pat", **given)
+        return await cli.command(client, None, args, out, encoder=object(), err=err), out.getvalue(), err.getvalue()
+
+    code, out, _ = await outbox(retry=None)
+    assert code == 0 and out.count("failed") == 2 and "bot was blocked" in out
+    code, out, _ = await outbox(retry="TH-1:shipped:C-00000000000000a1")
+    assert code == 0 and "will be sent again" in out
+    working = Recording(Outcome("sent"))
+    assert await NotificationSender(client, working, record_of).send_due() == 1  # re-queued for now (the clock)
+    assert [n.customer for n in working.sent] == ["C-00000000000000a1"]
+    code, _, err = await outbox(retry="TH-1:shipped:C-00000000000000a1")
+    assert code == 2 and "is sent" in err  # never twice
+    code, _, err = await outbox(retry="TH-9:shipped:C-1")
+    assert code == 2 and "no notification" in err
+    (job,) = [json.loads(raw) for raw in (await client.hgetall(OUTBOX)).values() if "a1" in raw and '"sent"' in raw]
+    assert [h["state"] for h in job["history"]] == ["failed", "pending", "sent"] and "pat" in job["history"][1]["reason"]

@@ -86,10 +86,14 @@ def settled(stack: Stack) -> None:
 
 
 def scripted_conversations(stack: Stack, providers: Providers, store: redis.Redis, admin: Staff) -> str:
-    """Three customers: an FAQ answered (REST), a message not understood (REST), and a WhatsApp customer
+    """Three customers: an FAQ answered and an idea (REST), a message not understood (REST), and a WhatsApp customer
     who asks for a person, whom the admin claims, answers and resolves, and who rates the help 5."""
     asker, lost = (f"e2e-dash-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("faq", "lost"))
     say(stack, asker, "How do I set up SAML single sign-on for my team?")
+    say(stack, asker, "/suggest_idea")
+    say(stack, asker, "a dark mode for the Docs editor")
+    say(stack, asker, "my eyes hurt when I write at night")
+    eventually(lambda: [e for e in log_events(store, asker, settle=0.5, want="idea") if e.type == "idea"] or None, "the idea in the log")
     say(stack, lost, "blorp zzkx frumious wibble")
     phone = WhatsApp(stack, providers, store)
     phone.send(wa.text_message(phone.number, "I need to talk to a real person about my invoice"))
@@ -141,6 +145,27 @@ def check_card(browser: Any, name: str, data: Dict[str, Any]) -> None:
         assert drawn == sorted(row[column[plot["y"][0]]] for row in data["rows"]), name
 
 
+def set_status_from_the_page(browser: Any, store: redis.Redis, login: str) -> None:
+    """The product user marks the first theme planned with the page's form; the ideas command's event is logged."""
+    from selenium.webdriver.support.ui import Select
+
+    theme = Select(browser.find_element("id", "s-theme"))
+    assert theme.options, "the status form lists the themes"
+    chosen = theme.options[0].get_attribute("value")
+    Select(browser.find_element("id", "s-status")).select_by_value("planned")
+    browser.find_element("id", "s-note").send_keys("On the roadmap for next quarter")
+    browser.find_element("css selector", "#status-form button").click()
+    told = eventually(lambda: browser.find_element("id", "toast").text or None, "the page to say what happened", 20)
+    assert f"{chosen} marked planned by {login}" in told, told
+
+    def logged() -> Any:
+        for _, fields in store.xrevrange("engage:events", count=500):
+            if fields.get("type") == "theme_status_set" and f'"theme":"{chosen}"' in fields.get("data", "") and f'"by":"{login}"' in fields["data"]:
+                return fields
+        return None
+    assert '"status":"planned"' in eventually(logged, "the status change in the log")["data"]
+
+
 def test_every_role_sees_its_dashboards_with_the_numbers_of_the_log(stack: Stack, providers: Providers, store: redis.Redis, logins: Dict[str, str]) -> None:
     from analytics.dashboards.charts import COUNTER_CHARTS, Window
     from analytics.dashboards.read import scan_counts
@@ -171,6 +196,8 @@ def test_every_role_sees_its_dashboards_with_the_numbers_of_the_log(stack: Stack
     assert csat[1] >= 1 and 1 <= csat[2] <= 5
     faq = admin.chart("overview", "faq", query)["rows"][-1]
     assert faq[1] >= 1
+    themes = admin.chart("ideas", "themes", query)
+    assert themes["rows"] and any("dark mode" in str(row[-1]).lower() for row in themes["rows"]), themes["rows"]
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser = _chromium()
@@ -196,6 +223,8 @@ def test_every_role_sees_its_dashboards_with_the_numbers_of_the_log(stack: Stack
                 for name in names:
                     check_card(browser, name, staff.chart(page, name, query))
                 assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE" and "favicon" not in entry["message"]], page
+                if page == "ideas" and role == "product":
+                    set_status_from_the_page(browser, store, logins[role])
                 height = browser.execute_script("return document.body.scrollHeight")
                 browser.set_window_size(1280, min(6000, height + 120))
                 browser.save_screenshot(str(ARTIFACTS / f"dashboard-{role}-{page}.png"))

@@ -154,7 +154,7 @@ def parse_send(body: bytes, max_text_chars: int) -> SendRequest:
     if not isinstance(conversation_id, str) or not 1 <= len(conversation_id) <= 128 or not conversation_id.isprintable():
         raise RequestRejected(400, "invalid_conversation_id", "conversation_id must be the customer's conversation id (1-128 printable characters).", ["conversation_id"])
     control = data.get("control")
-    if control is not None and control not in CONTROLS:
+    if control is not None and (not isinstance(control, str) or control not in CONTROLS):
         raise RequestRejected(400, "invalid_control", "control must be 'pause' or 'resume' (or left out).", ["control"])
     text = data.get("text")
     if text is None and control is not None:
@@ -195,7 +195,7 @@ def _author(raw: Any) -> Author:
     if not isinstance(raw, dict):
         raise RequestRejected(400, "invalid_author", "author must be an object {role, id, name}.", ["author"])
     role, ident, name = raw.get("role"), raw.get("id"), raw.get("name")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise RequestRejected(400, "invalid_author", "author.role must be 'agent' or 'system'.", ["author"])
     for value, what in ((ident, "id"), (name, "name")):
         if not isinstance(value, str) or not 1 <= len(value) <= 80 or not value.isprintable():

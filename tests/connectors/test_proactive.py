@@ -210,6 +210,8 @@ async def test_a_refusal_is_reported_with_its_reason_and_nothing_is_half_written
         ({"conversation_id": "x", "text": "a" * 5000, "author": AGENT}, TOKEN, 400, "text_too_long"),
         ({"conversation_id": "x", "text": "hi", "author": {"role": "admin", "id": "a", "name": "b"}}, TOKEN, 400, "invalid_author"),
         ({"conversation_id": "x", "text": "hi", "author": AGENT, "control": "stop"}, TOKEN, 400, "invalid_control"),
+        ({"conversation_id": "x", "text": "hi", "author": AGENT, "control": []}, TOKEN, 400, "invalid_control"),  # found by the fuzz suite (500)
+        ({"conversation_id": "x", "text": "hi", "author": {"role": ["agent"], "id": "a", "name": "b"}}, TOKEN, 400, "invalid_author"),
         ({"conversation_id": "x", "text": "hi", "author": AGENT, "extra": 1}, TOKEN, 400, "unknown_fields"),
         ({"conversation_id": "nobody-here", "text": "hi", "author": AGENT}, TOKEN, 404, None),
     ],

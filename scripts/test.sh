@@ -12,7 +12,7 @@ stage() { printf '\n==> %s\n' "$1"; }
 
 stage "unit tests, action runtime (Python 3.11)"
 .venvs/actions/bin/python -m pytest -q -p no:cacheprovider --junitxml="$out/actions.xml" \
-  tests/actions tests/knowledge_base tests/analytics tests/scripts || status=1
+  tests/actions tests/knowledge_base tests/analytics tests/console tests/scripts || status=1
 
 stage "unit tests, Rasa runtime (Python 3.10)"
 .venvs/rasa/bin/python -m pytest -q -p no:cacheprovider --junitxml="$out/rasa.xml" \

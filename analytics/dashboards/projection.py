@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from redis.exceptions import WatchError
 
-from analytics.dashboards.fold import Open, Transition, day_of, fold, funnel_delta, name, transitions
+from analytics.dashboards.fold import Open, Transition, fold, funnel_delta, transitions
 from analytics.records.fold import canonical
 from analytics.records.store import delete_prefix, state_key
 from analytics.schema import CUSTOMERS_MERGED, LogEvent
@@ -202,5 +202,3 @@ def _funnel_changes(customers: Sequence[str], counted: Sequence[Optional[str]], 
         changes[customer] = (now, funnel_delta(before, history))
     return changes
 
-
-__all__ = ["DashboardStore", "PREFIX", "day_key", "set_key", "hll_key", "day_of", "name"]

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 from analytics.dashboards.charts import Counts, Window
-from analytics.dashboards.fold import Open, day_of, fold
+from analytics.dashboards.fold import Open, fold
 from analytics.dashboards.projection import CHANNELS, DAYS, METRICS, day_key, day_number, hll_key, set_key
 from analytics.schema import EVENTS_STREAM, LogEvent, SchemaError
 from analytics.stream.consumer import stream_batches
@@ -123,5 +123,3 @@ async def day_counters(client: Any, day: str) -> Dict[str, int]:
 def today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
-
-__all__ = ["load_counts", "scan_counts", "data_range", "day_of"]

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
-from analytics.dashboards.charts import Chart, Window, mean
+from analytics.dashboards.charts import Chart, Window
 from analytics.engagement.rules import DIMENSIONS
 from analytics.engagement.score import EPOCH
 from analytics.funnel.rules import STAGES
@@ -43,7 +43,7 @@ async def opportunities(client: Any, records: Any) -> Chart:
         funnel = record["funnel"]
         last = funnel["history"][-1] if funnel.get("history") else {}
         lead = record.get("lead") or {}
-        rows.append([customer, funnel["stage"], _day(last.get("at")), funnel["fit"]["score"], funnel["engagement"],
+        rows.append([customer, funnel["stage"], day_of_time(last.get("at")), funnel["fit"]["score"], funnel["engagement"],
                      last.get("reason", ""), (lead.get("lead_company") or {}).get("value", ""), f"/dashboards/customers/{customer}"])
     return Chart("opportunities", "Latest opportunities and leads", "Newest first: fit and engagement scores and why the customer is in the stage.",
                  ["customer", "stage", "since", "fit", "engagement", "reason", "company", "link"], rows,
@@ -181,8 +181,6 @@ async def queue(handovers: Any, now: float) -> Chart:
                  empty=None if rows else "No one is waiting for a person right now.")
 
 
-def _day(at: Any) -> str:
+def day_of_time(at: Any) -> str:
     return dt.datetime.fromtimestamp(float(at), dt.timezone.utc).strftime("%Y-%m-%d") if at else ""
 
-
-__all__ = ["mean"]

@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -228,8 +228,8 @@ async def accept_gap(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": built == 0, "message": message})
 
 
-@requires("sales", "product")
-async def customer_page(request: web.Request) -> web.StreamResponse:
+async def _customer(request: web.Request) -> Tuple[str, Dict[str, Any]]:
+    """The customer of the URL and their record (a merged customer's: where they went)."""
     customer = request.match_info["customer_id"]
     if not CUSTOMER_ID.match(customer):
         raise Refused(400, "bad_customer", "That is not a customer id (they look like C-3f9a1c2b4d5e6f70).")
@@ -237,6 +237,12 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
     record = await records.record(customer) if records is not None else None
     if record is None:
         raise Refused(404, "no_customer", f"No record of {customer}: the analytics service has not seen them (or they were erased).")
+    return customer, record
+
+
+@requires("sales", "product")
+async def customer_page(request: web.Request) -> web.StreamResponse:
+    customer, record = await _customer(request)
     if "merged_into" in record:
         raise web.HTTPSeeOther(f"/dashboards/customers/{record['merged_into']}")
     user = request[USER]
@@ -249,17 +255,13 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
 @requires("sales", "product")
 async def customer_api(request: web.Request) -> web.StreamResponse:
     """A customer's scores explained: each dimension's score and the contributions behind it, over time."""
-    customer = request.match_info["customer_id"]
-    if not CUSTOMER_ID.match(customer):
-        raise Refused(400, "bad_customer", "That is not a customer id.")
-    records = request.app[RECORDS]
-    record = await records.record(customer) if records is not None else None
-    if record is None or "merged_into" in record:
-        raise Refused(404, "no_customer", f"No record of {customer}.")
+    customer, record = await _customer(request)
+    if "merged_into" in record:
+        raise Refused(404, "merged", f"{customer} was merged into {record['merged_into']}; ask for that customer.")
     rows = []
     for dimension, view in record["engagement"]["dimensions"].items():
         for item in view.get("recent", []):
-            rows.append([sources._day(item["at"]), dimension, item["rule"], item["points"]])
+            rows.append([sources.day_of_time(item["at"]), dimension, item["rule"], item["points"]])
     rows.sort()
     chart = Chart("contributions", "What the scores are made of", "Each contribution to a capability score, by day (points before decay).",
                   ["day", "dimension", "rule", "points"], rows, {"type": "scatter", "x": "day", "y": ["points"], "group": "dimension"},

@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List

@@ -200,3 +200,23 @@ async def test_plotly_is_served_from_the_package(web: TestClient) -> None:
     async with web.get("/vendor/plotly.min.js") as response:
         text = await response.text()
         assert response.status == 200 and "javascript" in response.content_type and "plotly.js" in text[:2000] and len(text) > 1_000_000
+
+
+async def test_a_customer_page_explains_the_scores_and_refuses_bad_ids(web: TestClient, client: Any) -> None:
+    await seeded(client)
+    assert await sign_in(web, "sam") == 303
+    async with web.get("/dashboards/customers/C-00000000000000a1") as response:
+        page = await response.text()
+        assert response.status == 200 and "Customer C-00000000000000a1" in page and "first contact" in page
+    body = await chart(web, "/api/dashboards/customers/C-00000000000000a1")
+    assert body["columns"] == ["day", "dimension", "rule", "points"] and set(body["scores"]) == {
+        "innovation", "communication", "recommendation", "learning", "knowledge"}
+    assert body["rows"] and all(row[0] == "2026-01-05" for row in body["rows"]), body
+    async with web.get("/api/dashboards/customers/C-00000000000000ff") as response:
+        assert response.status == 404 and "has not seen them" in (await response.json())["message"]
+    async with web.get("/api/dashboards/customers/%3Cscript%3E") as response:
+        assert response.status == 400
+    web.session.cookie_jar.clear()
+    assert await sign_in(web, "ada") == 303
+    async with web.get("/api/dashboards/customers/C-00000000000000a1") as response:
+        assert response.status == 403

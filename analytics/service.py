@@ -72,7 +72,6 @@ def projections(client: Any, crm: Optional[CrmConfig] = None) -> List[Projection
 class Service:
     consumer: StreamConsumer
     themes: Optional[ThemeStore] = None
-    labeller: Optional[Any] = None
 
     async def match_idea(self, request: web.Request) -> web.Response:
         """POST /ideas/match {"text", "customer"}: the needs theme this idea would join now, with a
@@ -91,13 +90,6 @@ class Service:
             return web.json_response({"error": f"expected {{\"text\": \"...\", \"customer\": \"C-...\"}} ({exc})"}, status=400)
         try:
             found = await self.themes.match(text, customer)
-            texts = found.pop("texts", None)
-            if texts:
-                if self.labeller is None:
-                    from analytics.ideas.labels import CtfidfLabeller
-
-                    self.labeller = CtfidfLabeller()
-                found["label"] = (await asyncio.get_running_loop().run_in_executor(None, self.labeller.labels, [texts], [texts[0]]))[0]
         except Exception as exc:  # noqa: BLE001 - the conversation goes on without the claim; the reason is logged and answered
             logger.exception("idea match failed")
             return web.json_response({"error": f"cannot match ideas now: {type(exc).__name__}: {str(exc)[:300]}"}, status=503)
@@ -163,9 +155,9 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
-    # MiniLM loads in the background, so the first idea in a conversation is matched in time.
-    warm_up = asyncio.get_running_loop().run_in_executor(None, themes.encoder.encode, ["warm up"])
-    warm_up.add_done_callback(lambda done: done.exception() and logger.warning("idea themes: the encoder did not load: %s", done.exception()))
+    # MiniLM and spaCy load in the background, so the first idea in a conversation is matched in time.
+    warm_up = asyncio.get_running_loop().run_in_executor(None, themes.warm_up)
+    warm_up.add_done_callback(lambda done: done.exception() and logger.warning("idea themes: the encoder or the labeller did not load: %s", done.exception()))
     runner = web.AppRunner(create_app(consumer, sender, idea_notifier(client, store), themes))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

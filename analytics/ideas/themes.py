@@ -259,6 +259,7 @@ class ThemeStore:
         self._version = -1
         # The consumer and /ideas/match (analytics/service.py) share the memory in one process.
         self._lock = asyncio.Lock()
+        self._labeller: Any = None
 
     async def reset(self) -> None:
         # The notification outbox stays: what was sent stays sent, and a replay queues nothing twice.
@@ -406,7 +407,7 @@ class ThemeStore:
 
     async def match(self, text: str, customer: str = "") -> Dict[str, Any]:
         """What would become of this idea now, without storing anything: {how, theme, others,
-        members, texts} (texts: members nearest the theme's centre, for a label). For the
+        members, label} (the label from the members nearest the theme's centre). For the
         conversation's "others have asked for ... too"."""
         text = text.strip()[: self.settings.max_chars]
         if not has_words(text):
@@ -421,8 +422,23 @@ class ThemeStore:
         record = await self.theme(theme) or {"members": []}
         items = await self.items(record["members"])
         order = np.argsort(-np.stack([_unpack(item["vector"]) for item in items]) @ vector, kind="stable") if items else []
-        return {"how": how, "theme": theme, "members": len(items), "others": len({item["customer"] for item in items} - {customer}),
-                "texts": [items[i]["text"] for i in order][:30]}
+        texts = [items[i]["text"] for i in order][:30]
+        label = (await asyncio.get_running_loop().run_in_executor(None, self.labeller.labels, [texts], [texts[0]]))[0] if texts else ""
+        return {"how": how, "theme": theme, "members": len(items), "others": len({item["customer"] for item in items} - {customer}), "label": label}
+
+    @property
+    def labeller(self) -> Any:
+        if self._labeller is None:
+            from analytics.ideas.labels import CtfidfLabeller
+
+            self._labeller = CtfidfLabeller()
+        return self._labeller
+
+    def warm_up(self) -> None:
+        """Load the encoder and the English pipeline now (blocking: from an executor at start), so the
+        first idea of a conversation is matched within the action's timeout."""
+        self.encoder.encode(["warm up"])
+        self.labeller.labels([["add a dark mode"]], ["add a dark mode"])
 
     async def _apply_status(self, event: LogEvent) -> Optional[str]:
         """Staff set a theme's status: kept with its history; closing a needs theme queues the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -26,6 +27,7 @@ from console.users import StaffUser
 logger = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 4096
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 CSAT_QUESTION = "One last thing: how happy are you with the help you got today? (1 = not at all, 5 = very)"
 CSAT_BUTTONS = [{"title": f"{score}", "payload": f'/rate_csat{{"csat_score":"{score}"}}'} for score in range(1, 6)]
 BACK_TO_BOT = "You're back with the Quillstack assistant now; ask me anything, or ask for a person again at any time."
@@ -136,6 +138,10 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
     user: StaffUser = request[USER]
     conversation_id = request.match_info["conversation_id"]
     handover = await _visible(request, conversation_id)
+    # The log's position before the transcript is read: the live feed starts there, so a line
+    # written while the page renders is shown (at worst twice), never lost.
+    latest = await request.app[REDIS].xrevrange(EVENTS_STREAM, count=1)
+    since = latest[0][0] if latest else "0-0"
     found = await packets.build(request.app[REDIS], request.app[RECORDS], conversation_id, handover.reason)
     config = request.app[CONFIG]
     colleagues = [u for u in await request.app[USERS].list() if u.login != user.login and u.handles_conversations]
@@ -144,7 +150,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         "user": user, "csrf": await csrf_token(request), "handover": handover, "packet": found, "owner": handover.owner == user.login,
         "notes": await request.app[HANDOVERS].notes(conversation_id), "outcomes": OUTCOMES, "teams": list(config.teams),
         "colleagues": [(u, presence.get(u.login, "away")) for u in colleagues], "triggers": TRIGGER_NAMES,
-        "transcript_json": json.dumps([line.as_json() for line in found.transcript]),
+        "transcript_json": json.dumps([line.as_json() for line in found.transcript]), "since": since,
     })
 
 
@@ -272,7 +278,10 @@ async def live(request: web.Request) -> web.StreamResponse:
         await _visible(request, conversation_id)
     client = request.app[REDIS]
     user: StaffUser = request[USER]
-    last_id = "$"
+    # Where to read from: after a reconnect the browser names the last line it got (Last-Event-ID),
+    # on the first connect the page names the log's position when it was rendered.
+    since = request.headers.get("Last-Event-ID") or request.query.get("since", "")
+    last_id = since if conversation_id and STREAM_ID.match(since) else "$"
     previous = ""
     async with sse_response(request) as stream:
         while stream.is_connected():
@@ -290,7 +299,7 @@ async def live(request: web.Request) -> web.StreamResponse:
                     if conversation_id and fields.get("conversation_id") == conversation_id:
                         line = _line(fields)
                         if line is not None:
-                            await stream.send(json.dumps(line), event="line")
+                            await stream.send(json.dumps(line), event="line", id=entry_id)
                         if fields.get("type", "").startswith("handover_"):
                             await stream.send(fields["type"], event="state")
     return stream

@@ -129,7 +129,7 @@
 
   try { JSON.parse(document.getElementById("transcript-data").textContent || "[]").forEach(addLine); } catch (e) { toast("The transcript could not be shown; reload the page.", true); }
 
-  var live = new EventSource("/api/live?conversation=" + encodeURIComponent(conversation));
+  var live = new EventSource("/api/live?conversation=" + encodeURIComponent(conversation) + "&since=" + encodeURIComponent(page.dataset.since || ""));
   live.addEventListener("line", function (event) { addLine(JSON.parse(event.data)); });
   live.addEventListener("state", function (event) {
     if (event.data === "handover_transferred" || event.data === "handover_claimed") { toast("The conversation changed hands; reload to see who owns it."); }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -89,3 +90,35 @@ async def test_canned_answers_say_when_the_faq_is_unavailable(web: TestClient) -
     async with web.get("/api/canned?q=sso") as response:
         body = await response.json()
     assert response.status == 503 and "Type the answer yourself" in body["message"]
+
+
+async def test_the_live_feed_starts_where_the_page_was_rendered(web: TestClient, client: Any) -> None:
+    import json
+
+    from analytics.schema import SOURCE_RASA, LogEvent
+
+    await waiting(client, "C-0000000000000006", 60.0)
+    await HandoverStore(client).claim(await UserStore(client).get("ada"), "C-0000000000000006", "support", 3)
+    assert await sign_in(web, "ada") == 303
+    async with web.get("/conversations/C-0000000000000006") as response:
+        since = re.search(r'data-since="([^"]+)"', await response.text()).group(1)
+    # The customer writes while the page is on its way to the browser, before the feed connects.
+    await client.xadd(EVENTS_STREAM, LogEvent("user", "C-0000000000000006", SOURCE_RASA, "socketio", text="are you there? <b>").to_fields())
+    await client.xadd(EVENTS_STREAM, LogEvent("user", "C-00000000000000ff", SOURCE_RASA, "socketio", text="someone else").to_fields())
+    lines = []
+    async with web.get("/api/live", params={"conversation": "C-0000000000000006", "since": since}) as feed:
+        assert feed.status == 200 and feed.headers["Content-Type"].startswith("text/event-stream")
+        event, entry = "", ""
+        async for raw in feed.content:
+            text = raw.decode().rstrip("\r\n")
+            if text.startswith("event:"):
+                event = text[6:].strip()
+            elif text.startswith("id:"):
+                entry = text[3:].strip()
+            elif text.startswith("data:") and event == "line":
+                lines.append((entry, json.loads(text[5:])))
+                break
+    [(entry, line)] = lines
+    assert (line["who"], line["text"], line["channel"]) == ("customer", "are you there? <b>", "socketio") and re.match(r"\d+-\d+$", entry)
+    async with web.get("/api/live", params={"conversation": "C-0000000000000002"}) as feed:
+        assert feed.status == 404  # not a handover: refused before any stream starts

@@ -100,3 +100,15 @@ def test_loading_without_a_trained_model_falls_back_instead_of_crashing(tmp_path
     )
     (message,) = classifier.process([Message(data={"text": "hello"})])
     assert message.get("intent")["name"] == "nlu_fallback"
+
+
+def test_skewed_and_clashing_training_data_trains_with_warnings_that_say_what_to_fix(tmp_path: Path) -> None:
+    data = {name: list(texts) for name, texts in INTENTS.items()}
+    data["ask_pricing"] += [f"what is the price of plan number {i}" for i in range(2000)]  # 2,000 beside 6
+    data["greet"].append("talk to a person")  # also an example of request_human
+    with pytest.warns(UserWarning) as caught:
+        agent = train(tmp_path, data)
+    said = " ".join(str(w.message) for w in caught)
+    assert "'ask_pricing' has 2006 examples" in said and "trim the large intent or add examples" in said
+    assert "'talk to a person' is in several intents (greet, request_human)" in said
+    assert parse(agent, "the page keeps crashing")["intent"]["name"] == "report_problem"

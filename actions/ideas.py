@@ -71,7 +71,8 @@ OTHERS_TOO = (
 )
 SOMETHING_ELSE_BUTTON = {"title": "It's something else", "payload": f"/{IDEA_SOMETHING_ELSE}"}
 SEPARATED = "Got it: I've recorded it as a new idea of its own, not as a vote. Thank you for telling me."
-NOTHING_TO_SEPARATE = "Thanks! Your idea is recorded as it is; there's nothing to separate."
+# "That's not what I meant" with no theme on offer (after an answer, say): nothing about ideas to undo.
+NOTHING_TO_SEPARATE = "Sorry, I'm not sure what you mean. Could you say it in other words?"
 ASK_UPDATES = "Would you like me to let you know here when it ships (or if we decide against it)?"
 UPDATES_BUTTONS = [{"title": "Yes, tell me", "payload": f"/{AFFIRM}"}, {"title": "No, thanks", "payload": f"/{DENY}"}]
 UPDATES_YES = "I'll let you know, once, on the channel you last used with us. You can change your mind any time."

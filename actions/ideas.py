@@ -75,7 +75,7 @@ SEPARATED = "Got it: I've recorded it as a new idea of its own, not as a vote. T
 NOTHING_TO_SEPARATE = "Sorry, I'm not sure what you mean. Could you say it in other words?"
 ASK_UPDATES = "Would you like me to let you know here when it ships (or if we decide against it)?"
 UPDATES_BUTTONS = [{"title": "Yes, tell me", "payload": f"/{AFFIRM}"}, {"title": "No, thanks", "payload": f"/{DENY}"}]
-UPDATES_YES = "I'll let you know, once, on the channel you last used with us. You can change your mind any time."
+UPDATES_YES = "I'll let you know, once, on the channel you last used with us."
 UPDATES_NO = "No problem, I won't send updates about your ideas."
 
 

@@ -9,7 +9,7 @@ help:
 	@echo "make run     set up (first time: ~10 min) and start Redis, the analytics service, the action server and Rasa"
 	@echo "make shell   chat with the running assistant in this terminal"
 	@echo "make test    set up and run every test (unit, conversation, end-to-end)"
-	@echo "make bench   benchmarks: load (stack vs bare Rasa and vs no analytics), analytics replay, FAQ latency and retrieval (vs BM25), channels, idea clustering and near duplicates, handover and the staff console"
+	@echo "make bench   benchmarks: load (stack vs bare Rasa and vs no analytics), analytics replay, FAQ latency and retrieval (vs BM25), channels, idea clustering and near duplicates, handover and the staff console, dashboards"
 	@echo "make fuzz    the fuzz suite's long run: 10,000 cases per entry point against the running stack"
 	@echo "make train   retrain the model if bot/, nlu_data/ or config.yml changed"
 	@echo "make clean   remove local runtime data (.data/, results/)"
@@ -37,6 +37,7 @@ bench: setup
 	@PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/idea_clustering.py
 	@PYTHONPATH=. .venvs/rasa/bin/python bench/connectors.py
 	@PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/handover.py
+	@PYTHONPATH=. .venvs/actions/bin/python bench/dashboards.py
 
 # The short, seed-fixed run of the same suite is part of `make test` (tests/e2e/fuzz).
 # Counts go to results/fuzz/*.json; BENCHMARKS.md records a run.

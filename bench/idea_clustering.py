@@ -198,7 +198,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def online(base: np.ndarray, settings: Any, texts: List[str], encoder: Any) -> Dict[str, Any]:
     """The service's own online step (analytics.ideas.themes.decide) with 100k kept items."""
-    from analytics.ideas.themes import _Memory, decide_now
+    from analytics.ideas.memory import _Memory, decide_now
 
     items = synthesize(base, SIZES[-1], np.random.default_rng(SEED))
     labels = cluster_vectors(items, settings.cluster)
@@ -256,7 +256,8 @@ def recluster_check(base: np.ndarray, settings: Any) -> Dict[str, Any]:
     from analytics.ideas.areas import AreaMatcher, load_catalogue
     from analytics.ideas.labels import CtfidfLabeller
     from analytics.ideas.report import summaries
-    from analytics.ideas.themes import ITEMS, THEMES, VERSION, ThemeStore, _pack
+    from analytics.ideas.memory import _pack
+    from analytics.ideas.themes import ITEMS, THEMES, VERSION, ThemeStore
     from analytics.records.store import RecordStore
     from analytics.schema import SOURCE_STAFF, THEMES_RECLUSTERED, LogEvent
 

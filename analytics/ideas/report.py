@@ -11,7 +11,8 @@ import numpy as np
 
 from analytics.ideas.areas import context_area
 from analytics.ideas.mining import Areas, Labeller
-from analytics.ideas.themes import NEEDS, ThemeStore, _unpack, demand
+from analytics.ideas.memory import _unpack
+from analytics.ideas.themes import NEEDS, ThemeStore, demand
 from analytics.ideas.weights import DemandWeights
 
 QUOTES = 3

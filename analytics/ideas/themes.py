@@ -25,7 +25,6 @@ id counters), `consent` (hash customer -> JSON: whether they want to hear back).
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
@@ -39,6 +38,7 @@ from redis.exceptions import WatchError
 from analytics.ideas.config import IdeasSettings
 from analytics.ideas.weights import DemandWeights, requester_weight
 from analytics.ideas.inputs import has_words
+from analytics.ideas.memory import NEW, VOTE, _Memory, _pack, _unpack, decide_now, nearest_member
 from analytics.ideas.mining import Encoder
 from analytics.schema import FAQ_UNANSWERED, FEEDBACK, IDEA, IDEA_UPDATES_CONSENT, IDEA_SEPARATED, PROBLEM, THEME_STATUS_SET, THEMES_RECLUSTERED, LogEvent
 
@@ -52,7 +52,6 @@ VERSION = PREFIX + "version"
 VECTORS = PREFIX + "vectors:"  # + the encoder's weights hash: text digest -> vector; kept across resets
 NEXT = PREFIX + "next"
 CONSENT = PREFIX + "consent"
-JOINED, VOTE, NEW = "joined", "vote", "new"
 
 NEEDS, QUESTIONS = "needs", "questions"
 SPACES: Dict[str, Tuple[str, str]] = {NEEDS: ("TH-", NEXT), QUESTIONS: ("FQ-", NEXT + ":questions")}  # id prefix, counter
@@ -100,96 +99,6 @@ def theme_space(theme_id: str) -> Optional[str]:
     return next((space for space, (prefix, _) in SPACES.items() if theme_id.startswith(prefix)), None)
 
 
-def _pack(vector: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
-
-
-def _unpack(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.float32)
-
-
-class _Memory:
-    """What decisions need, loaded from Redis: item vectors (a growing array, so adding one is
-    not a copy of all), the theme of each, each theme's member rows, and a matrix of the themes'
-    vector sums with their member counts (one row per theme, grown in place), so the mean cosine
-    of a new item to every theme is one matrix-vector product."""
-
-    def __init__(self) -> None:
-        self.ids: List[str] = []
-        self.theme_of: List[str] = []
-        self.names: List[str] = []  # the theme of each row of the sums matrix
-        self.index: Dict[str, int] = {}
-        self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
-        self._rows = np.zeros((0, 0), dtype=np.float32)
-        self._sums = np.zeros((0, 0), dtype=np.float32)
-        self._counts = np.zeros(0, dtype=np.float32)
-
-    @property
-    def vectors(self) -> np.ndarray:
-        return self._rows[: len(self.ids)]
-
-    def means(self, vector: np.ndarray) -> np.ndarray:
-        """Mean cosine of `vector` to the members of each theme (rows in `names` order)."""
-        count = len(self.names)
-        return (self._sums[:count] @ vector) / self._counts[:count]
-
-    def add(self, event_id: str, vector: np.ndarray, theme: str) -> None:
-        self._rows = _grown(self._rows, len(self.ids), vector.shape[0])
-        self._rows[len(self.ids)] = vector
-        row = self.index.get(theme)
-        if row is None:
-            row = self.index[theme] = len(self.names)
-            self.names.append(theme)
-            self._sums = _grown(self._sums, row, vector.shape[0])
-            if self._counts.shape[0] <= row:
-                self._counts = np.concatenate([self._counts, np.zeros(max(64, row), dtype=np.float32)])
-            self._sums[row] = 0.0
-            self._counts[row] = 0.0
-        self._sums[row] += vector
-        self._counts[row] += 1.0
-        self.members.setdefault(theme, []).append(len(self.ids))
-        self.ids.append(event_id)
-        self.theme_of.append(theme)
-
-
-def _grown(array: np.ndarray, used: int, width: int) -> np.ndarray:
-    """`array` with room for one more row (doubling), its first `used` rows kept."""
-    if array.shape[0] > used:
-        return array
-    grown = np.zeros((max(64, 2 * used), width), dtype=np.float32)
-    if used:
-        grown[:used] = array[:used]
-    return grown
-
-
-def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
-    """(how, theme, duplicate_of): a vote on a near duplicate, a join, or a new theme (theme None).
-
-    An idea joins the theme whose members it is closest to on average, when that mean cosine
-    is at least 1 - clustering.distance_threshold: the average-linkage rule the full
-    clustering uses, applied to one new item (the mean is its dot product with the theme's
-    vector sum over the member count). Joining by the cosine to a theme's centre instead let
-    themes drift and swallow their neighbours: on 1,000 Banking77 utterances it made 36 themes
-    with ARI 0.186 against the categories, where the clustering scores 0.558. Within that
-    theme, a member at cosine >= duplicates.similarity makes the idea a vote on it. Only the
-    chosen theme's members are searched for the duplicate (not every kept item): the cost
-    grows with the number of themes, not of items (bench/idea_clustering.py --only online).
-    """
-    if not memory.names:
-        return NEW, None, None
-    mean = memory.means(vector)
-    floor = 1.0 - settings.cluster.distance_threshold
-    close = np.flatnonzero(mean >= floor)
-    if not len(close):
-        return NEW, None, None
-    rows = [row for theme in close.tolist() for row in memory.members[memory.names[theme]]]
-    similarity = memory.vectors[rows] @ vector
-    best = int(similarity.argmax())
-    if similarity[best] >= settings.duplicate_similarity:
-        return VOTE, memory.theme_of[rows[best]], memory.ids[rows[best]]
-    return JOINED, memory.names[int(mean.argmax())], None
-
-
 async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """One requester per customer who said yes to hearing back: their own words (an idea over a
     problem or feedback, the latest of the kind) and its reference."""
@@ -200,29 +109,6 @@ async def _opted_in(pipe: Any, items: Sequence[Mapping[str, Any]]) -> List[Dict[
     answers = dict(zip(customers, await pipe.hmget(CONSENT, customers))) if customers else {}
     return [{"customer": customer, "text": mine[customer]["text"], "reference": mine[customer].get("reference")}
             for customer in customers if answers.get(customer) and json.loads(answers[customer]).get("consent")]
-
-
-def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[str]:
-    rows = memory.members.get(theme)
-    if not rows:
-        return None
-    similarity = memory.vectors[rows] @ vector
-    return memory.ids[rows[int(similarity.argmax())]]
-
-
-_BLAS: Any = None
-
-
-def decide_now(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
-    """`decide` with one BLAS thread: its products are small, and waking an idle OpenBLAS pool
-    cost more than the product itself (p95 8 ms against 1 ms with 100k items, bench/idea_clustering.py)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    with _BLAS.limit(limits=1, user_api="blas"):
-        return decide(vector, memory, settings)
 
 
 def default_encoder() -> Encoder:

@@ -128,7 +128,7 @@ async def test_the_service_keeps_themes_from_the_log_and_staff_read_them_by_dema
 
 
 def test_a_near_duplicate_of_one_member_does_not_chain_a_theme_it_is_far_from() -> None:
-    from analytics.ideas.themes import _Memory, decide
+    from analytics.ideas.memory import _Memory, decide
 
     settings = load_settings()  # duplicates 0.55, theme rule: mean cosine to members >= 0.6
     e = np.eye(4, dtype=np.float32)

@@ -190,8 +190,13 @@ class WhatsAppTemplates:
         return Outcome(SENT, "", {"template": self.settings.name, "message_ids": ids})
 
 
+RE_ENGAGEMENT = "131047"  # WhatsApp's error for free-form text outside the customer-service window
+
+
 class ChannelDelivery:
-    """WhatsApp outside the window: the template; anything else: `proactive`."""
+    """WhatsApp outside the window: the template; anything else: `proactive`. WhatsApp knows the
+    window better than our records do: when it refuses the free-form text as a re-engagement
+    message (131047), the template goes instead."""
 
     def __init__(self, proactive: Delivery, whatsapp_templates: Optional[Delivery] = None) -> None:
         self.proactive = proactive
@@ -199,10 +204,17 @@ class ChannelDelivery:
 
     async def send(self, notification: Notification) -> Outcome:
         if notification.route.channel == WHATSAPP and not notification.route.window_open:
-            if self.whatsapp_templates is None:
-                return Outcome(FAILED, "outside WhatsApp's 24-hour window and no template sender is configured (WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID)")
-            return await self.whatsapp_templates.send(notification)
-        return await self.proactive.send(notification)
+            return await self._template(notification, "outside WhatsApp's 24-hour window")
+        outcome = await self.proactive.send(notification)
+        if notification.route.channel == WHATSAPP and outcome.state == FAILED and RE_ENGAGEMENT in outcome.reason:
+            template = await self._template(notification, "WhatsApp refused free-form text (its 24-hour window had closed)")
+            return Outcome(template.state, template.reason, {**(template.detail or {}), "free_form_refused": outcome.reason[:300]})
+        return outcome
+
+    async def _template(self, notification: Notification, why: str) -> Outcome:
+        if self.whatsapp_templates is None:
+            return Outcome(FAILED, f"{why} and no template sender is configured (WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID)")
+        return await self.whatsapp_templates.send(notification)
 
 
 class Outbox:

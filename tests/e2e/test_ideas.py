@@ -2,8 +2,9 @@
 (a real socket.io client) suggest the same thing; the second and third are told others asked for
 it too and their ideas count as votes; all three say yes to hearing back; a fourth, told the same,
 says it is something else and their idea leaves the theme; staff mark the theme shipped with
-`python -m analytics ideas status`; each requester's channel receives exactly one notification,
-the fourth none, and marking it shipped again sends nothing more."""
+`python -m analytics ideas status`; each requester's channel receives exactly one notification (on
+WhatsApp, whose fake says the customer's 24-hour window has closed, the approved template after the
+free-form text is refused with 131047), the fourth none, and marking it shipped again sends nothing more."""
 
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ class WebChat:
     def close(self) -> None:
         self.loop.run(self.client.disconnect())
         self.loop.close()
+
+
+def whatsapp_text(message: Dict[str, Any]) -> str:
+    """The words of a WhatsApp message the fake accepted: a text, an interactive body or a template's parameters."""
+    if message["type"] == "template":
+        return " ".join(p["text"] for c in message["template"].get("components", []) for p in c.get("parameters", []))
+    return body_of(message)
 
 
 def items_of(store: redis.Redis, customer: str) -> List[Dict[str, Any]]:
@@ -133,23 +141,26 @@ def test_three_channels_one_theme_votes_and_one_notification_each(stack: Stack, 
         moved = eventually(lambda: [i for i in items_of(store, other.customer) if i.get("separated_from")], "the idea in a theme of its own", timeout=90)[0]
         assert moved["separated_from"] == first["theme"] and moved["theme"] != first["theme"]
 
-        # Staff mark the theme shipped: each requester hears once, on their own channel.
+        # Staff mark the theme shipped: each requester hears once, on their own channel. WhatsApp
+        # says the first customer's 24-hour window has closed, so they get the approved template.
+        providers.graph.close_window(phone.number)
         theme = first["theme"]
         wrong = analytics(stack, "ideas", "status", "TH-99999", "shipped", "--note", "x")
         assert wrong.returncode == 2 and "no theme 'TH-99999'" in wrong.stderr
         done = analytics(stack, "ideas", "status", theme, "shipped", "--note", "Turn it on under Settings > Appearance.", "--by", "e2e-pm")
         assert done.returncode == 0, done.stderr
-        sent_phone = settled(lambda: [m for m in phone.received() if m["type"] == "text" and SHIPPED in body_of(m)], "the WhatsApp notification")
+        sent_phone = settled(lambda: [m for m in phone.received() if SHIPPED in whatsapp_text(m)], "the WhatsApp notification")
         sent_user = settled(lambda: [m for m in user.received() if SHIPPED in m["text"]], "the Telegram notification")
         sent_web = settled(lambda: [m for m in web.messages if SHIPPED in (m.get("text") or "")], "the web chat notification")
         assert (len(sent_phone), len(sent_user), len(sent_web)) == (1, 1, 1)
-        assert "\u201ca dark mode for the Docs editor\u201d" in body_of(sent_phone[0]) and "Settings > Appearance" in body_of(sent_phone[0])
+        assert sent_phone[0]["type"] == "template" and sent_phone[0]["template"]["name"] == "idea_update"
+        assert "\u201ca dark mode for the Docs editor\u201d" in whatsapp_text(sent_phone[0]) and "Settings > Appearance" in whatsapp_text(sent_phone[0])
 
         # Marked shipped again: nothing more is sent.
         again = analytics(stack, "ideas", "status", theme, "shipped", "--note", "Now on mobile too.", "--by", "e2e-pm")
         assert again.returncode == 0
         time.sleep(5)
-        assert len([m for m in phone.received() if m["type"] == "text" and SHIPPED in body_of(m)]) == 1
+        assert len([m for m in phone.received() if SHIPPED in whatsapp_text(m)]) == 1
         assert len([m for m in user.received() if SHIPPED in m["text"]]) == 1
         assert len([m for m in web.messages if SHIPPED in (m.get("text") or "")]) == 1
         assert not [m for m in other.received() if SHIPPED in m["text"]]
@@ -159,6 +170,7 @@ def test_three_channels_one_theme_votes_and_one_notification_each(stack: Stack, 
     jobs = {json.loads(raw)["customer"]: json.loads(raw) for raw in store.hvals(OUTBOX) if json.loads(raw)["theme"] == theme}
     assert {c: (j["state"], j["channel"]) for c, j in jobs.items()} == {
         phone.customer: ("sent", "whatsapp"), user.customer: ("sent", "telegram"), customer: ("sent", "socketio")}
+    assert "131047" in jobs[phone.customer]["detail"]["free_form_refused"]
     for who in requesters:
         notified = [e for e in log_events(store, who, want="idea_notified") if e.type == "idea_notified"]
         assert [e.data["theme"] for e in notified] == [theme]

@@ -199,3 +199,16 @@ async def test_staff_send_a_failed_notification_again_but_never_a_sent_one(clien
     assert code == 2 and "no notification" in err
     (job,) = [json.loads(raw) for raw in (await client.hgetall(OUTBOX)).values() if "a1" in raw and '"sent"' in raw]
     assert [h["state"] for h in job["history"]] == ["failed", "pending", "sent"] and "pat" in job["history"][1]["reason"]
+
+
+async def test_when_whatsapp_says_the_window_closed_the_template_goes_instead() -> None:
+    note = Notification("TH-1:shipped:C-1", "C-1", Route("whatsapp", NOW - 600, True), "it shipped", {})
+    refused = Recording(Outcome("failed", "WhatsApp Graph API answered 400: (#131047) Re-engagement message"))
+    templates = Recording(Outcome("sent", "", {"template": "idea_update"}))
+    outcome = await ChannelDelivery(refused, templates).send(note)
+    assert (outcome.state, outcome.detail["template"]) == ("sent", "idea_update") and "131047" in outcome.detail["free_form_refused"]
+    assert len(refused.sent) == len(templates.sent) == 1
+    other = Recording(Outcome("failed", "WhatsApp Graph API answered 400: (#131026) Message undeliverable"))
+    assert (await ChannelDelivery(other, templates).send(note)).reason.endswith("(#131026) Message undeliverable")  # no template for other refusals
+    assert len(templates.sent) == 1
+    assert "no template sender is configured" in (await ChannelDelivery(refused).send(note)).reason

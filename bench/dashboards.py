@@ -181,10 +181,12 @@ async def build(url: str) -> Dict[str, Any]:
 def aggregates_memory(url: str) -> Dict[str, float]:
     """MiB the dashboards keys take (MEMORY USAGE), and of that the set of applied event ids."""
     client = redis.Redis.from_url(url, decode_responses=True)
-    total = 0
+    total = applied = 0
     for key in client.scan_iter(match="engage:dashboards:*", count=1000):
-        total += client.memory_usage(key, samples=0) or 0
-    applied = client.memory_usage("engage:dashboards:applied", samples=0) or 0
+        used = client.memory_usage(key, samples=0) or 0
+        total += used
+        if key.startswith("engage:dashboards:applied"):
+            applied += used
     stream = client.memory_usage(EVENTS_STREAM, samples=0) or 0
     client.close()
     return {"aggregates_mib": round(total / 2**20, 1), "applied_ids_mib": round(applied / 2**20, 1), "stream_mib": round(stream / 2**20, 1)}

@@ -6,10 +6,13 @@ fold.py: counter `metric|a|b` is field `a|b`; a chart reads only the metrics it 
 (the same as HyperLogLogs, for distinct customers over a range), `days` (sorted set of the days
 with data), `channels` (set), `seen` (customers who have written), `open` and `handled` (hash
 conversation -> JSON / team: handover state the service times are measured from), `funnel`
-(hash customer -> the stage history counted so far), `applied` (event ids), `version`.
+(hash customer -> the stage history counted so far), `applied:<day>` (ids of the events of that
+day applied, kept for the newest 31 days of log time, `applied-days` lists them), `version`.
 
 A batch is applied in one MULTI/EXEC under WATCH of `version`, after reading which of its events
-were applied before, so a redelivered event counts once and two consumers never both count one.
+were applied before, so a redelivered event (or one published twice) counts once and two
+consumers never both count one; ids are forgotten a month of log time later, when no redelivery
+can come.
 Funnel counters follow the customer records (analytics.records, applied earlier in the same
 batch): each touched customer's stage history is compared with what was counted for them, and
 only the difference is added, so merges and rebuilt records correct the counts too.
@@ -23,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from redis.exceptions import WatchError
 
-from analytics.dashboards.fold import Open, Transition, fold, funnel_delta, transitions
+from analytics.dashboards.fold import Open, Transition, day_of, fold, funnel_delta, transitions
 from analytics.records.fold import canonical
 from analytics.records.store import delete_prefix, state_key
 from analytics.schema import CUSTOMERS_MERGED, LogEvent
@@ -35,13 +38,19 @@ SEEN = PREFIX + "seen"
 OPEN = PREFIX + "open"
 HANDLED = PREFIX + "handled"
 FUNNEL = PREFIX + "funnel"
-APPLIED = PREFIX + "applied"
+APPLIED_PREFIX = PREFIX + "applied:"  # + the event's UTC day: the ids of that day's events applied
+APPLIED_DAYS = PREFIX + "applied-days"  # sorted set of the days that have such a set
+KEEP_APPLIED_DAYS = 31  # of log time: a redelivery or a second publication comes within seconds, not a month
 VERSION = PREFIX + "version"
 EPOCH = dt.date(1970, 1, 1)
 
 
 METRICS = ("msg", "msgs", "hour", "new", "faq", "fallback", "handover", "ticket", "rec", "csat", "csat_agent", "wait", "frt", "res",
            "resolved", "stage_in", "stage_time", "stage_move")
+
+
+def applied_key(day: str) -> str:
+    return APPLIED_PREFIX + day
 
 
 def day_key(day: str, metric: str) -> str:
@@ -81,7 +90,8 @@ class DashboardStore:
         events: List[LogEvent] = []
         ids: Set[str] = set()
         for _, event in entries:
-            if event.event_id not in ids:  # the same event twice in one batch counts once
+            # The same event twice in one batch counts once; an event without a time counts nowhere.
+            if event.event_id not in ids and event.timestamp and event.timestamp > 0:
                 ids.add(event.event_id)
                 events.append(event)
         if not events:
@@ -91,8 +101,13 @@ class DashboardStore:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(VERSION)
-                    applied = await self.client.smismember(APPLIED, [e.event_id for e in events])
+                    async with self.client.pipeline(transaction=False) as reads:
+                        for event in events:
+                            reads.sismember(applied_key(day_of(event.timestamp)), event.event_id)
+                        reads.zrange(APPLIED_DAYS, 0, -1, withscores=True)
+                        applied = await reads.execute()
                     new = [event for event, done in zip(events, applied) if not done]
+                    applied_days = {day: int(number) for day, number in applied[-1]}
                     talkers = sorted({e.conversation_id for e in new})
                     async with self.client.pipeline(transaction=False) as reads:
                         reads.hmget(OPEN, talkers or ["-"])
@@ -110,6 +125,7 @@ class DashboardStore:
                     funnel = _funnel_changes(customers, raw_counted, answers[4:])
                     pipe.multi()
                     self._write(pipe, new, effects, funnel)
+                    self._remember(pipe, new, applied_days)
                     await pipe.execute()
                     return {}
                 except WatchError:
@@ -154,9 +170,26 @@ class DashboardStore:
                 pipe.hdel(FUNNEL, customer)
             else:
                 pipe.hset(FUNNEL, customer, counted)
-        if new:
-            pipe.sadd(APPLIED, *[event.event_id for event in new])
         pipe.incr(VERSION)
+
+    @staticmethod
+    def _remember(pipe: Any, new: Sequence[LogEvent], applied_days: Dict[str, int]) -> None:
+        """Note the new events as applied, under their day, and forget the ids of days more than
+        KEEP_APPLIED_DAYS before the newest (so the guard does not grow with the log). What is kept
+        depends only on the events, not on how they were batched: a replay keeps the same."""
+        by_day: Dict[str, List[str]] = {}
+        for event in new:
+            by_day.setdefault(day_of(event.timestamp), []).append(event.event_id)
+        for day, event_ids in sorted(by_day.items()):
+            pipe.sadd(applied_key(day), *event_ids)
+            applied_days[day] = day_number(day)
+        if by_day:
+            pipe.zadd(APPLIED_DAYS, {day: day_number(day) for day in by_day})
+        newest = max(applied_days.values(), default=0)
+        old = sorted(day for day, number in applied_days.items() if number <= newest - KEEP_APPLIED_DAYS)
+        if old:
+            pipe.unlink(*map(applied_key, old))
+            pipe.zrem(APPLIED_DAYS, *old)
 
 
 async def forget(client: Any, customers: Sequence[str]) -> None:

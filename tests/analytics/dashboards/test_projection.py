@@ -109,3 +109,23 @@ async def test_an_erased_customer_leaves_every_set_and_hash(client: Any) -> None
     assert not found and not await client.sismember(SEEN, who)
     assert not await client.hexists(FUNNEL, who) and not await client.hexists(HANDLED, who)
     assert (await day_counters(client, "2026-01-03"))["csat|5|support"] == 1  # counts of no one in particular stay
+
+
+async def test_applied_ids_are_kept_for_a_month_of_log_time_then_forgotten(client: Any) -> None:
+    from analytics.dashboards.projection import APPLIED_DAYS, KEEP_APPLIED_DAYS
+    from analytics.dashboards.read import day_counters
+
+    start = 1_767_225_600.0  # 2026-01-01
+    events = [LogEvent("user", f"C-{n:016x}", "rasa", "socketio", start + n * 86400.0, text="hi") for n in range(45)]
+    store = DashboardStore(client)
+    for number, event in enumerate(events):
+        await store.apply_batch([(f"{number + 1}-0", event)])
+    days = await client.zrange(APPLIED_DAYS, 0, -1)
+    assert len(days) == KEEP_APPLIED_DAYS and days[0] == "2026-01-15" and days[-1] == "2026-02-14"
+    # Delivered again within the month: counted once. (A month later it would count again: no redelivery comes that late.)
+    await store.apply_batch([("99-0", events[-2])])
+    assert (await day_counters(client, "2026-02-13"))["msgs|socketio"] == 1
+    by_one = await snapshot(client)
+    await client.flushdb()
+    await DashboardStore(client).apply_batch([(f"{n + 1}-0", e) for n, e in enumerate(events)])
+    assert await snapshot(client) == by_one  # one batch or forty-five: the same ids kept

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.constants import ACTION_FALLBACK
@@ -37,24 +38,25 @@ def _turns(events: Iterable[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
     return turns
 
 
-def missed(turn: List[Dict[str, Any]], dont_know: str) -> bool:
-    return any((e.get("event") == "action" and e.get("name") == ACTION_FALLBACK) or (e.get("event") == "bot" and e.get("text") == dont_know)
+def missed(turn: List[Dict[str, Any]], *dont_know: str) -> bool:
+    return any((e.get("event") == "action" and e.get("name") == ACTION_FALLBACK) or (e.get("event") == "bot" and e.get("text") in dont_know)
                for e in turn)
 
 
-def misses_in_a_row(tracker: Tracker, dont_know: str) -> int:
-    """Misses in a row, counting the current turn (which the caller is answering with a miss)."""
+def misses_in_a_row(tracker: Tracker, *dont_know: str) -> int:
+    """Misses in a row, counting the current turn (which the caller is answering with a miss);
+    `dont_know`: the FAQ's "I don't know" texts."""
     count = 1
     for turn in _turns(tracker.events)[1:]:  # [0] is the current turn: not answered yet
-        if not missed(turn, dont_know):
+        if not missed(turn, *dont_know):
             break
         count += 1
     return count
 
 
-def negative_in_session(tracker: Tracker, sorry_text: str) -> int:
-    """Negative feedback answered in this session, counting the current one."""
-    return 1 + sum(1 for turn in _turns(tracker.events)[1:] for e in turn if e.get("event") == "bot" and e.get("text") == sorry_text)
+def negative_in_session(tracker: Tracker, *sorry_texts: str) -> int:
+    """Negative feedback answered in this session (any of `sorry_texts`), counting the current one."""
+    return 1 + sum(1 for turn in _turns(tracker.events)[1:] for e in turn if e.get("event") == "bot" and e.get("text") in sorry_texts)
 
 
 def threshold(name: str) -> int:
@@ -68,15 +70,20 @@ def threshold(name: str) -> int:
         return int(getattr(ConsoleConfig(), name))
 
 
-async def maybe_hand_over(
-    dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str, count: int, rule: int, writer: Any = None,
+def due(count: int, rule: int) -> bool:
+    """Whether `count` reached the rule (rule 0: never). Callers ask first, to word their own reply."""
+    return rule > 0 and count >= rule
+
+
+async def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str, writer: Any = None,
     requester: Optional[Callable[..., Any]] = None,
-) -> bool:
-    """Queue the conversation for a person when `count` reached the rule (rule 0: never)."""
-    if rule <= 0 or count < rule:
-        return False
+) -> List[EventType]:
+    """Queue the conversation for a person, as action_request_handover does, and return the events
+    the calling action must return: when no one is available and no verified e-mail is known, the
+    ticket asks how to reach the customer (handover_contact_form), as when they ask for a person."""
     from actions.handover import ActionRequestHandover
 
     action = requester() if requester is not None else ActionRequestHandover(writer=writer)
-    await action.request_person(dispatcher, tracker, trigger)
-    return True
+    return await action.hand_over(dispatcher, tracker, trigger)
+

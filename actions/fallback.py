@@ -14,7 +14,7 @@ from actions import escalation
 from actions.base import EngageAction
 from actions.constants import ACTION_FALLBACK, NLU_FALLBACK, REQUEST_HUMAN
 from actions.conversation import latest_intent
-from actions.faq import DONT_KNOW
+from actions.faq import DONT_KNOW, DONT_KNOW_NOTED
 from analytics.schema import FALLBACK
 
 logger = logging.getLogger(__name__)
@@ -75,11 +75,12 @@ class ActionFallback(EngageAction):
         offered_human = count >= 2
         # Misses in a row (fallbacks and FAQ abstains; console/config.yml triggers) queue a person.
         rule = escalation.threshold("misses_in_a_row")
-        misses = max(count, escalation.misses_in_a_row(tracker, DONT_KNOW))
-        handed_over = rule > 0 and misses >= rule
+        misses = max(count, escalation.misses_in_a_row(tracker, DONT_KNOW, DONT_KNOW_NOTED))
+        handed_over = escalation.due(misses, rule)
+        after: List[EventType] = []
         if handed_over:
             dispatcher.utter_message(text=STILL_LOST)
-            await escalation.maybe_hand_over(dispatcher, tracker, escalation.MISSES, misses, rule, writer=self._writer, requester=self._requester)
+            after = await escalation.hand_over(dispatcher, tracker, escalation.MISSES, writer=self._writer, requester=self._requester)
         elif offered_human:
             dispatcher.utter_message(text=OFFER_HUMAN, buttons=OFFER_BUTTONS)
         else:
@@ -96,6 +97,10 @@ class ActionFallback(EngageAction):
                 "handed_over": handed_over,
             },
         )
+        if after:
+            # A ticket that asks how to reach the customer: the form runs next. Not reverted, so the
+            # form starts from this action and does not read the message before as the answer.
+            return after
         # Like Rasa's action_default_fallback: forget the misunderstood message so it
         # does not steer the next prediction (and a core fallback cannot repeat itself).
         return [UserUtteranceReverted()]

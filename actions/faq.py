@@ -33,10 +33,8 @@ HELP_CENTRE = "help.quillstack.example"
 
 ASK_FOR_QUESTION = "Sure. What would you like to know? Ask me anything about Quillstack Docs, Forms, Insights, plans or billing."
 DID_YOU_MEAN = "I'm not completely sure what you mean. Is it one of these? If not, try asking in other words."
-DONT_KNOW = (
-    "I don't know that one yet. I've noted your question so our team can add an answer. "
-    "Would you like to talk to a person?"
-)
+DONT_KNOW_NOTED = "I don't know that one yet. I've noted your question so our team can add an answer."
+DONT_KNOW = f"{DONT_KNOW_NOTED} Would you like to talk to a person?"
 UNAVAILABLE = (
     f"I can't look up answers right now. Our help centre at {HELP_CENTRE} may have it, "
     "or I can connect you with a person."
@@ -90,13 +88,14 @@ class ActionAnswerFaq(EngageAction):
         hits = await loop.run_in_executor(None, knowledge_base.search, text)
         search_ms = round((time.perf_counter() - started) * 1000, 1)
         decision = decide(hits, knowledge_base.settings)
-        self._reply(dispatcher, decision)
+        # Misses in a row (abstains and fallbacks; console/config.yml triggers) queue a person.
+        missed = decision.outcome not in (Outcome.ANSWER, Outcome.SUGGEST)
+        hand_over = missed and escalation.due(escalation.misses_in_a_row(tracker, DONT_KNOW, DONT_KNOW_NOTED), escalation.threshold("misses_in_a_row"))
+        # Bringing in a person: no "talk to a person?" offer (its button would answer the contact question).
+        self._reply(dispatcher, decision, offer_person=not hand_over)
         self._log_decision(tracker, text, decision, search_ms)
-        if decision.outcome not in (Outcome.ANSWER, Outcome.SUGGEST):
-            # Misses in a row (abstains and fallbacks; console/config.yml triggers) queue a person.
-            rule = escalation.threshold("misses_in_a_row")
-            await escalation.maybe_hand_over(dispatcher, tracker, escalation.MISSES, escalation.misses_in_a_row(tracker, DONT_KNOW), rule,
-                                             writer=self._writer, requester=self._requester)
+        if hand_over:
+            return await escalation.hand_over(dispatcher, tracker, escalation.MISSES, writer=self._writer, requester=self._requester)
         return []
 
     def _answer_chosen(
@@ -120,14 +119,17 @@ class ActionAnswerFaq(EngageAction):
         return []
 
     @staticmethod
-    def _reply(dispatcher: CollectingDispatcher, decision: Decision) -> None:
+    def _reply(dispatcher: CollectingDispatcher, decision: Decision, offer_person: bool = True) -> None:
         if decision.outcome is Outcome.ANSWER:
             dispatcher.utter_message(text=answer_text(decision.hits[0].entry))
         elif decision.outcome is Outcome.SUGGEST:
             buttons = [{"title": hit.entry.question, "payload": suggestion_payload(hit.entry.id)} for hit in decision.hits]
             dispatcher.utter_message(text=DID_YOU_MEAN, buttons=buttons)
         else:
-            dispatcher.utter_message(text=DONT_KNOW, buttons=[HUMAN_BUTTON])
+            if offer_person:
+                dispatcher.utter_message(text=DONT_KNOW, buttons=[HUMAN_BUTTON])
+            else:
+                dispatcher.utter_message(text=DONT_KNOW_NOTED)
 
     def _log_decision(self, tracker: Tracker, query: str, decision: Decision, search_ms: float) -> None:
         best = decision.best

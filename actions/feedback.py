@@ -26,6 +26,7 @@ SORRY_NEGATIVE = (
     "I'm sorry about that, and thank you for telling us. I've passed it on to the team. "
     "Would you like to report it as a problem so we can look into it?"
 )
+SORRY_HANDED_OVER = "I'm sorry about that, and thank you for telling us. I've passed it on to the team."
 # Yes/no, as bot/data/rules.yml expects after this action (affirm opens problem_form).
 NEGATIVE_BUTTONS = [
     {"title": "Yes, report it", "payload": f"/{AFFIRM}"},
@@ -57,11 +58,12 @@ class ActionCaptureFeedback(EngageAction):
         }
         self.log(tracker, FEEDBACK, data)
         if sentiment.label == NEGATIVE:
+            # Unhappy again in this session (console/config.yml triggers): a person joins, and takes
+            # the problem from there (no "report it?" question beside the handover's own).
+            if escalation.due(escalation.negative_in_session(tracker, SORRY_NEGATIVE, SORRY_HANDED_OVER), escalation.threshold("negative_feedback")):
+                dispatcher.utter_message(text=SORRY_HANDED_OVER)
+                return await escalation.hand_over(dispatcher, tracker, escalation.NEGATIVE_FEEDBACK, writer=self._writer, requester=self._requester)
             dispatcher.utter_message(text=SORRY_NEGATIVE, buttons=NEGATIVE_BUTTONS)
-            # Unhappy again in this session (console/config.yml triggers): a person joins.
-            await escalation.maybe_hand_over(dispatcher, tracker, escalation.NEGATIVE_FEEDBACK,
-                                             escalation.negative_in_session(tracker, SORRY_NEGATIVE), escalation.threshold("negative_feedback"),
-                                             writer=self._writer, requester=self._requester)
             if describes_something(text, GENERIC_PROBLEM_WORDS):
                 # If they accept, problem_form starts with what they already said and asks only where.
                 return [SlotSet(PROBLEM_DESCRIPTION, truncate(text, MAX_DESCRIPTION))]

@@ -67,8 +67,12 @@ class ActionRequestHandover(EngageAction):
         return await team_away_until(self.queue.client, team, now)
 
     async def handle(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        ask_contact = await self.request_person(dispatcher, tracker, "asked_for_person")
-        # A ticket with no way to reach the customer but this chat: ask for one (handover_contact_form).
+        return await self.hand_over(dispatcher, tracker, "asked_for_person")
+
+    async def hand_over(self, dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str) -> List[EventType]:
+        """request_person, and the events the calling action returns: a ticket with no way to reach
+        the customer but this chat asks for one (handover_contact_form), whatever raised it."""
+        ask_contact = await self.request_person(dispatcher, tracker, trigger)
         return [ActiveLoop(HANDOVER_CONTACT_FORM)] if ask_contact else []
 
     async def request_person(self, dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str) -> bool:

@@ -288,3 +288,21 @@ def test_no_one_available_opens_a_ticket_and_keeps_how_to_reach_the_customer(sta
     # The bot carries on afterwards (the form is done).
     answer = [r.get("text", "") for r in chat(sender, "How do I set up SAML single sign-on for my team?")]
     assert any(SSO_ANSWER[:40] in t for t in answer), answer
+
+
+def test_a_handover_the_bot_raises_out_of_hours_asks_how_to_reach_the_customer_too(stack: Stack, store: redis.Redis, chat: Any, sender: str) -> None:
+    # Repeated negative feedback (console/config.yml triggers) with support out of hours: a ticket
+    # and the same contact question as "I want a person" (actions/escalation.py).
+    first = [r.get("text", "") for r in chat(sender, "the new sidebar is really confusing")]
+    assert any("report it as a problem" in t for t in first), first  # one complaint: no person yet
+    texts = [r.get("text", "") for r in chat(sender, "search in Docs is so slow it's unusable")]
+    assert any("isn't available right now" in t for t in texts) and any("where can we reach you" in t for t in texts), texts
+    assert not any("report it as a problem" in t for t in texts), texts
+    saved = [r.get("text", "") for r in chat(sender, "+49 30 1234567")]
+    assert any("we'll reach you at +49301234567" in t for t in saved), saved
+    request = store.hgetall(f"engage:handover:request:{sender}")
+    assert (request["ticket"], request["contact"], request["trigger"]) == ("1", "+49301234567", "negative_feedback")
+    [logged] = [e for e in log_events(store, sender, want="handover_contact") if e.type == "handover_contact"]
+    assert logged.data == {"kind": "phone"}
+    answer = [r.get("text", "") for r in chat(sender, "How do I set up SAML single sign-on for my team?")]
+    assert any(SSO_ANSWER[:40] in t for t in answer), answer

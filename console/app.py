@@ -77,9 +77,10 @@ def create_app(
         if faq is not None:
             app[FAQ] = faq
         else:
-            from knowledge_base.service import KnowledgeBaseProvider
+            from knowledge_base.service import KnowledgeBaseProvider, search_encoder
 
-            app[FAQ] = KnowledgeBaseProvider()
+            # Searching needs no PyTorch: the ONNX export, checked to come from the index's weights.
+            app[FAQ] = KnowledgeBaseProvider(encoder_factory=search_encoder)
         yield
         await app[PROACTIVE].close()
         await client.aclose()

@@ -248,6 +248,20 @@ class KnowledgeBaseProvider:
         return knowledge_base
 
 
+def search_encoder() -> Encoder:
+    """MiniLM for a process that only searches the index (the staff console): the ONNX export when
+    it was made from the installed weights (no PyTorch: about 500 MB and seconds less), answering
+    under the PyTorch identity the index was built with; else PyTorch itself, with a warning."""
+    from knowledge_base.onnx_encoder import stand_in_or_none
+
+    model = MiniLMEncoder()
+    stand_in = stand_in_or_none(model)
+    if stand_in is not None:
+        return stand_in
+    logger.warning("no ONNX export of MiniLM made from the installed weights (run `make setup`); searching the FAQ with PyTorch")
+    return model
+
+
 _default: Optional[KnowledgeBaseProvider] = None
 _default_lock = threading.Lock()
 

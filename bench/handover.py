@@ -16,8 +16,17 @@ feed (`/api/live`, Server-Sent Events) open for the whole run, then measures:
 3. the queue page with `--waiting` waiting conversations (GET /queue, server-side rendering,
    and GET /api/queue), 20 loads each;
 4. the console's resident memory and CPU time with the agents connected;
-5. canned answers (GET /api/canned): the first search, which loads MiniLM and the FAISS index
-   into the console, then 20 more, and the memory after.
+5. canned answers (GET /api/canned): the first search, which loads MiniLM (the ONNX export,
+   knowledge_base.service.search_encoder) and the FAISS index into the console, then 20 more, and
+   the memory after;
+6. agent reply -> customer on WhatsApp and Telegram (`--messengers` customers each): the customer
+   writes "I want to talk to a person" to the webhook (signed as the provider signs it), the agent
+   claims and replies; the time from the reply's POST until the fake Graph API / fake Bot API
+   (tests/fakes, on 127.0.0.1 in this process) accepted the message. The fakes add no network
+   latency of their own: the providers' latency comes on top in production;
+7. the canned answers' encoder cold (`--encoders`): a fresh process of the action runtime imports
+   the console, then loads the FAQ index and searches once, with PyTorch (as before) and with the
+   ONNX export: seconds to the first answer and resident memory before and after.
 
 Results go to bench/results/handover-<stamp>.{json,md}.
 """
@@ -27,8 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +59,9 @@ sys.path.insert(0, str(ROOT))
 from analytics.schema import HANDOVER_QUEUE, handover_request_key  # noqa: E402
 from bench.machine import machine, machine_line  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
+from tests.e2e.conftest import CHANNEL_ENV, BackgroundLoop, credentials_for  # noqa: E402
+from tests.fakes import telegram_api as tg  # noqa: E402
+from tests.fakes import whatsapp_graph as wa  # noqa: E402
 
 PASSWORD = "bench agent password"
 
@@ -145,7 +160,122 @@ class Customer:
                 return at
 
 
-async def run(stack: Stack, args: argparse.Namespace) -> Dict[str, Any]:
+class Stamped(list):
+    """A fake provider's list of accepted messages that also notes when each arrived."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.times: List[float] = [float("nan")] * len(self)
+
+    def append(self, item: Any) -> None:
+        self.times.append(time.perf_counter())
+        super().append(item)
+
+
+class Fakes:
+    """The fake WhatsApp Graph API and Telegram Bot API, served from a background loop."""
+
+    def __init__(self) -> None:
+        self.background = BackgroundLoop()
+        self.graph = self.background.run(wa.FakeGraph().__aenter__())
+        self.telegram = self.background.run(tg.FakeTelegramApi().start())
+        self.graph.sent = Stamped(self.graph.sent)
+        self.telegram.calls = Stamped(self.telegram.calls)
+
+    def close(self) -> None:
+        self.background.run(self.graph.__aexit__(None, None, None))
+        self.background.run(self.telegram.close())
+        self.background.close()
+
+
+def arrived(items: Stamped, matches: Any, since: int) -> Optional[float]:
+    for at, item in zip(items.times[since:], items[since:]):
+        if matches(item):
+            return at
+    return None
+
+
+async def messenger_replies(stack: Stack, fakes: Fakes, admin: "Agent", store: redis.Redis, channel: str, count: int) -> List[float]:
+    """Agent reply -> the provider API accepted it, for `count` customers of `channel`."""
+    times = []
+    async with aiohttp.ClientSession() as http:
+        for n in range(count):
+            if channel == "whatsapp":
+                address = f"49151{random.randrange(10**7, 10**8)}"
+                body, headers = wa.signed(wa.text_message(address, "I want to talk to a person"))
+                sent = fakes.graph.sent
+                def matches(m: Dict[str, Any], text: str = "") -> bool:
+                    return m.get("to") == address and m.get("type") == "text" and m["text"]["body"] == text
+            else:
+                user_id = random.randrange(10**8, 10**9)
+                address = str(user_id)
+                body = tg.encode(tg.text_update(user_id, "I want to talk to a person"))
+                headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": CHANNEL_ENV["TELEGRAM_WEBHOOK_SECRET"]}
+                sent = fakes.telegram.calls
+                def matches(c: Any, text: str = "") -> bool:
+                    return c.method == "sendMessage" and c.status == 200 and c.payload.get("chat_id") == user_id and c.payload.get("text") == text
+            async with http.post(f"{stack.rasa_url}/webhooks/{channel}/webhook", data=body, headers=headers) as answer:
+                assert answer.status == 200, await answer.text()
+            started = time.perf_counter()
+            conversation = None
+            while not (conversation and store.zscore(HANDOVER_QUEUE, conversation) is not None):
+                if time.perf_counter() - started > 60:
+                    raise AssertionError(f"the {channel} request of {address} never reached the queue")
+                conversation = store.get(f"engage:identity:{channel}:{address}")
+                await asyncio.sleep(0.01)
+            await admin.post("/api/claim", {"conversation_id": conversation, "team": "support"})
+            text = f"Reply number {n} on {channel}, from the console."
+            before = len(sent)
+            started = time.perf_counter()
+            answer = await admin.post(f"/api/conversations/{conversation}/reply", {"text": text})
+            assert answer["status"] == "delivered", answer
+            at = None
+            while at is None:
+                at = arrived(sent, lambda m: matches(m, text), before)
+                if at is None:
+                    if time.perf_counter() - started > 60:
+                        raise AssertionError(f"the reply never reached the fake {channel} API")
+                    await asyncio.sleep(0.001)
+            times.append(at - started)
+            await admin.post(f"/api/conversations/{conversation}/handback", {})
+            print(f"  {channel} {n + 1}/{count}: reply {times[-1] * 1000:.0f} ms", flush=True)
+    return times
+
+
+ENCODER_PROBE = """
+import asyncio, json, sys, time
+import psutil
+import console.app  # the console's own imports first, as in the running console
+from knowledge_base.encoder import MiniLMEncoder
+from knowledge_base.service import KnowledgeBaseProvider, search_encoder
+me = psutil.Process()
+before = me.memory_info().rss
+factory = MiniLMEncoder if sys.argv[1] == "torch" else search_encoder
+started = time.perf_counter()
+async def first():
+    kb = await KnowledgeBaseProvider(encoder_factory=factory).get()
+    return await asyncio.get_running_loop().run_in_executor(None, kb.search, "can we log in with Okta?", 5)
+hits = asyncio.run(first())
+seconds = time.perf_counter() - started
+print(json.dumps({"encoder": sys.argv[1], "first_search_s": round(seconds, 2), "rss_before_mb": round(before / 2**20, 1),
+                  "rss_after_mb": round(me.memory_info().rss / 2**20, 1), "top": hits[0].entry.id, "torch": "torch" in sys.modules}))
+"""
+
+
+def encoder_cold_starts(rounds: int) -> List[Dict[str, Any]]:
+    """The canned answers' first search in a fresh process, PyTorch and ONNX alternately."""
+    results = []
+    for n in range(rounds):
+        for encoder in ("torch", "onnx"):
+            done = subprocess.run([sys.executable, "-c", ENCODER_PROBE, encoder], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+            assert done.returncode == 0, done.stderr[-3000:]
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  encoder {encoder} {n + 1}/{rounds}: {results[-1]}", flush=True)
+    return results
+
+
+async def run(stack: Stack, args: argparse.Namespace, fakes: Optional[Fakes] = None) -> Dict[str, Any]:
     store = redis.Redis.from_url(stack.effective_redis_url, decode_responses=True)
     logins = add_agents(stack, args.agents)
     agents = [Agent(stack.console_url, login) for login in logins]
@@ -181,6 +311,13 @@ async def run(stack: Stack, args: argparse.Namespace) -> Dict[str, Any]:
         await customer.client.disconnect()
         print(f"  request {n + 1}/{args.requests}: console {first[-1] * 1000:.0f} ms (all agents {everyone[-1] * 1000:.0f} ms), "
               f"reply {replies[-1] * 1000:.0f} ms", flush=True)
+
+    # The same on WhatsApp and Telegram, with the queue as short as for the web chat above (the
+    # 200 waiting below make every agent's feed recompute a long queue on each log entry).
+    messengers = {}
+    if fakes is not None and args.messengers > 0:
+        for channel in ("whatsapp", "telegram"):
+            messengers[channel] = await messenger_replies(stack, fakes, admin, store, channel, args.messengers)
 
     # The queue page with many waiting conversations (written as the action server writes them).
     now = time.time()
@@ -224,6 +361,7 @@ async def run(stack: Stack, args: argparse.Namespace) -> Dict[str, Any]:
         "agent_reply_to_customer_webchat": summary(replies),
         f"queue_page_{args.waiting}_waiting": summary(page_times),
         f"queue_api_{args.waiting}_waiting": summary(api_times),
+        **{f"agent_reply_to_customer_{channel}": summary(times) for channel, times in messengers.items()},
         "canned_answers_warm": summary(canned[1:]),
         "canned_answers_first_search_ms": round(canned[0] * 1000, 1),
         "agents_connected": args.agents,
@@ -240,7 +378,17 @@ def report(results: Dict[str, Any], args: argparse.Namespace) -> str:
     return (f"Machine: {machine_line(info, f'load average {load:.1f} at the end')}\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {args.agents} agents with the live feed open "
             f"throughout; console RSS {results['console_rss_mb']} MB ({results['console_rss_with_faq_mb']} MB once canned answers "
             f"loaded the FAQ index, first search {results['canned_answers_first_search_ms']} ms), CPU {results['console_cpu_seconds']} s over the run\n\n"
-            "| measurement | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+            "| measurement | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n" + encoders(results))
+
+
+def encoders(results: Dict[str, Any]) -> str:
+    runs = results.get("encoder_cold_starts") or []
+    if not runs:
+        return ""
+    lines = ["\nCanned answers' first search in a fresh process (console imported, then the FAQ index loaded and searched once):\n",
+             "| encoder | first search s | RSS before MB | RSS after MB | PyTorch imported | top answer |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['encoder']} | {r['first_search_s']} | {r['rss_before_mb']} | {r['rss_after_mb']} | {r['torch']} | {r['top']} |" for r in runs]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -248,12 +396,25 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--waiting", type=int, default=200)
+    parser.add_argument("--messengers", type=int, default=30, help="WhatsApp and Telegram customers each (0: none)")
+    parser.add_argument("--encoders", type=int, default=3, help="cold starts of the canned answers' encoder, each way (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="engage-bench-handover-") as tmp:
-        print("==> starting the stack", flush=True)
-        with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=Path(tmp)) as stack:
-            results = asyncio.run(run(stack, args))
+    fakes = Fakes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="engage-bench-handover-") as tmp:
+            # WhatsApp and Telegram on, pointed at the fakes (the e2e tests' settings).
+            os.environ.update(CHANNEL_ENV)
+            credentials = credentials_for(fakes, Path(tmp) / "credentials-bench.yml")
+            print("==> starting the stack", flush=True)
+            with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=Path(tmp),
+                       credentials=credentials) as stack:
+                results = asyncio.run(run(stack, args, fakes))
+    finally:
+        fakes.close()
+    if args.encoders > 0:
+        print("==> the canned answers' encoder, cold, in fresh processes", flush=True)
+        results["encoder_cold_starts"] = encoder_cold_starts(args.encoders)
     text = report(results, args)
     print("\n" + text)
     args.out.mkdir(parents=True, exist_ok=True)

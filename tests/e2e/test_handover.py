@@ -306,3 +306,17 @@ def test_a_handover_the_bot_raises_out_of_hours_asks_how_to_reach_the_customer_t
     assert logged.data == {"kind": "phone"}
     answer = [r.get("text", "") for r in chat(sender, "How do I set up SAML single sign-on for my team?")]
     assert any(SSO_ANSWER[:40] in t for t in answer), answer
+
+
+def test_two_misunderstandings_out_of_hours_ask_how_to_reach_the_customer(stack: Stack, store: redis.Redis, chat: Any, sender: str) -> None:
+    # Two fallbacks in a row (triggers.misses_in_a_row): the second is not reverted when the contact
+    # form follows, so the form reads the next message, not the one before, as the answer.
+    chat(sender, "blorp zzkx")
+    texts = [r.get("text", "") for r in chat(sender, "qwpoeiru zxmv")]
+    assert any("bringing in a person" in t for t in texts) and any("where can we reach you" in t for t in texts), texts
+    saved = [r.get("text", "") for r in chat(sender, "dana.fox@acme.example")]
+    assert any("we'll reach you at dana.fox@acme.example" in t for t in saved), saved
+    request = store.hgetall(f"engage:handover:request:{sender}")
+    assert (request["ticket"], request["contact"], request["trigger"]) == ("1", "dana.fox@acme.example", "misses")
+    answer = [r.get("text", "") for r in chat(sender, "How do I set up SAML single sign-on for my team?")]
+    assert any(SSO_ANSWER[:40] in t for t in answer), answer

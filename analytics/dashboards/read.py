@@ -71,8 +71,9 @@ async def load_counts(client: Any, window: Window, metrics: Sequence[str] = METR
     return Counts(window, counters, sizes, handed_active, distinct, channels)
 
 
-async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: str = EVENTS_STREAM) -> Counts:
-    """The same `Counts`, computed by reading the whole stream (what no page does: the baseline)."""
+async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: str = EVENTS_STREAM, skip: Set[str] = frozenset()) -> Counts:  # type: ignore[assignment]
+    """The same `Counts`, computed by reading the whole stream (what no page does: the baseline).
+    `skip`: entry ids the service did not apply (dead-lettered), to compare like with like."""
     first, last = day_number(window.start.isoformat()), day_number(window.end.isoformat())
     opened: Dict[str, Optional[Open]] = {}
     handled: Dict[str, str] = {}
@@ -82,7 +83,9 @@ async def scan_counts(client: Any, window: Window, batch: int = 5000, stream: st
     ids: Set[str] = set()
     async for entries in stream_batches(client, stream, batch):
         events: List[LogEvent] = []
-        for _, fields in entries:
+        for entry_id, fields in entries:
+            if entry_id in skip:
+                continue
             try:
                 event = LogEvent.from_fields(fields)
             except SchemaError:

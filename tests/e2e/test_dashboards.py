@@ -203,7 +203,9 @@ def test_every_role_sees_its_dashboards_with_the_numbers_of_the_log(stack: Stack
     async def scanned() -> Any:
         client = connect(stack.effective_redis_url, 5.0, decode_responses=True)
         try:
-            return await scan_counts(client, Window(today - dt.timedelta(days=6), today))
+            # What the service dead-lettered (bad data from other tests, the fuzz suite's) it never applied.
+            dead = {fields["entry_id"] for _, fields in await client.xrange("engage:events:dead") if "entry_id" in fields}
+            return await scan_counts(client, Window(today - dt.timedelta(days=6), today), skip=dead)
         finally:
             await client.aclose()
     charts = (("overview", ("conversations", "messages", "rates", "faq", "csat")), ("service", ("teams", "agents", "handovers")))

@@ -77,8 +77,8 @@ class ActionRequestHandover(EngageAction):
 
     async def request_person(self, dispatcher: CollectingDispatcher, tracker: Tracker, trigger: str) -> bool:
         """Queue the conversation for a person (why: `trigger`) and tell the customer what happens next.
-        Also used by the triggers the bot raises itself (actions/escalation.py). True when a ticket
-        was opened and no verified e-mail of the customer is known."""
+        True when a ticket was opened and no verified e-mail of the customer is known (hand_over
+        then starts the contact form)."""
         now = self._clock()
         try:
             # Chatwoot's people take Chatwoot conversations (connectors/chatwoot.py): Engage's hours and presence say nothing of them.

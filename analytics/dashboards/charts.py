@@ -104,8 +104,9 @@ def _empty_days(counts: Counts, what: str, has: bool) -> Optional[str]:
     if has:
         return None
     where = f" on the {counts.window.channel} channel" if counts.window.channel else ""
+    clear = " or clear the channel filter" if counts.window.channel else ""
     return (f"No {what}{where} between {counts.window.start} and {counts.window.end}. "
-            "Widen the dates or clear the channel filter; new data appears as the analytics service reads the log.")
+            f"Widen the dates{clear}; new data appears as the analytics service reads the log.")
 
 
 # -- Overview --------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ RESULTS = ROOT / "bench" / "results"
 FALLBACK = "nlu_fallback"
 OUT = "out_of_scope"  # the label every out-of-scope message and every fallback counts as
 SHOTS = (5, 10, 20)
+EXPERIMENTS = ("project", "few_shot", "full")
 SEEDS = (0, 1, 2)
 MINILM = {"name": "bot.nlu.minilm.MiniLMFeaturizer", "model_dir": str(ROOT / ".models" / "minilm-onnx")}
 
@@ -236,6 +237,8 @@ def main() -> None:
     parser.add_argument("--skip-full", nargs="*", default=[], metavar="PIPELINE",
                         help="pipelines to leave out at Banking77 full data (rasa_default trains for an hour here, svm_before's grid search half)")
     parser.add_argument("--only", nargs="*", help="pipelines to run (default: all)")
+    parser.add_argument("--experiments", nargs="*", choices=EXPERIMENTS, default=list(EXPERIMENTS),
+                        help="which experiments (default: all); a subset writes nlu_fewshot_<names>.md")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     specs = {k: v for k, v in pipelines().items() if not args.only or k in args.only}
@@ -250,7 +253,7 @@ def main() -> None:
         # The quick experiments first, and the report rewritten after each, so a long run that is
         # stopped still leaves everything it measured.
         project_train, project_test = project_rows("nlu"), project_rows("test")
-        for name, pipeline in specs.items():
+        for name, pipeline in specs.items() if "project" in args.experiments else ():
             print(f"== nlu_data/test: {name}", flush=True)
             result = run_one(pipeline, project_train, project_test, Path(tmp) / f"project-{name}", ROOT / "nlu_data" / "nlu")
             agent = result.pop("agent")
@@ -263,7 +266,7 @@ def main() -> None:
                 parsed = asyncio.run(parse_all(agent, changed, in_scope))
                 results["robustness"].setdefault(name, {})[label] = scores(parsed)
         write_report(results, args)
-        for seed in seeds:  # every size for one seed before the next seed
+        for seed in seeds if "few_shot" in args.experiments else ():  # every size for one seed before the next
             for k in shots:
                 rows = few_shot_sets(train_rows, held_out, k, seed)
                 for name, pipeline in specs.items():
@@ -273,7 +276,7 @@ def main() -> None:
                     results["few_shot"].setdefault(f"{k}", {}).setdefault(name, []).append(result)
                     print(f"   own MCC {result['own']['mcc']:.3f}  best MCC {result['best']['mcc']:.3f}  trained {result['train_s']:.0f} s", flush=True)
                 write_report(results, args)
-        for name, pipeline in specs.items():
+        for name, pipeline in specs.items() if "full" in args.experiments else ():
             if name in args.skip_full:
                 continue
             print(f"== banking77 full data: {name}", flush=True)
@@ -319,7 +322,7 @@ def write_report(results: Dict[str, Any], args: argparse.Namespace) -> None:
             lines.append(f"| {kind} ({r['intents'][kind]}) | " + " | ".join(str(row.get(i, 0)) for i in predicted) + " |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + ("" if set(args.experiments) == set(EXPERIMENTS) else "_" + "_".join(args.experiments))
     (RESULTS / f"nlu_fewshot{suffix}.md").write_text(text, encoding="utf-8")
     (RESULTS / f"nlu_fewshot{suffix}.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.constants import ACTION_TEXT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from knowledge_base.onnx_encoder import OnnxMiniLMEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -54,31 +55,18 @@ class MiniLMModelNotFound(RasaException):
 
 @dataclass(frozen=True)
 class _Encoder:
-    """One loaded ONNX session and its tokenizer, shared by every featurizer using that export."""
+    """One ONNX session and tokenizer per export and thread setting, shared by every featurizer
+    using it. Encoding itself is knowledge_base's (the FAQ index and idea mining use the same
+    export), so both runtimes pool and normalise one way."""
 
-    session: Any  # onnxruntime.InferenceSession
-    tokenizer: Any  # tokenizers.Tokenizer
-    input_names: Tuple[str, ...]
+    onnx: OnnxMiniLMEncoder
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings, shape (len(texts), dimension), float32."""
-        # The Rust tokenizer refuses a lone surrogate (every channel replaces them first, but Rasa's
-        # HTTP API and tests reach this too): one replaced, like the channels do, must not crash a turn.
-        encodings = self.tokenizer.encode_batch([_LONE_SURROGATE.sub("\ufffd", text) for text in texts])
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        (tokens,) = self.session.run(None, {name: feeds[name] for name in self.input_names})
-        mask = feeds["attention_mask"][..., None].astype(np.float32)
-        pooled = (tokens * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return self.onnx.encode(texts)
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ENCODERS: Dict[Tuple[str, int], _Encoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
@@ -97,33 +85,16 @@ def _check_model_dir(model_dir: Path) -> Dict[str, Any]:
 
 
 def load_encoder(model_dir: Path, num_threads: int = 0) -> _Encoder:
-    """Load (once per export and thread setting) the ONNX session and tokenizer."""
+    """Check the export (once per export and thread setting); the session loads on first use."""
     resolved = model_dir.expanduser().resolve()
     key = (str(resolved), num_threads)
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(key)
-        if encoder is not None:
-            return encoder
-        manifest = _check_model_dir(resolved)
-        # Imported here: heavy, and only the runtime that runs this component has them.
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        if num_threads > 0:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(
-            str(resolved / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        tokenizer = Tokenizer.from_file(str(resolved / "tokenizer.json"))
-        input_names = tuple(i.name for i in session.get_inputs())
-        unknown = set(input_names) - {"input_ids", "attention_mask", "token_type_ids"}
-        if unknown:
-            raise MiniLMModelNotFound(resolved, [f"a model without unknown inputs {sorted(unknown)}"])
-        encoder = _Encoder(session, tokenizer, input_names, int(manifest["dimension"]))
-        _ENCODERS[key] = encoder
-        logger.debug(f"Loaded MiniLM ONNX encoder from '{resolved}'.")
+        if encoder is None:
+            manifest = _check_model_dir(resolved)
+            encoder = _Encoder(OnnxMiniLMEncoder(resolved, threads=num_threads), int(manifest["dimension"]))
+            _ENCODERS[key] = encoder
+            logger.debug(f"MiniLM ONNX encoder for '{resolved}' ready.")
         return encoder
 
 

@@ -63,6 +63,35 @@ def bot_lines(browser: Any) -> List[str]:
     return [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.bot")]
 
 
+def text_of(browser: Any, selector: str) -> str:
+    """The text of the first element `selector` names; empty when it is not there or was redrawn meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, selector)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
+
+
+def press(browser: Any, selector: str) -> bool:
+    """Press Enter on the element `selector` names (keyboard only); False when it is not there or was
+    redrawn between the lookup and the key press, so `eventually` tries again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, selector)
+        if not found:
+            return False
+        found[0].send_keys(Keys.ENTER)
+        return True
+    except StaleElementReferenceException:
+        return False
+
+
 def test_web_chat_handover_in_two_browsers(stack: Stack, store: redis.Redis, agent: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -86,11 +115,11 @@ def test_web_chat_handover_in_two_browsers(stack: Stack, store: redis.Redis, age
         assert customer and customer.startswith("C-")
 
         # The request reaches the open queue page live (SSE), with what the customer said, as text.
-        row = eventually(lambda: agent_browser.find_elements(By.CSS_SELECTOR, f'tr[data-conversation="{customer}"]'), "the request in the queue", 30)
-        assert "I want to talk to a person" in row[0].text
+        row_text = eventually(lambda: text_of(agent_browser, f'tr[data-conversation="{customer}"]'), "the request in the queue", 30)
+        assert "I want to talk to a person" in row_text
         agent_browser.save_screenshot(str(ARTIFACTS / "console-queue.png"))
-        take = row[0].find_element(By.CSS_SELECTOR, "button.claim")
-        take.send_keys(Keys.ENTER)  # keyboard only
+        # The live queue may redraw its rows at any moment: look the button up afresh until a press lands.
+        eventually(lambda: press(agent_browser, f'tr[data-conversation="{customer}"] button.claim'), "pressing take", 30)
         eventually(lambda: f"/conversations/{customer}" in agent_browser.current_url, "the conversation page", 30)
         wants = agent_browser.find_element(By.ID, "wants").text
         assert wants == "Why does my CSV export keep failing?"

@@ -386,7 +386,7 @@ def _yearly_range(text: str) -> Optional[Tuple[float, float]]:
 
 
 def budget_buckets(raw: object) -> Tuple[str, ...]:
-    """Every bucket the answer allows, lowest first: one for "about 10k", two for "around 40k"
+    """Every bucket the answer allows, lowest first: one for "about 10k", two for "10k-50k"
     (which a single bucket would contradict), none when the text names no budget."""
     text = _fold(raw).replace(" / ", "/").replace(" /", "/")
     if not text or is_payload(text):

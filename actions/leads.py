@@ -82,11 +82,7 @@ class ValidateSalesForm(EngageFormValidation):
         # Only the answer to the question just asked is a capture: when the form is
         # activated with slots already filled, Rasa validates those again (no requested slot).
         if tracker.get_slot(REQUESTED_SLOT) == slot:
-            data: Dict[str, Any] = {"field": slot, "value": checked.value}
-            raw_text = " ".join(str(raw).split())
-            if raw_text != checked.value:
-                data["raw"] = truncate(raw_text, MAX_RAW)
-            self.log(tracker, LEAD_FIELD_CAPTURED, data)
+            self.log(tracker, LEAD_FIELD_CAPTURED, captured(slot, checked.value, raw))
         return {slot: checked.value}
 
     async def validate_lead_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
@@ -115,8 +111,17 @@ class ValidateSalesForm(EngageFormValidation):
         return self._accept(LEAD_BUDGET, _clarified_range(tracker, value) or value, checked, dispatcher, tracker)
 
 
+def captured(slot: str, value: str, said: Any) -> Dict[str, Any]:
+    """A `lead_field_captured` record: the stored value, and the customer's own words when they differ."""
+    data: Dict[str, Any] = {"field": slot, "value": value}
+    words = " ".join(str(said).split())
+    if words != value:
+        data["raw"] = truncate(words, MAX_RAW)
+    return data
+
+
 def _clarified_range(tracker: Tracker, value: Any) -> Optional[str]:
-    """The range this bucket was picked from ("around 40k"), when the customer's previous answer
+    """The range this bucket was picked from ("10k-50k"), when the customer's previous answer
     spanned buckets and this one chose among them: those are the words to keep."""
     if value not in BUDGET_BUCKETS:
         return None
@@ -135,7 +140,7 @@ def _clarified_range(tracker: Tracker, value: Any) -> Optional[str]:
 
 
 class ActionAskLeadBudget(EngageAction):
-    """Ask for the budget; after an answer that spans buckets ("around 40k"), ask which of those is closer
+    """Ask for the budget; after an answer that spans buckets ("10k-50k"), ask which of those is closer
     rather than store one that contradicts what the customer said."""
 
     def name(self) -> str:
@@ -216,10 +221,7 @@ class ActionCorrectLead(EngageAction):
         if checked is not None and checked.ok:
             # The correction carries the new value ("actually my e-mail is ..."): take it, log it as
             # the customer's answer, and let the form go straight back to the confirmation.
-            data: Dict[str, Any] = {"field": slot, "value": checked.value, "correction": True}
-            if given != checked.value:
-                data["raw"] = truncate(given, MAX_RAW)
-            self.log(tracker, LEAD_FIELD_CAPTURED, data)
+            self.log(tracker, LEAD_FIELD_CAPTURED, {**captured(slot, checked.value, given), "correction": True})
             dispatcher.utter_message(text=f"Done: your {FIELD_LABELS[slot]} is now {checked.value}.")
             return [SlotSet(slot, checked.value), ActiveLoop(SALES_FORM)]
         dispatcher.utter_message(text=f"No problem, let's change your {FIELD_LABELS[slot]}.")

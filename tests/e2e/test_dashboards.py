@@ -10,52 +10,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 import redis
 import requests
 
-from scripts.stack import VENVS, Stack
+from scripts.stack import Stack
 from tests.e2e.conftest import Providers, eventually, log_events
+from tests.e2e.staff import PASSWORD, StaffSession, add_staff
 from tests.e2e.test_messaging import WhatsApp
 from tests.e2e.test_webchat import ARTIFACTS, _chromium
 from tests.fakes import whatsapp_graph as wa
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "e2e dashboards password 42"
 ROLES = ("agent", "sales", "product", "admin")
 PAGES = {"agent": ["overview"], "sales": ["overview", "funnel"], "product": ["overview", "engagement", "ideas"],
          "admin": ["overview", "funnel", "engagement", "ideas", "service"]}
 ALL_PAGES = ("overview", "funnel", "engagement", "ideas", "service")
 
 
-def add_user(stack: Stack, login: str, role: str) -> None:
-    result = subprocess.run(
-        [str(VENVS / "actions" / "bin" / "python"), "-m", "console", "users", "add", login, "--name", f"E2E {role}", "--role", role, "--password-stdin"],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, timeout=60, env={**stack.env(), "REDIS_URL": stack.effective_redis_url},
-    )
-    assert result.returncode == 0 and f"added {login}" in result.stdout, result.stderr
-
-
-class Staff:
-    """A signed-in member of staff on the console's HTTP API (cookie and CSRF token)."""
-
-    def __init__(self, stack: Stack, login: str) -> None:
-        self.base = stack.console_url
-        self.http = requests.Session()
-        page = self.http.get(f"{self.base}/login", timeout=10).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        answer = self.http.post(f"{self.base}/login", data={"login": login, "password": PASSWORD, "csrf_token": token}, timeout=30)
-        assert answer.status_code == 200, answer.text[:300]
-        self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', answer.text).group(1)
-
-    def post(self, path: str, body: Dict[str, Any]) -> requests.Response:
-        return self.http.post(f"{self.base}{path}", json=body, headers={"X-CSRF-Token": self.csrf}, timeout=90)
+class Staff(StaffSession):
+    """A signed-in member of staff reading the dashboards' chart endpoints."""
 
     def chart(self, page: str, chart: str, query: str) -> Dict[str, Any]:
         response = self.http.get(f"{self.base}/api/dashboards/{page}/{chart}?{query}", timeout=30)
@@ -67,7 +44,7 @@ class Staff:
 def logins(stack: Stack) -> Dict[str, str]:
     names = {role: f"{role[:4]}{uuid.uuid4().hex[:6]}" for role in ROLES}
     for role, login in names.items():
-        add_user(stack, login, role)
+        add_staff(stack, login, role, f"E2E {role}")
     return names
 
 

@@ -7,36 +7,26 @@ console's HTTP API). Screenshots go to results/artifacts/."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 import redis
 import requests
 
-from scripts.stack import VENVS, Stack
+from scripts.stack import Stack
 from tests.e2e.conftest import Providers, eventually, log_events, tracker
+from tests.e2e.staff import PASSWORD, StaffSession, add_staff
 from tests.e2e.test_messaging import WhatsApp
 from tests.e2e.test_webchat import ARTIFACTS, SSO_ANSWER, _chromium
 from tests.fakes import whatsapp_graph as wa
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "e2e agent password 42"
 SCRIPT = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
 
 
 def add_agent(stack: Stack, login: str, name: str) -> None:
-    """Through the command staff use (python -m console users add), against the stack's Redis."""
-    result = subprocess.run(
-        [str(VENVS / "actions" / "bin" / "python"), "-m", "console", "users", "add", login, "--name", name, "--role", "agent", "--password-stdin"],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env={**stack.env(), "REDIS_URL": stack.effective_redis_url},
-    )
-    assert result.returncode == 0 and f"added {login}" in result.stdout, result.stderr
+    add_staff(stack, login, "agent", name)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,6 @@ def agent(stack: Stack) -> str:
 
 
 def sign_in(browser: Any, stack: Stack, login: str) -> None:
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     browser.get(f"{stack.console_url}/login")
@@ -180,20 +169,12 @@ def test_web_chat_handover_in_two_browsers(stack: Stack, store: redis.Redis, age
     assert store.zscore("engage:handover:queue", customer) is None and not store.exists(f"engage:handover:request:{customer}")
 
 
-class Console:
-    """An agent on the console's HTTP API (what the page's script does), with session cookie and CSRF token."""
+class Console(StaffSession):
+    """An agent on the console's HTTP API (what the page's script does); an agent lands on the queue."""
 
     def __init__(self, stack: Stack, login: str) -> None:
-        self.base = stack.console_url
-        self.http = requests.Session()
-        page = self.http.get(f"{self.base}/login", timeout=10).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        answer = self.http.post(f"{self.base}/login", data={"login": login, "password": PASSWORD, "csrf_token": token}, timeout=30)
-        assert answer.status_code == 200 and answer.url.endswith("/queue"), answer.text[:300]
-        self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', answer.text).group(1)
-
-    def post(self, path: str, body: Dict[str, Any]) -> requests.Response:
-        return self.http.post(f"{self.base}{path}", json=body, headers={"X-CSRF-Token": self.csrf}, timeout=90)
+        super().__init__(stack, login)
+        assert self.answer.url.endswith("/queue"), self.answer.url
 
     def queue(self) -> Dict[str, Any]:
         return self.http.get(f"{self.base}/api/queue", timeout=10).json()

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
 
-REPLAY_BATCH = 5000
+REPLAY_BATCH = 20000
 
 
 @dataclass(frozen=True)

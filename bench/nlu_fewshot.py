@@ -239,21 +239,28 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="pipelines to run (default: all)")
     parser.add_argument("--experiments", nargs="*", choices=EXPERIMENTS, default=list(EXPERIMENTS),
                         help="which experiments (default: all); a subset writes nlu_fewshot_<names>.md")
+    parser.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS), help="few-shot seeds (default: 0 1 2)")
+    parser.add_argument("--resume", nargs="*", default=[], type=Path, metavar="JSON",
+                        help="results files of earlier runs (same code, same machine): their runs are kept and not run again")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     specs = {k: v for k, v in pipelines().items() if not args.only or k in args.only}
     held_out = frozenset(json.loads(OOS_INTENTS.read_text())["intents"])
     train_rows, test_rows = load_banking77("train"), load_banking77("test")
-    seeds, shots = (SEEDS[:1], (5, 20)) if args.quick else (SEEDS, SHOTS)
+    seeds, shots = (SEEDS[:1], (5, 20)) if args.quick else (tuple(args.seeds), SHOTS)
     if args.quick:
         test_rows = random.Random(1).sample(test_rows, 600)
     results: Dict[str, Any] = {"machine": machine(), "few_shot": {}, "full": {}, "project": {}, "robustness": {}}
+    for earlier in args.resume:
+        resume(results, json.loads(earlier.read_text(encoding="utf-8")))
     with tempfile.TemporaryDirectory(prefix="engage-nlu-fewshot-") as tmp:
         os.environ["RASA_CACHE_DIRECTORY"] = str(Path(tmp) / "cache")  # every run trains from scratch
         # The quick experiments first, and the report rewritten after each, so a long run that is
         # stopped still leaves everything it measured.
         project_train, project_test = project_rows("nlu"), project_rows("test")
         for name, pipeline in specs.items() if "project" in args.experiments else ():
+            if name in results["project"]:
+                continue
             print(f"== nlu_data/test: {name}", flush=True)
             result = run_one(pipeline, project_train, project_test, Path(tmp) / f"project-{name}", ROOT / "nlu_data" / "nlu")
             agent = result.pop("agent")
@@ -270,20 +277,37 @@ def main() -> None:
             for k in shots:
                 rows = few_shot_sets(train_rows, held_out, k, seed)
                 for name, pipeline in specs.items():
+                    done = results["few_shot"].setdefault(f"{k}", {}).setdefault(name, [])
+                    if any(r["seed"] == seed for r in done):
+                        continue
                     print(f"== banking77 {k}-shot seed {seed}: {name}", flush=True)
                     result = run_one(pipeline, rows, test_rows, Path(tmp) / f"b77-{k}-{seed}-{name}")
                     result.pop("agent")
-                    results["few_shot"].setdefault(f"{k}", {}).setdefault(name, []).append(result)
+                    done.append({**result, "seed": seed})
                     print(f"   own MCC {result['own']['mcc']:.3f}  best MCC {result['best']['mcc']:.3f}  trained {result['train_s']:.0f} s", flush=True)
                 write_report(results, args)
         for name, pipeline in specs.items() if "full" in args.experiments else ():
-            if name in args.skip_full:
+            if name in args.skip_full or name in results["full"]:
                 continue
             print(f"== banking77 full data: {name}", flush=True)
             result = run_one(pipeline, train_rows, test_rows, Path(tmp) / f"b77-full-{name}")
             result.pop("agent")
             results["full"][name] = result
             write_report(results, args)
+
+
+def resume(results: Dict[str, Any], earlier: Dict[str, Any]) -> None:
+    """Keep an earlier run's results (a few-shot run without a seed is the n-th seed of its list)."""
+    for k, by_pipeline in earlier.get("few_shot", {}).items():
+        for name, rows in by_pipeline.items():
+            done = results["few_shot"].setdefault(k, {}).setdefault(name, [])
+            for index, row in enumerate(rows):
+                row.setdefault("seed", SEEDS[index])
+                if all(r["seed"] != row["seed"] for r in done):
+                    done.append(row)
+    for key in ("full", "project", "robustness", "entities", "demand"):
+        for name, value in earlier.get(key, {}).items():
+            results.setdefault(key, {}).setdefault(name, value)
 
 
 def write_report(results: Dict[str, Any], args: argparse.Namespace) -> None:

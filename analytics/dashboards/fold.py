@@ -13,6 +13,7 @@ was asked for that customer that day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -40,7 +41,13 @@ SEP = "|"
 
 
 def day_of(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d")
+    """The UTC day of a time, as YYYY-MM-DD."""
+    return _day(int(timestamp // 86_400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(number: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=number)).isoformat()
 
 
 def hour_of(timestamp: float) -> int:

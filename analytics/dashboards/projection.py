@@ -101,12 +101,16 @@ class DashboardStore:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(VERSION)
+                    by_day: Dict[str, List[LogEvent]] = {}
+                    for event in events:
+                        by_day.setdefault(day_of(event.timestamp), []).append(event)
                     async with self.client.pipeline(transaction=False) as reads:
-                        for event in events:
-                            reads.sismember(applied_key(day_of(event.timestamp)), event.event_id)
+                        for day, of_day in by_day.items():
+                            reads.smismember(applied_key(day), [event.event_id for event in of_day])
                         reads.zrange(APPLIED_DAYS, 0, -1, withscores=True)
                         applied = await reads.execute()
-                    new = [event for event, done in zip(events, applied) if not done]
+                    done = {event.event_id for of_day, known in zip(by_day.values(), applied) for event, seen in zip(of_day, known) if seen}
+                    new = [event for event in events if event.event_id not in done]
                     applied_days = {day: int(number) for day, number in applied[-1]}
                     talkers = sorted({e.conversation_id for e in new})
                     async with self.client.pipeline(transaction=False) as reads:
@@ -114,15 +118,14 @@ class DashboardStore:
                         reads.hmget(HANDLED, talkers or ["-"])
                         reads.smismember(SEEN, talkers or ["-"])
                         reads.hmget(FUNNEL, customers or ["-"])
-                        for customer in customers:
-                            reads.get(state_key(customer))
+                        reads.mget([state_key(customer) for customer in customers] or ["-"])
                         answers = await reads.execute()
-                    raw_open, raw_handled, raw_seen, raw_counted = answers[:4]
+                    raw_open, raw_handled, raw_seen, raw_counted, raw_states = answers
                     opened = {c: (Open.from_json(json.loads(v)) if v else None) for c, v in zip(talkers, raw_open)}
                     handled = {c: v for c, v in zip(talkers, raw_handled) if v}
                     seen = {c for c, known in zip(talkers, raw_seen) if known}
                     effects = fold(new, opened, handled, seen)
-                    funnel = _funnel_changes(customers, raw_counted, answers[4:])
+                    funnel = _funnel_changes(customers, raw_counted, raw_states)
                     pipe.multi()
                     self._write(pipe, new, effects, funnel)
                     self._remember(pipe, new, applied_days)
@@ -158,18 +161,10 @@ class DashboardStore:
             pipe.sadd(CHANNELS, *sorted(channels))
         if effects.seen:
             pipe.sadd(SEEN, *sorted(effects.seen))
-        for conversation, state in sorted(effects.opened.items()):
-            if state is None:
-                pipe.hdel(OPEN, conversation)
-            else:
-                pipe.hset(OPEN, conversation, canonical(state.to_json()))
+        _hash_changes(pipe, OPEN, {conversation: None if state is None else canonical(state.to_json()) for conversation, state in effects.opened.items()})
         if effects.handled_by:
             pipe.hset(HANDLED, mapping=dict(sorted(effects.handled_by.items())))
-        for customer, (counted, _) in sorted(funnel.items()):
-            if counted is None:
-                pipe.hdel(FUNNEL, customer)
-            else:
-                pipe.hset(FUNNEL, customer, counted)
+        _hash_changes(pipe, FUNNEL, {customer: counted for customer, (counted, _) in funnel.items()})
         pipe.incr(VERSION)
 
     @staticmethod
@@ -208,6 +203,16 @@ async def forget(client: Any, customers: Sequence[str]) -> None:
         for table in (OPEN, HANDLED, FUNNEL):
             pipe.hdel(table, *customers)
         await pipe.execute()
+
+
+def _hash_changes(pipe: Any, key: str, values: Dict[str, Optional[str]]) -> None:
+    """Set the fields with a value and delete those with None: one HSET and one HDEL at most."""
+    kept = {field: value for field, value in sorted(values.items()) if value is not None}
+    gone = sorted(field for field, value in values.items() if value is None)
+    if kept:
+        pipe.hset(key, mapping=kept)
+    if gone:
+        pipe.hdel(key, *gone)
 
 
 def _customers(events: Sequence[LogEvent]) -> List[str]:

@@ -6,6 +6,7 @@ rule file it cannot trust rather than scoring wrongly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,14 @@ class Rules:
         return self.half_life_days * 86400.0
 
     def for_kind(self, kind: str) -> List[Rule]:
-        return [rule for rule in self.rules if rule.event == kind]
+        return self._by_kind.get(kind, [])
+
+    @functools.cached_property
+    def _by_kind(self) -> Dict[str, List[Rule]]:
+        by_kind: Dict[str, List[Rule]] = {}
+        for rule in self.rules:
+            by_kind.setdefault(rule.event, []).append(rule)
+        return by_kind
 
 
 def load_rules(path: Optional[Path] = None) -> Rules:

@@ -8,10 +8,11 @@ at time T is `2 ** (log_score - (T - EPOCH) / h)`. Nothing here reads a clock.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from analytics.engagement.rules import DIMENSIONS, PATHS, Rules
 from analytics.records.facts import Fact
@@ -22,6 +23,7 @@ KEEP_CONTRIBUTIONS = 50  # newest contributions kept per dimension to explain th
 CO_CREATION = ("innovation", "communication", "knowledge")
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_UNKNOWN = object()  # total_log() not computed since the last contribution
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class EngagementState:
     def __init__(self, rules: Rules, data: Optional[Dict[str, Any]] = None) -> None:
         self.rules = rules
         self.half_life = rules.half_life_seconds
-        self._technical = _technical_terms(rules.technical_terms)
+        self._technical = _technical_terms(tuple(rules.technical_terms))
         data = data or {}
         self.days: Set[int] = set(data.get("days", ()))
         self.features: Set[str] = set(data.get("features", ()))
@@ -54,6 +56,7 @@ class EngagementState:
         self.logs: Dict[str, Dict[str, Optional[float]]] = data.get("logs") or {d: {p: None for p in PATHS} for d in DIMENSIONS}
         self.by_rule: Dict[str, Dict[str, Dict[str, Any]]] = data.get("by_rule") or {d: {} for d in DIMENSIONS}
         self.recent: Dict[str, List[Dict[str, Any]]] = data.get("recent") or {d: [] for d in DIMENSIONS}
+        self._total: object = _UNKNOWN  # total_log(), kept until a contribution changes it
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -75,6 +78,9 @@ class EngagementState:
         new_feature = bool(feature) and feature not in self.features
         if feature:
             self.features.add(feature)
+        rules = self.rules.for_kind(kind)
+        if not rules:
+            return []
         text = str(fact.get("text") or "")
         observed = {
             "min_words": len(_WORD.findall(text)),
@@ -87,9 +93,11 @@ class EngagementState:
             "min_score": fact.get("score"),
         }
         found: List[Contribution] = []
-        for rule in self.rules.for_kind(kind):
+        for rule in rules:
             if all(_holds(name, wanted, observed[name]) for name, wanted in rule.when):
                 found.append(Contribution(rule.id, rule.dimension, rule.path, rule.points, at, str(fact.get("id", "")), rule.reason))
+        if found:
+            self._total = _UNKNOWN
         for c in found:
             paths = self.logs[c.dimension]
             paths[c.path] = add_log(paths[c.path], log_points(c.points, c.at, self.half_life))
@@ -104,7 +112,9 @@ class EngagementState:
     def total_log(self) -> Optional[float]:
         """All dimensions together (the funnel's engagement score), in log space."""
         # A fixed order: a state read back from canonical JSON has its keys sorted, and float sums follow the order.
-        return combine(self.logs[d][p] for d in DIMENSIONS for p in PATHS)
+        if self._total is _UNKNOWN:
+            self._total = combine(self.logs[d][p] for d in DIMENSIONS for p in PATHS)
+        return self._total  # type: ignore[return-value]
 
     def view(self, as_of: Optional[float]) -> Dict[str, Any]:
         """Scores per dimension (total, result and process paths, log space and as of `as_of`), explained."""
@@ -152,7 +162,8 @@ def _feature(fact: Fact) -> str:
     return f"{context.get('product', '')}/{feature}" if feature else ""
 
 
-def _technical_terms(terms: Iterable[str]) -> Optional["re.Pattern[str]"]:
+@functools.lru_cache(maxsize=8)
+def _technical_terms(terms: Tuple[str, ...]) -> Optional["re.Pattern[str]"]:
     words = sorted({t for t in terms if t}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b") if words else None
 

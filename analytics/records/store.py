@@ -90,6 +90,71 @@ def _indexed(state: CustomerState) -> Dict[str, Any]:
     return {"boards": boards, "stage": STAGES[state.funnel.stage], "sales": state.funnel.sales is not None}
 
 
+# What the indexes hold for a customer who has no state yet: nothing.
+_NOT_INDEXED: Dict[str, Any] = {"boards": {board: None for board in (*DIMENSIONS, CO_CREATORS)}, "stage": None, "sales": False}
+
+
+class _Writes:
+    """The writes of one transaction, gathered by key, so a batch of many customers costs a handful
+    of commands (one MSET of states, one ZADD per index) beside one HSET of facts per customer.
+    Indexes change only where the value differs from `before`; `before` None (a merge) rewrites them all."""
+
+    def __init__(self, crm_stages: frozenset) -> None:
+        self.crm_stages = crm_stages
+        self.facts: Dict[str, Dict[str, str]] = {}
+        self.states: Dict[str, str] = {}
+        self.last_seen: Dict[str, float] = {}
+        self.added: Dict[str, Dict[str, float]] = defaultdict(dict)  # index key -> member -> score
+        self.removed: Dict[str, List[str]] = defaultdict(list)  # index key -> members
+        self.handoffs: List[Tuple[str, str, float]] = []
+        self.sales: List[Tuple[str, Dict[str, Any]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.states)
+
+    def add(self, customer: str, state: CustomerState, new_facts: Dict[str, str], before: Optional[Dict[str, Any]]) -> None:
+        if new_facts:
+            self.facts[customer] = new_facts
+        self.states[customer] = canonical(state.to_json())
+        self.last_seen[customer] = state.record["last_seen"]
+        after = _indexed(state)
+        for board in (*DIMENSIONS, CO_CREATORS):
+            log = after["boards"][board]
+            if before is not None and before["boards"][board] == log:
+                continue
+            if log is None:
+                self.removed[leaderboard_key(board)].append(customer)
+            else:
+                self.added[leaderboard_key(board)][customer] = log
+        if before is None or before["stage"] != after["stage"]:
+            entered = state.funnel.history[-1]["at"]
+            if after["stage"] in self.crm_stages:
+                self.handoffs.append((customer, after["stage"], entered))
+            self.added[stage_key(after["stage"])][customer] = entered
+            left = [stage for stage in STAGES if stage != after["stage"]] if before is None else [before["stage"]] if before["stage"] else []
+            for stage in left:
+                self.removed[stage_key(stage)].append(customer)
+        if state.funnel.sales is not None and (before is None or not before["sales"]):
+            self.sales.append((customer, state.funnel.sales))
+
+    def flush(self, pipe: Any) -> None:
+        for customer, new_facts in self.facts.items():
+            pipe.hset(facts_key(customer), mapping=new_facts)
+        pipe.mset({state_key(customer): state for customer, state in self.states.items()})
+        pipe.zadd(CUSTOMERS, self.last_seen)
+        for key, members in sorted(self.removed.items()):
+            pipe.zrem(key, *members)
+        for key, scores in sorted(self.added.items()):
+            pipe.zadd(key, scores)
+        for customer, stage, entered in self.handoffs:
+            queue_handoff(pipe, customer, stage, entered)
+        for customer, sales in self.sales:
+            pipe.eval(
+                _RAISE_SALES_HANDOVER, 3, SALES_RAISED_PREFIX + customer, HANDOVER_QUEUE, handover_request_key(customer),
+                customer, repr(sales["at"]), sales["reason"], SALES_TEAM,
+            )
+
+
 @dataclass
 class _Item:
     entry_id: str
@@ -150,16 +215,13 @@ class RecordStore:
         return rejected
 
     async def _follow(self, customers: Iterable[str]) -> Dict[str, str]:
-        """The customer each id now belongs to, through any chain of merges (pipelined, one round per link)."""
+        """The customer each id now belongs to, through any chain of merges (one MGET per link)."""
         targets = {c: c for c in customers}
         pending = list(targets)
         for _ in range(MAX_MERGE_CHAIN):
             if not pending:
                 return targets
-            async with self.client.pipeline(transaction=False) as reads:
-                for customer in pending:
-                    reads.get(merged_key(targets[customer]))
-                found = await reads.execute()
+            found = await self.client.mget([merged_key(targets[customer]) for customer in pending])
             still = []
             for customer, into in zip(pending, found):
                 if into is not None:
@@ -184,22 +246,20 @@ class RecordStore:
                     for item in items:
                         by_customer[targets[item.customer]].append(item)
                     async with self.client.pipeline(transaction=False) as reads:
+                        reads.mget([state_key(customer) for customer in customers])
                         for customer in customers:
-                            reads.get(state_key(customer))
                             reads.hmget(facts_key(customer), [item.fact["id"] for item in by_customer[customer]])
                         answers = await reads.execute()
-                    writes: List[Tuple[str, CustomerState, Dict[str, str], Optional[Dict[str, Any]]]] = []
-                    for index, customer in enumerate(customers):
-                        raw_state, known = answers[2 * index], answers[2 * index + 1]
+                    writes = _Writes(self.crm_stages)
+                    for customer, raw_state, known in zip(customers, answers[0], answers[1:]):
                         update = await self._fold_in(customer, raw_state, by_customer[customer], known)
                         if update is not None:
-                            writes.append((customer, *update))
+                            writes.add(customer, *update)
                     if not writes:
                         await pipe.reset()
                         return
                     pipe.multi()
-                    for customer, state, new_facts, before in writes:
-                        self._write(pipe, customer, state, new_facts, before)
+                    writes.flush(pipe)
                     await pipe.execute()
                     return
                 except WatchError:
@@ -211,7 +271,7 @@ class RecordStore:
         """The customer's state with these facts folded in, the facts to store and what was indexed
         before; None if nothing changes."""
         state = self.new_state(customer, json.loads(raw_state) if raw_state else None)
-        before = _indexed(state) if raw_state else None
+        before = _indexed(state) if raw_state else _NOT_INDEXED
         stored = {item.fact["id"]: json.loads(old) for item, old in zip(items, known) if old is not None}
         new_facts: Dict[str, str] = {}
         rebuild = False
@@ -233,36 +293,6 @@ class RecordStore:
             everything.update({key: json.loads(value) for key, value in new_facts.items()})
             state = self.rebuild(customer, everything.values())
         return state, new_facts, before
-
-    def _write(self, pipe: Any, customer: str, state: CustomerState, new_facts: Dict[str, str], before: Optional[Dict[str, Any]]) -> None:
-        """Store the state and update only the indexes whose value changed since `before` (None: all)."""
-        if new_facts:
-            pipe.hset(facts_key(customer), mapping=new_facts)
-        pipe.set(state_key(customer), canonical(state.to_json()))
-        pipe.zadd(CUSTOMERS, {customer: state.record["last_seen"]})
-        after = _indexed(state)
-        for board in (*DIMENSIONS, CO_CREATORS):
-            log = after["boards"][board]
-            if before is not None and before["boards"][board] == log:
-                continue
-            if log is None:
-                pipe.zrem(leaderboard_key(board), customer)
-            else:
-                pipe.zadd(leaderboard_key(board), {customer: log})
-        if before is None or before["stage"] != after["stage"]:
-            if after["stage"] in self.crm_stages:
-                queue_handoff(pipe, customer, after["stage"], state.funnel.history[-1]["at"])
-            for stage in STAGES:
-                if stage == after["stage"]:
-                    pipe.zadd(stage_key(stage), {customer: state.funnel.history[-1]["at"]})
-                else:
-                    pipe.zrem(stage_key(stage), customer)
-        sales = state.funnel.sales
-        if sales is not None and (before is None or not before["sales"]):
-            pipe.eval(
-                _RAISE_SALES_HANDOVER, 3, SALES_RAISED_PREFIX + customer, HANDOVER_QUEUE, handover_request_key(customer),
-                customer, repr(sales["at"]), sales["reason"], SALES_TEAM,
-            )
 
     async def _merge(self, item: _Item) -> None:
         """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went."""
@@ -288,7 +318,9 @@ class RecordStore:
                     pipe.multi()
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
-                    self._write(pipe, target, state, {key: canonical(fact) for key, fact in facts.items()}, None)
+                    writes = _Writes(self.crm_stages)
+                    writes.add(target, state, {key: canonical(fact) for key, fact in facts.items()}, None)
+                    writes.flush(pipe)
                     await pipe.execute()
                     return
                 except WatchError:

@@ -129,6 +129,7 @@ def choose_threshold(
     seed: int = 0,
     grid: Sequence[float] = THRESHOLD_GRID,
     out_of_scope_intent: Optional[str] = None,
+    expected_out_of_scope: Optional[float] = None,
 ) -> Optional[float]:
     """The fallback threshold with the best MCC between in-scope and out-of-scope evidence from the
     training data; None when there is none.
@@ -138,7 +139,15 @@ def choose_threshold(
     model without that intent; otherwise each fifth of the intents in turn, scored by a model
     trained on the rest. In-scope evidence: every other example, scored without itself. Of the
     thresholds within PLATEAU of the best MCC, the lowest.
+
+    `expected_out_of_scope`: the share of out-of-scope messages the team expects in its traffic.
+    None weighs the evidence as it comes: held-out intents are then as many as the in-scope
+    examples (a half, as on young bots, where 40-70 % of messages are out of scope), and marked
+    examples count as many as they are. A number weighs the two sides to that share, so a mature
+    bot whose customers rarely stray sets a lower one and falls back less.
     """
+    if expected_out_of_scope is not None and not 0.0 < expected_out_of_scope < 1.0:
+        raise ValueError(f"expected_out_of_scope must be between 0 and 1 (exclusive), got {expected_out_of_scope!r}")
     from sklearn.metrics import matthews_corrcoef
 
     vectors = unit_rows(np.asarray(vectors, dtype=np.float32))
@@ -180,7 +189,11 @@ def choose_threshold(
     confidence += list(scores[np.arange(len(best)), best])
     conf = np.array(confidence)
     pred = np.array(predicted, dtype=object)
-    results = [(matthews_corrcoef(truth, np.where(conf >= t, pred, out)), t) for t in grid]
+    weights = None
+    if expected_out_of_scope is not None:
+        is_out = np.array([label == out for label in truth])
+        weights = np.where(is_out, expected_out_of_scope / is_out.mean(), (1.0 - expected_out_of_scope) / (1.0 - is_out.mean()))
+    results = [(matthews_corrcoef(truth, np.where(conf >= t, pred, out), sample_weight=weights), t) for t in grid]
     best = max(mcc for mcc, _ in results)
     # The lowest threshold on the plateau around the best: leave-one-out scores understate how sure
     # the model is of in-scope messages, and a needless fallback costs the customer a rephrase.

@@ -45,6 +45,7 @@ MIX = "mix"
 C = "C"
 FALLBACK_THRESHOLD = "fallback_threshold"
 OUT_OF_SCOPE_INTENT = "out_of_scope_intent"
+EXPECTED_OUT_OF_SCOPE = "expected_out_of_scope"
 AUTO = "auto"
 ARRAYS_FILE = "scorer.npz"
 META_FILE = "meta.json"
@@ -67,6 +68,9 @@ class NeighbourIntentClassifier(GraphComponent, IntentClassifier):
             # An intent whose examples are messages the assistant should not handle: when it has at
             # least 10, they are the out-of-scope evidence the threshold is chosen with.
             OUT_OF_SCOPE_INTENT: "out_of_scope",
+            # The share of messages expected to be out of scope (0-1, exclusive), which the learned
+            # threshold balances against; null weighs the evidence as it comes (about a half).
+            EXPECTED_OUT_OF_SCOPE: None,
             "random_seed": 0,
         }
 
@@ -79,6 +83,12 @@ class NeighbourIntentClassifier(GraphComponent, IntentClassifier):
         if threshold != AUTO and (not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0):
             raise InvalidConfigException(
                 f"{cls.__name__}: '{FALLBACK_THRESHOLD}' must be \"{AUTO}\" or a number from 0 to 1, got {threshold!r}."
+            )
+        share = config.get(EXPECTED_OUT_OF_SCOPE)
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < share < 1.0):
+            raise InvalidConfigException(
+                f"{cls.__name__}: '{EXPECTED_OUT_OF_SCOPE}' must be null or the share of out-of-scope messages you expect, "
+                f"a number between 0 and 1 (for example 0.1), got {share!r}."
             )
 
     @classmethod
@@ -128,7 +138,10 @@ class NeighbourIntentClassifier(GraphComponent, IntentClassifier):
         self.scorer = IntentScorer.fit(matrix, intents, mix, c, seed)
         configured = self.component_config.get(FALLBACK_THRESHOLD, AUTO)
         if configured == AUTO:
-            learned = choose_threshold(matrix, intents, mix, c, seed=seed, out_of_scope_intent=self.component_config.get(OUT_OF_SCOPE_INTENT))
+            learned = choose_threshold(
+                matrix, intents, mix, c, seed=seed, out_of_scope_intent=self.component_config.get(OUT_OF_SCOPE_INTENT),
+                expected_out_of_scope=self.component_config.get(EXPECTED_OUT_OF_SCOPE),
+            )
             if learned is None:
                 raise_warning(
                     f"{type(self).__name__}: fewer than 3 intents and no out-of-scope examples, so no fallback "

@@ -88,3 +88,21 @@ def test_examples_marked_out_of_scope_calibrate_the_threshold() -> None:
     scorer = IntentScorer.fit(vectors, labels)
     assert decide(scorer.scores(marked), scorer.intents, threshold, "oos") == ["oos"] * 12
     assert decide(scorer.scores(cluster(centres[2], 5)), scorer.intents, threshold, "oos") == ["intent_2"] * 5
+
+
+def test_expecting_fewer_out_of_scope_messages_lowers_the_threshold() -> None:
+    # Intents in pairs whose clusters overlap: a held-out intent looks much like its twin, so the
+    # threshold trades in-scope answers against out-of-scope catches, and the expected share decides.
+    rng = np.random.default_rng(3)
+    centres = unit_rows(rng.standard_normal((4, 32)))
+    twins = unit_rows(np.vstack([centres, centres + 0.6 * rng.standard_normal((4, 32))]))
+    vectors = np.vstack([unit_rows(c + 0.35 * rng.standard_normal((10, 32))) for c in twins])
+    labels = [f"intent_{i}" for i in range(8) for _ in range(10)]
+    as_it_comes = choose_threshold(vectors, labels)
+    rare = choose_threshold(vectors, labels, expected_out_of_scope=0.05)
+    common = choose_threshold(vectors, labels, expected_out_of_scope=0.9)
+    assert rare is not None and as_it_comes is not None and common is not None
+    assert rare < as_it_comes <= common
+    assert choose_threshold(vectors, labels, expected_out_of_scope=None) == as_it_comes
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        choose_threshold(vectors, labels, expected_out_of_scope=1.0)

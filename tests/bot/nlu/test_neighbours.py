@@ -80,7 +80,10 @@ def test_a_fixed_threshold_overrides_the_learned_one(tmp_path: Path) -> None:
     assert parse(agent, "what's the price per user?")["intent"]["name"] == "nlu_fallback"
 
 
-@pytest.mark.parametrize("config", [{"mix": 2}, {"fallback_threshold": "high"}, {"fallback_threshold": -0.1}])
+@pytest.mark.parametrize(
+    "config",
+    [{"mix": 2}, {"fallback_threshold": "high"}, {"fallback_threshold": -0.1}, {"expected_out_of_scope": 1.0}, {"expected_out_of_scope": "half"}],
+)
 def test_bad_config_is_rejected_with_the_setting_named(config: Dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigException, match=next(iter(config))):
         NeighbourIntentClassifier.create(

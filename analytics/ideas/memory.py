@@ -4,7 +4,8 @@ each theme's members and a matrix of the themes' vector sums, and the rule (pure
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, List, Optional, Tuple
+import contextlib
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -114,13 +115,21 @@ def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[
 _BLAS: Any = None
 
 
-def decide_now(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
-    """`decide` with one BLAS thread: its products are small, and waking an idle OpenBLAS pool
-    cost more than the product itself (p95 8 ms against 1 ms with 100k items, bench/idea_clustering.py)."""
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """One BLAS thread for what runs inside: the products here are small, and waking an idle
+    OpenBLAS pool cost more than the product itself (p95 8 ms against 1 ms with 100k items,
+    bench/idea_clustering.py)."""
     global _BLAS
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
 
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
+        yield
+
+
+def decide_now(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tuple[str, Optional[str], Optional[str]]:
+    """`decide` with one BLAS thread."""
+    with blas_single_thread():
         return decide(vector, memory, settings)

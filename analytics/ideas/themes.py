@@ -38,7 +38,7 @@ from redis.exceptions import WatchError
 from analytics.ideas.config import IdeasSettings
 from analytics.ideas.weights import DemandWeights, requester_weight
 from analytics.ideas.inputs import has_words
-from analytics.ideas.memory import NEW, VOTE, _Memory, _pack, _unpack, decide_now, nearest_member
+from analytics.ideas.memory import NEW, VOTE, _Memory, _pack, _unpack, blas_single_thread, decide, decide_now, nearest_member
 from analytics.ideas.mining import Encoder
 from analytics.schema import FAQ_UNANSWERED, FEEDBACK, IDEA, IDEA_UPDATES_CONSENT, IDEA_SEPARATED, PROBLEM, THEME_STATUS_SET, THEMES_RECLUSTERED, LogEvent
 
@@ -57,6 +57,16 @@ NEEDS, QUESTIONS = "needs", "questions"
 SPACES: Dict[str, Tuple[str, str]] = {NEEDS: ("TH-", NEXT), QUESTIONS: ("FQ-", NEXT + ":questions")}  # id prefix, counter
 STATUSES = ("new", "under review", "planned", "shipped", "declined")
 CLOSING = ("shipped", "declined")  # requesters who opted in hear of these
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A mined item waiting to be applied: its log entry, event, what was mined and its vector."""
+
+    entry_id: str
+    event: LogEvent
+    what: Mined
+    vector: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -162,16 +172,20 @@ class ThemeStore:
         return refused
 
     async def _apply_entries(self, entries: Sequence[Tuple[str, LogEvent]], found: Dict[str, Mined], vectors: Dict[str, Any], refused: Dict[str, str]) -> None:
+        segment: List[_Pending] = []
         for entry_id, event in entries:
             if entry_id in found:
                 what = found[entry_id]
-                await self._apply_one(entry_id, event, Mined(what.space, what.kind, what.text[: self.settings.max_chars]), np.asarray(vectors[entry_id], dtype=np.float32))
+                segment.append(_Pending(entry_id, event, Mined(what.space, what.kind, what.text[: self.settings.max_chars]), np.asarray(vectors[entry_id], dtype=np.float32)))
             elif event.type in (THEME_STATUS_SET, THEMES_RECLUSTERED, IDEA_SEPARATED, IDEA_UPDATES_CONSENT):
+                await self._apply_items(segment)  # what came before a staff decision is applied before it
+                segment = []
                 apply = {THEME_STATUS_SET: self._apply_status, THEMES_RECLUSTERED: self._apply_recluster,
                          IDEA_SEPARATED: self._apply_separation, IDEA_UPDATES_CONSENT: self._apply_consent}[event.type]
                 reason = await apply(event)
                 if reason:
                     refused[entry_id] = reason
+        await self._apply_items(segment)
 
     async def _vectors(self, texts: Sequence[str]) -> List[np.ndarray]:
         """MiniLM vectors, from the cache of this model's vectors where present (a replay
@@ -218,38 +232,87 @@ class ThemeStore:
                 except WatchError:
                     continue
 
-    async def _apply_one(self, entry_id: str, event: LogEvent, what: Mined, vector: np.ndarray) -> None:
-        prefix, counter = SPACES[what.space]
-        chosen: List[str] = []
+    async def _apply_items(self, pending: Sequence["_Pending"]) -> None:
+        """Apply consecutive mined items in one transaction, exactly as one by one in log order:
+        each decision sees the items before it (the kept vectors grow as it goes, new themes get
+        the next ids), an event already applied (or twice in the batch) is skipped, and a write
+        by another consumer in between makes the whole batch read and decide again."""
+        while pending:
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(VERSION)
+                    ids = [item.event.event_id for item in pending]
+                    applied = await pipe.smismember(APPLIED, ids)
+                    first: Dict[str, _Pending] = {}
+                    for item, done in zip(pending, applied):
+                        if not done:
+                            first.setdefault(item.event.event_id, item)
+                    todo = list(first.values())
+                    if not todo:
+                        await pipe.reset()
+                        return
+                    await self._sync(pipe)
+                    told = {item.event.event_id: await self._told_theme(pipe, item.event, item.what) for item in todo}
+                    told_ids = {item.event.event_id: str((item.event.data or {}).get("theme") or "") for item in todo}
+                    start = {space: int(await pipe.get(counter) or 0) for space, (_, counter) in SPACES.items()}
+                    counters = dict(start)
+                    decisions = await asyncio.get_running_loop().run_in_executor(None, self._decide_in_order, todo, told, told_ids, counters)
+                    fresh = {theme for _, theme, _, created in decisions if created}
+                    existing = sorted({theme for _, theme, _, _ in decisions} - fresh)
+                    records = dict(zip(existing, (json.loads(raw) for raw in await pipe.hmget(THEMES, existing)))) if existing else {}
+                    items: Dict[str, str] = {}
+                    for item, (how, theme, duplicate_of, created) in zip(todo, decisions):
+                        event = item.event
+                        if created:
+                            records[theme] = {"id": theme, "space": item.what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
+                        records[theme]["members"].append(event.event_id)
+                        data = event.data or {}
+                        items[event.event_id] = json.dumps({
+                            "event_id": event.event_id, "entry_id": item.entry_id, "customer": event.conversation_id, "channel": event.channel,
+                            "at": event.timestamp, "text": item.what.text, "kind": item.what.kind, "space": item.what.space, "reference": data.get("reference"),
+                            "context": data.get("context") or {}, "theme": theme, "how": how, "duplicate_of": duplicate_of, "vector": _pack(item.vector),
+                        }, sort_keys=True)
+                    pipe.multi()
+                    for space, (_, counter) in SPACES.items():
+                        if counters[space] != start[space]:
+                            pipe.set(counter, counters[space])
+                    pipe.hset(ITEMS, mapping=items)
+                    pipe.hset(THEMES, mapping={theme: json.dumps(record, sort_keys=True) for theme, record in records.items()})
+                    pipe.sadd(APPLIED, *items)
+                    pipe.incr(VERSION)
+                    await pipe.execute()
+                    self._version += 1  # our own write; the kept vectors already hold the batch
+                    return
+                except WatchError:
+                    self._version = -1  # the kept vectors took this batch's decisions: reload them
+                    continue
 
-        async def step(pipe: Any) -> None:
-            # A search over the kept items of the space: off the event loop like the encoding.
-            how, theme, duplicate_of = await asyncio.get_running_loop().run_in_executor(None, decide_now, vector, self.memory(what.space), self.settings)
-            told = await self._told_theme(pipe, event, what)
-            if told is not None and told != theme:
-                # The assistant told the customer "I've added your vote" to this theme: so it is.
-                how, theme, duplicate_of = VOTE, told, nearest_member(vector, self.memory(what.space), told)
-            if theme is None:
-                theme = f"{prefix}{int(await pipe.get(counter) or 0) + 1}"
-                record: Dict[str, Any] = {"id": theme, "space": what.space, "created_at": event.timestamp, "status": "new", "history": [], "members": []}
-            else:
-                record = json.loads(await pipe.hget(THEMES, theme))
-            record["members"].append(event.event_id)
-            data = event.data or {}
-            item = {
-                "event_id": event.event_id, "entry_id": entry_id, "customer": event.conversation_id, "channel": event.channel,
-                "at": event.timestamp, "text": what.text, "kind": what.kind, "space": what.space, "reference": data.get("reference"),
-                "context": data.get("context") or {}, "theme": theme, "how": how, "duplicate_of": duplicate_of, "vector": _pack(vector),
-            }
-            pipe.multi()
-            if how == NEW:
-                pipe.incr(counter)
-            pipe.hset(ITEMS, event.event_id, json.dumps(item, sort_keys=True))
-            pipe.hset(THEMES, theme, json.dumps(record, sort_keys=True))
-            chosen[:] = [theme]
-
-        if await self._once(event, step):
-            self.memory(what.space).add(event.event_id, vector, chosen[0])
+    def _decide_in_order(
+        self, todo: Sequence["_Pending"], told: Mapping[str, Optional[str]], told_ids: Mapping[str, str], counters: Dict[str, int]
+    ) -> List[Tuple[str, str, Optional[str], bool]]:
+        """(how, theme, duplicate_of, created) per item, in order, adding each to the kept vectors
+        before the next is decided; `counters` moves on with every theme created."""
+        created_here: Dict[str, str] = {}  # theme created in this batch -> its space
+        decisions: List[Tuple[str, str, Optional[str], bool]] = []
+        with blas_single_thread():
+            for item in todo:
+                memory = self.memory(item.what.space)
+                how, theme, duplicate_of = decide(item.vector, memory, self.settings)
+                wanted = told[item.event.event_id]
+                if wanted is None and created_here.get(told_ids[item.event.event_id]) == item.what.space:
+                    wanted = told_ids[item.event.event_id]  # a theme an earlier item of this batch started
+                if wanted is not None and wanted != theme:
+                    # The assistant told the customer "I've added your vote" to this theme: so it is.
+                    how, theme, duplicate_of = VOTE, wanted, nearest_member(item.vector, memory, wanted)
+                created = theme is None
+                if theme is None:
+                    prefix, _ = SPACES[item.what.space]
+                    counters[item.what.space] += 1
+                    theme = f"{prefix}{counters[item.what.space]}"
+                    created_here[theme] = item.what.space
+                memory.add(item.event.event_id, item.vector, theme)
+                decisions.append((how, theme, duplicate_of, created))
+        return decisions
 
     async def _told_theme(self, pipe: Any, event: LogEvent, what: Mined) -> Optional[str]:
         """The theme the conversation told the customer their idea joined (followed through

@@ -102,11 +102,13 @@ class FunnelState:
             self._move(PROSPECT, at, event, self.interest)
         if self.stage >= PROSPECT and all(self.fields.get(name) for name in rules.lead_fields):
             self._move(LEAD, at, event, "need, timeline, role and budget known")
+        if self.stage < LEAD:
+            return  # fit and engagement decide only from lead on
         fit, _ = fit_score(self.fields, rules)
         engaged = value_at(engagement_log, at, self.half_life)
-        if self.stage >= LEAD and fit >= rules.min_fit and engaged >= rules.min_engagement:
+        if fit >= rules.min_fit and engaged >= rules.min_engagement:
             self._move(OPPORTUNITY, at, event, f"qualified: fit {fit:g} ≥ {rules.min_fit:g} and engagement {engaged:.1f} ≥ {rules.min_engagement:g}")
-        if self.sales is None and self.stage >= LEAD:
+        if self.sales is None:
             if self.stage == OPPORTUNITY:
                 self.sales = {"at": at, "event_id": event, "reason": f"opportunity: {self.history[-1]['reason']}"}
             elif fit >= rules.hot_fit and self.fields.get(LEAD_TIMELINE) in rules.hot_timelines:

@@ -286,6 +286,9 @@ class ThemeStore:
                 except WatchError:
                     self._version = -1  # the kept vectors took this batch's decisions: reload them
                     continue
+                except BaseException:
+                    self._version = -1  # nothing was stored: neither may the kept vectors keep it
+                    raise
 
     def _decide_in_order(
         self, todo: Sequence["_Pending"], told: Mapping[str, Optional[str]], told_ids: Mapping[str, str], counters: Dict[str, int]

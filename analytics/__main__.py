@@ -57,6 +57,9 @@ from analytics.service import DEFAULT_PORT, default_consumer_name, projections, 
 from analytics.stream.consumer import group_lag
 
 REDIS_TIMEOUT = 5.0
+# The service folds the log behind the conversations: on a machine the assistant shares, it
+# should take the CPU the conversations leave (bench/load.py --paired, BENCHMARKS.md).
+NICE = 10
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -65,6 +68,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run = commands.add_parser("serve", help="consume the interaction log")
     run.add_argument("--port", type=int, default=int(os.environ.get("ENGAGE_ANALYTICS_PORT", DEFAULT_PORT)))
     run.add_argument("--consumer", default=default_consumer_name(), help="this consumer's name in the group (default: %(default)s)")
+    run.add_argument("--nice", type=int, default=int(os.environ.get("ENGAGE_ANALYTICS_NICE", NICE)),
+                     help="how much lower this process's CPU priority is than the assistant's (default: %(default)s): "
+                          "folding the log waits while a customer waits for an answer; 0 to compete as an equal")
     commands.add_parser("replay", help="rebuild everything derived from the log")
     customer = commands.add_parser("customer", help="a customer's record")
     customer.add_argument("customer")
@@ -98,6 +104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "ideas" and args.ideas_command == "cluster":
             return ideas_cli.run(args)
         if args.command == "serve":
+            if args.nice > 0:
+                os.nice(args.nice)
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5060
 REDIS_TIMEOUT = 5.0
+# The live consumer waits this long after the first entries of a turn for the rest of it (ConsumerSettings.linger_ms).
+LINGER_MS = 100
 
 
 def default_consumer_name() -> str:
@@ -152,7 +154,7 @@ async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
     store = record_store(client, crm)
     # Idea themes load MiniLM on the first idea, in an executor: the service starts at once.
     themes = theme_store(client)
-    consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name))
+    consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name, linger_ms=LINGER_MS))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
     # MiniLM and spaCy load in the background, so the first idea in a conversation is matched in time.

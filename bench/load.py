@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -214,7 +215,10 @@ async def run_load(
     return latencies, counters, elapsed
 
 
-def measure(stack: Stack, target: str, load: str, customers: int, seconds: float, pause: Optional[tuple]) -> Result:
+def measure(
+    stack: Stack, target: str, load: str, customers: int, seconds: float, pause: Optional[tuple], samples: Optional[List[float]] = None
+) -> Result:
+    """One load on one stack; its latencies (ms) are added to `samples` too when given."""
     pids = {name: process.pid for name, process in stack.processes.items()}
     print(f"  {target:12} {load:10} {customers:3d} customers, {seconds:.0f}s …", end="", flush=True)
     with MemorySampler(pids) as memory, LagSampler(stack) as lag:
@@ -222,6 +226,8 @@ def measure(stack: Stack, target: str, load: str, customers: int, seconds: float
             run_load(stack.rest_webhook, customers, seconds, pause, seed=customers)
         )
     ms = [x * 1000 for x in latencies]
+    if samples is not None:
+        samples.extend(ms)
     result = Result(
         target=target,
         load=load,
@@ -289,6 +295,43 @@ def ratios(results: List[Result], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float, tmp: Path, out: Path) -> None:
+    """Both stacks up at once (the idle one waits on its sockets), the realistic load on each in
+    turn, the order reversed every round so a drift of the machine falls on both alike."""
+    pooled: Dict[str, List[float]] = {target: [] for target in targets}
+    rounds_p50: Dict[str, List[float]] = {target: [] for target in targets}
+    with contextlib.ExitStack() as stacks:
+        running = {}
+        for target, options in targets.items():
+            print(f"==> starting the {target} stack", flush=True)
+            running[target] = stacks.enter_context(
+                Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=tmp / f"paired-{target}", **options)
+            )
+            warm_up(running[target])
+        for number in range(rounds):
+            for target in list(running) if number % 2 == 0 else list(reversed(running)):
+                result = measure(running[target], target, f"realistic, round {number + 1}", customers, seconds, (5.0, 10.0), pooled[target])
+                rounds_p50[target].append(result.p50_ms)
+    lines = [f"Machine: {machine_line()}; load average at the end {os.getloadavg()[0]:.1f}; "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"Realistic load, {customers} customers, {rounds} rounds of {seconds:.0f} s on each stack (ABBA), latencies pooled", "",
+             "| target | turns | p50 ms | p95 ms | p99 ms | mean ms | p50 per round (ms) |", "|---|---:|---:|---:|---:|---:|---|"]
+    for target, ms in pooled.items():
+        lines.append(f"| {target} | {len(ms)} | {percentile(ms, 50):.1f} | {percentile(ms, 95):.1f} | {percentile(ms, 99):.1f} | "
+                     f"{statistics.fmean(ms):.1f} | {', '.join(f'{x:.0f}' for x in rounds_p50[target])} |")
+    full, without = pooled["full"], pooled["no-analytics"]
+    lines += ["", "| full / no-analytics | p50 | p95 | p99 | mean |", "|---|---:|---:|---:|---:|",
+              f"| ratio | {percentile(full, 50) / percentile(without, 50):.3f} | {percentile(full, 95) / percentile(without, 95):.3f} | "
+              f"{percentile(full, 99) / percentile(without, 99):.3f} | {statistics.fmean(full) / statistics.fmean(without):.3f} |"]
+    report = "\n".join(lines) + "\n"
+    print("\n" + report)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"load-paired-{stamp}.md").write_text(report)
+    (out / f"load-paired-{stamp}.json").write_text(json.dumps({"rounds_p50": rounds_p50, "ms": pooled}))
+    print(f"results written to {out}/load-paired-{stamp}.{{json,md}}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=30, help="duration of each saturation level")
@@ -296,6 +339,9 @@ def main() -> None:
     parser.add_argument("--levels", default="1,5,20")
     parser.add_argument("--realistic-customers", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                        help="instead: the full and no-analytics stacks up side by side, the realistic load on each in "
+                             "turn (ABBA) for ROUNDS rounds, latencies pooled: the with/without comparison without drift")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
@@ -315,6 +361,9 @@ def main() -> None:
             "no-analytics": dict(with_actions=True, with_analytics=False, credentials=full_credentials),
             "bare": dict(with_actions=False, endpoints=None, credentials=bare_credentials),
         }
+        if args.paired:
+            paired(args.paired, {t: targets[t] for t in ("full", "no-analytics")}, args.realistic_customers, args.realistic_seconds, Path(tmp), args.out)
+            return
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)
             with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=Path(tmp) / target, **options) as stack:

@@ -57,6 +57,10 @@ class ConsumerSettings:
     batch: int = 200
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
+    # After a blocking read wakes on a few entries, wait this long for the rest of the turn (and
+    # of the turns beside it) and apply them in the same batch: fewer transactions per turn, and
+    # the lag stays far under a second. 0 applies every entry as soon as it is read.
+    linger_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,11 @@ class StreamConsumer:
         own = await self._read("0", block=False)
         handled += await self._handle(own)
         if not own:
-            handled += await self._handle(await self._read(">", block=block))
+            fresh = await self._read(">", block=block)
+            if block and fresh and len(fresh) < self.settings.batch and self.settings.linger_ms > 0:
+                await asyncio.sleep(self.settings.linger_ms / 1000)
+                fresh += await self._read(">", block=False)
+            handled += await self._handle(fresh)
         return handled
 
     async def drain(self) -> int:

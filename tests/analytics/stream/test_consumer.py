@@ -134,3 +134,39 @@ async def test_a_redis_outage_is_waited_out(redis_server, redis_url: str) -> Non
         assert not task.exception()
     finally:
         await client.aclose()
+
+
+class _Batches:
+    """A projection that notes the size of every batch of entries it is given."""
+
+    name = "batches"
+
+    def __init__(self) -> None:
+        self.sizes: List[int] = []
+
+    async def apply_batch(self, entries: Any) -> Dict[str, str]:
+        if entries:
+            self.sizes.append(len(entries))
+        return {}
+
+    async def reset(self) -> None:
+        self.sizes = []
+
+
+async def test_a_lingering_consumer_takes_the_rest_of_a_turn_in_the_same_batch(client: redis.asyncio.Redis) -> None:
+    turn = conversation_events(seed=5)[:4]
+    for linger_ms, expected in ((300, [4]), (0, [1, 3])):
+        await client.flushdb()
+        seen = _Batches()
+        reader = StreamConsumer(client, [seen], ConsumerSettings(consumer="live", batch=50, block_ms=2000, linger_ms=linger_ms))
+        await reader.ensure_group()
+        step = asyncio.create_task(reader.step())  # blocks until the first entry comes
+        await asyncio.sleep(0.1)
+        await write(client, turn[:1])
+        await asyncio.sleep(0.05)  # the rest of the turn, a moment later
+        await write(client, turn[1:])
+        await step
+        if linger_ms == 0:
+            await reader.step(block=False)
+        assert seen.sizes == expected
+        assert (await group_lag(client)).entries == 0

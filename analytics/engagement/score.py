@@ -116,6 +116,13 @@ class EngagementState:
             self._total = combine(self.logs[d][p] for d in DIMENSIONS for p in PATHS)
         return self._total  # type: ignore[return-value]
 
+    def log_scores(self) -> Dict[str, Optional[float]]:
+        """Each dimension's total in log space (rounded as the view shows it): what leaderboards rank by."""
+        return {dimension: _round(combine(self.logs[dimension][path] for path in PATHS)) for dimension in DIMENSIONS}
+
+    def co_creation(self, log_scores: Dict[str, Optional[float]]) -> Optional[float]:
+        return _round(combine(log_scores[d] for d in CO_CREATION))
+
     def view(self, as_of: Optional[float]) -> Dict[str, Any]:
         """Scores per dimension (total, result and process paths, log space and as of `as_of`), explained."""
         dimensions: Dict[str, Any] = {}
@@ -134,7 +141,7 @@ class EngagementState:
             "half_life_days": self.rules.half_life_days,
             "as_of": as_of,
             "dimensions": dimensions,
-            "co_creation": _round(combine(dimensions[d]["log_score"] for d in CO_CREATION)),
+            "co_creation": self.co_creation({d: dimensions[d]["log_score"] for d in DIMENSIONS}),
         }
 
 

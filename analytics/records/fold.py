@@ -52,9 +52,12 @@ _COUNTERS = {
 }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # json.dumps would build one per call
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of a value (sorted keys, no spaces, ASCII), so equal means byte-identical."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def ordered(facts: Iterable[Fact]) -> List[Fact]:

@@ -84,9 +84,8 @@ def _customer_id(value: str) -> str:
 
 def _indexed(state: CustomerState) -> Dict[str, Any]:
     """What the indexes hold for a customer: leaderboard scores, funnel stage, whether sales was asked."""
-    view = state.engagement.view(None)
-    boards = {dimension: view["dimensions"][dimension]["log_score"] for dimension in DIMENSIONS}
-    boards[CO_CREATORS] = view["co_creation"]
+    boards: Dict[str, Optional[float]] = dict(state.engagement.log_scores())
+    boards[CO_CREATORS] = state.engagement.co_creation(boards)
     return {"boards": boards, "stage": STAGES[state.funnel.stage], "sales": state.funnel.sales is not None}
 
 

@@ -300,6 +300,7 @@ def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float
     turn, the order reversed every round so a drift of the machine falls on both alike."""
     pooled: Dict[str, List[float]] = {target: [] for target in targets}
     rounds_p50: Dict[str, List[float]] = {target: [] for target in targets}
+    lag_max: List[float] = []  # the full stack's analytics lag, worst sample per round
     with contextlib.ExitStack() as stacks:
         running = {}
         for target, options in targets.items():
@@ -312,6 +313,8 @@ def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float
             for target in list(running) if number % 2 == 0 else list(reversed(running)):
                 result = measure(running[target], target, f"realistic, round {number + 1}", customers, seconds, (5.0, 10.0), pooled[target])
                 rounds_p50[target].append(result.p50_ms)
+                if result.lag_max_s is not None:
+                    lag_max.append(result.lag_max_s)
     lines = [f"Machine: {machine_line()}; load average at the end {os.getloadavg()[0]:.1f}; "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"Realistic load, {customers} customers, {rounds} rounds of {seconds:.0f} s on each stack (ABBA), latencies pooled", "",
@@ -323,6 +326,7 @@ def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float
     lines += ["", "| full / no-analytics | p50 | p95 | p99 | mean |", "|---|---:|---:|---:|---:|",
               f"| ratio | {percentile(full, 50) / percentile(without, 50):.3f} | {percentile(full, 95) / percentile(without, 95):.3f} | "
               f"{percentile(full, 99) / percentile(without, 99):.3f} | {statistics.fmean(full) / statistics.fmean(without):.3f} |"]
+    lines += ["", f"Analytics lag (full stack, worst sample of each round, s): {', '.join(f'{x:.2f}' for x in lag_max) or 'not sampled'}"]
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     out.mkdir(parents=True, exist_ok=True)

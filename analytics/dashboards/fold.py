@@ -41,8 +41,11 @@ SEP = "|"
 
 
 def day_of(timestamp: float) -> str:
-    """The UTC day of a time, as YYYY-MM-DD."""
-    return _day(int(timestamp // 86_400))
+    """The UTC day of a time, as YYYY-MM-DD; a ValueError (bad data) for a time no calendar holds."""
+    try:
+        return _day(int(timestamp // 86_400))
+    except OverflowError as exc:
+        raise ValueError(f"time {timestamp!r} is out of the calendar's range") from exc
 
 
 @functools.lru_cache(maxsize=4096)
@@ -51,7 +54,7 @@ def _day(number: int) -> str:
 
 
 def hour_of(timestamp: float) -> int:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).hour
+    return int(timestamp % 86_400 // 3_600)
 
 
 def name(value: Any, default: str = NO_CHANNEL) -> str:

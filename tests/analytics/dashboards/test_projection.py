@@ -129,3 +129,17 @@ async def test_applied_ids_are_kept_for_a_month_of_log_time_then_forgotten(clien
     await client.flushdb()
     await DashboardStore(client).apply_batch([(f"{n + 1}-0", e) for n, e in enumerate(events)])
     assert await snapshot(client) == by_one  # one batch or forty-five: the same ids kept
+
+
+async def test_a_time_no_calendar_holds_is_dead_lettered_and_the_rest_is_counted(client: Any) -> None:
+    good = conversation_events(seed=9)[:6]
+    far = LogEvent("user", "C-00000000000000f1", "rasa", "socketio", 1e12, text="from the year 33658")
+    async with client.pipeline(transaction=False) as pipe:
+        for event in [*good[:3], far, *good[3:]]:
+            pipe.xadd(EVENTS_STREAM, event.to_fields())
+        await pipe.execute()
+    consumer = StreamConsumer(client, [DashboardStore(client)], ConsumerSettings(consumer="dash"))
+    await consumer.drain()
+    (dead,) = await client.xrange("engage:events:dead")
+    assert dead[1]["entry.event_id"] == far.event_id and "out of the calendar's range" in dead[1]["reason"]
+    assert consumer.applied == len(good)

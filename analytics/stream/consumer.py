@@ -30,6 +30,9 @@ DEAD_LETTER_MAX = 100_000  # approximate cap (XADD MAXLEN ~)
 MAX_REASON_CHARS = 500
 
 Entry = Tuple[str, Mapping[str, str]]
+# What a projection raises when well-formed entries carry data it cannot use (a number out of
+# range, a field of the wrong type): the entry is dead-lettered, the consumer goes on.
+BAD_DATA = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
 
 
 class BadEvent(ValueError):
@@ -190,14 +193,14 @@ class StreamConsumer:
                 refused = await projection.apply_batch(good)
             except (RedisError, OSError):
                 raise  # not the entries' fault: they stay pending and are tried again
-            except (TypeError, ValueError, KeyError, AttributeError):
+            except BAD_DATA:
                 # A projection could not use well-formed data: apply one by one to find the culprits.
                 logger.exception("analytics: %s could not apply a batch; retrying entry by entry", projection.name)
                 refused = {}
                 for entry_id, event in good:
                     try:
                         refused.update(await projection.apply_batch([(entry_id, event)]))
-                    except (TypeError, ValueError, KeyError, AttributeError) as single:
+                    except BAD_DATA as single:
                         refused[entry_id] = f"{type(single).__name__}: {single}"
             bad.update(refused)
             good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]

@@ -295,6 +295,11 @@ def ratios(results: List[Result], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def private_stack(data_dir: Path, options: dict) -> Stack:
+    """A stack on free ports with its own data directory (its own redis-server)."""
+    return Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=data_dir, **options)
+
+
 def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float, tmp: Path, out: Path) -> None:
     """Both stacks up at once (the idle one waits on its sockets), the realistic load on each in
     turn, the order reversed every round so a drift of the machine falls on both alike."""
@@ -306,7 +311,7 @@ def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)
             running[target] = stacks.enter_context(
-                Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=tmp / f"paired-{target}", **options)
+                private_stack(tmp / f"paired-{target}", options)
             )
             warm_up(running[target])
         for number in range(rounds):
@@ -370,7 +375,7 @@ def main() -> None:
             return
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)
-            with Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=Path(tmp) / target, **options) as stack:
+            with private_stack(Path(tmp) / target, options) as stack:
                 warm_up(stack)
                 for customers in levels:
                     results.append(measure(stack, target, "saturation", customers, args.seconds, None))

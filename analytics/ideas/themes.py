@@ -99,6 +99,11 @@ def mined(event: LogEvent) -> Optional[Mined]:
     return Mined(found.space, found.kind, text) if has_words(text) else None
 
 
+def _told_id(event: LogEvent) -> str:
+    """The theme the conversation told the customer their idea joined, as the event names it ("" if none)."""
+    return str((event.data or {}).get("theme") or "")
+
+
 def status_name(text: str) -> Optional[str]:
     """A status as staff may type it ("under-review", "Under review") in its stored form, or None."""
     name = " ".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
@@ -253,7 +258,7 @@ class ThemeStore:
                         return
                     await self._sync(pipe)
                     told = {item.event.event_id: await self._told_theme(pipe, item.event, item.what) for item in todo}
-                    told_ids = {item.event.event_id: str((item.event.data or {}).get("theme") or "") for item in todo}
+                    told_ids = {item.event.event_id: _told_id(item.event) for item in todo}
                     start = {space: int(await pipe.get(counter) or 0) for space, (_, counter) in SPACES.items()}
                     counters = dict(start)
                     decisions = await asyncio.get_running_loop().run_in_executor(None, self._decide_in_order, todo, told, told_ids, counters)
@@ -320,7 +325,7 @@ class ThemeStore:
     async def _told_theme(self, pipe: Any, event: LogEvent, what: Mined) -> Optional[str]:
         """The theme the conversation told the customer their idea joined (followed through
         re-clusterings), when it still exists in the idea's space."""
-        theme = str((event.data or {}).get("theme") or "")
+        theme = _told_id(event)
         for _ in range(10):
             raw = await pipe.hget(THEMES, theme) if theme else None
             if raw is None:

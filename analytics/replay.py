@@ -1,21 +1,38 @@
 """Rebuild every derived structure from the interaction log, from the first entry.
 
-The consumer group is recreated at the start of the log (its pending entries and the
-dead-letter stream go too: both are rebuilt), the projections drop their state, and this
-process drains the group with a progress bar. A service that keeps running meanwhile simply
-helps: effects are idempotent per event and folds do not depend on arrival order.
+The replay takes the replay lease (analytics.stream.pause): live consumers finish the batch they
+are applying and then wait. It notes where the log ends, restarts the consumer group just after
+that entry (the consumers go on from there when it is done), drops the projections' state and the
+dead-letter stream (both are rebuilt), and reads the log up to that entry with XRANGE in big
+batches, with a progress bar. A projection that offers a `replay_fold()` folds in memory and writes
+once at the end (the customer records do); the others apply batch after batch as the consumers
+would. If the replay dies, the consumers stay paused until a replay finishes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Optional, Sequence
+import contextlib
+import gc
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
+from analytics.schema import LogEvent
+from analytics.stream.consumer import (
+    DEAD_LETTER_MAX,
+    ConsumerSettings,
+    Entry,
+    Projection,
+    ReplayFold,
+    dead_letter,
+    fold_entries,
+    stream_batches,
+)
+from analytics.stream.pause import ReplayLease
 
 REPLAY_BATCH = 20000
+REPLAY_CONSUMER = "replay"
 
 
 @dataclass(frozen=True)
@@ -25,27 +42,101 @@ class ReplayResult:
     dead_lettered: int
 
 
+class _BatchByBatch:
+    """A projection without a replay fold of its own: applied batch after batch, nothing to finish."""
+
+    def __init__(self, projection: Projection) -> None:
+        self.projection = projection
+        self.name = projection.name
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        return await self.projection.apply_batch(entries)
+
+    async def finish(self) -> None:
+        return None
+
+
+def replay_fold(projection: Projection) -> ReplayFold:
+    make = getattr(projection, "replay_fold", None)
+    return make() if make is not None else _BatchByBatch(projection)
+
+
 async def replay(
-    client: Any, projections: Sequence[Projection], settings: ConsumerSettings = ConsumerSettings(), progress: Optional[bool] = None
+    client: Any, projections: Sequence[Projection], settings: ConsumerSettings = ConsumerSettings(), progress: Optional[bool] = None,
+    batch: int = REPLAY_BATCH,
 ) -> ReplayResult:
-    total = await client.xlen(settings.stream)
+    lease = ReplayLease(client)
+    await lease.acquire()
+    try:
+        with _rare_collections():
+            result = await _rebuild(client, projections, settings, lease, progress, batch)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await lease.abandon()
+        raise
+    await lease.release()
+    return result
+
+
+async def _rebuild(
+    client: Any, projections: Sequence[Projection], settings: ConsumerSettings, lease: ReplayLease, progress: Optional[bool], batch: int
+) -> ReplayResult:
+    last, added = await _log_end(client, settings.stream)
     if await _has_group(client, settings):
         await client.xgroup_destroy(settings.stream, settings.group)
+    # The consumers go on after the last entry this replay folds.
+    await client.xgroup_create(settings.stream, settings.group, id=last or "0", mkstream=True, entries_read=added)
     await client.unlink(settings.dead_letters)
     for projection in projections:
         await projection.reset()
-    # Big batches: each customer is read and written once per batch, so fewer batches mean less work.
-    consumer = StreamConsumer(client, projections, replace(settings, consumer="replay", claim_idle_ms=0, batch=REPLAY_BATCH))
-    await consumer.ensure_group()
-    handled = 0
-    with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:
-        while True:
-            done = await consumer.step(block=False)
-            if not done:
-                break
-            handled += done
-            bar.update(done)
-    return ReplayResult(handled, consumer.applied, consumer.dead_lettered)
+    folds = [replay_fold(projection) for projection in projections]
+    handled = applied = dead = 0
+    if last:
+        total = await client.xlen(settings.stream)
+        with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:
+            async for entries in stream_batches(client, settings.stream, batch, last=last):
+                good, bad = await fold_entries(folds, entries)
+                if bad:
+                    await _dead_letters(client, settings, entries, bad)
+                handled, applied, dead = handled + len(entries), applied + len(good), dead + len(bad)
+                bar.update(len(entries))
+                await lease.refresh()
+    for fold in folds:
+        await fold.finish()
+        await lease.refresh()
+    return ReplayResult(handled, applied, dead)
+
+
+async def _dead_letters(client: Any, settings: ConsumerSettings, entries: Sequence[Entry], bad: Dict[str, str]) -> None:
+    by_id = dict(entries)
+    async with client.pipeline(transaction=False) as pipe:
+        for entry_id, reason in bad.items():
+            pipe.xadd(settings.dead_letters, dead_letter(entry_id, by_id[entry_id], reason, REPLAY_CONSUMER), maxlen=DEAD_LETTER_MAX, approximate=True)
+        await pipe.execute()
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """A replay makes millions of short-lived objects and keeps each batch alive while it is folded; the
+    cyclic collector would walk that batch again and again (a third of the replay's time). Reference
+    counting frees nearly everything, so collect rarely meanwhile, and leave what existed before alone."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+async def _log_end(client: Any, stream: str) -> Tuple[Optional[str], int]:
+    """The id of the log's last entry (None when empty) and how many entries were ever added, read together."""
+    if not await client.exists(stream):
+        return None, 0
+    info = await client.xinfo_stream(stream)
+    last = info.get("last-entry")
+    return (last[0] if last else None), int(info.get("entries-added") or 0)
 
 
 async def _has_group(client: Any, settings: ConsumerSettings) -> bool:

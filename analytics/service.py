@@ -32,6 +32,7 @@ from analytics.ideas.themes import ThemeStore, theme_store
 from analytics.records.store import RecordStore
 from analytics.redis_connect import connect, redis_url
 from analytics.stream.consumer import ConsumerSettings, Projection, StreamConsumer
+from analytics.stream.pause import replay_state
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +101,17 @@ class Service:
     async def health(self, _: web.Request) -> web.Response:
         try:
             lag = await self.consumer.lag()
+            replaying = await replay_state(self.consumer.client)
         except Exception as exc:  # noqa: BLE001 - a health check says what is wrong, never 500s
             return web.json_response({"status": "redis unavailable", "error": str(exc)[:200]}, status=503)
+        status = "ok"
+        if replaying.running:
+            status = "paused: a replay is rebuilding the state"
+        elif replaying.incomplete:
+            status = "paused: a replay did not finish; run `python -m analytics replay`"
         return web.json_response(
-            {"status": "ok", "consumer": self.consumer.settings.consumer, "applied": self.consumer.applied, "lag": lag.as_dict()}
+            {"status": status, "consumer": self.consumer.settings.consumer, "applied": self.consumer.applied, "lag": lag.as_dict(),
+             "replay": replaying.as_dict()}
         )
 
 

@@ -376,13 +376,19 @@ class Stack:
             ["console", "serve", "--port", str(self.console_port)], f"{self.console_url}/health", 60,
         )
 
-    def analytics_lag(self) -> Optional[Dict[str, Any]]:
-        """The analytics service's lag (entries and seconds behind the log), or None when it does not answer."""
+    def analytics_health(self) -> Optional[Dict[str, Any]]:
+        """What the analytics service says of itself (status, lag...), or None when it does not answer."""
         try:
             with urllib.request.urlopen(f"{self.analytics_url}/health", timeout=2) as response:
-                return dict(json.loads(response.read())["lag"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
+                health = json.loads(response.read())
+                return health if isinstance(health, dict) and isinstance(health.get("lag"), dict) else None
+        except (urllib.error.URLError, OSError, ValueError):
             return None
+
+    def analytics_lag(self) -> Optional[Dict[str, Any]]:
+        """The analytics service's lag (entries and seconds behind the log), or None when it does not answer."""
+        health = self.analytics_health()
+        return dict(health["lag"]) if health else None
 
     def _credentials_file(self) -> Path:
         """credentials.yml without the channels whose secrets are not set (Rasa would refuse to start)."""
@@ -605,10 +611,12 @@ def main() -> None:
     sys.exit(serve(stack, generated_token=not os.environ.get("RASA_AUTH_TOKEN")))
 
 
-def _lag_line(lag: Optional[Dict[str, Any]]) -> str:
-    if lag is None:
+def _lag_line(health: Optional[Dict[str, Any]]) -> str:
+    if health is None:
         return "not answering"
-    return f"{lag['entries']} log entries behind, {lag['seconds']:.1f} s; {lag['dead_letters']} dead letters"
+    lag = health["lag"]
+    line = f"{lag['entries']} log entries behind, {lag['seconds']:.1f} s; {lag['dead_letters']} dead letters"
+    return line if health.get("status", "ok") == "ok" else f"{line}; {health['status']}"
 
 
 def serve(stack: Stack, generated_token: bool = False) -> int:
@@ -644,7 +652,7 @@ def serve(stack: Stack, generated_token: bool = False) -> int:
             f"                            -d '{{\"sender\": \"me\", \"message\": \"hi\"}}'\n"
             f"  Rasa HTTP API:          {stack.rasa_url}/status?token=<token>\n"
             f"  Action server:          {stack.actions_url}/health\n"
-            + (f"  Analytics service:      {stack.analytics_url}/health ({_lag_line(stack.analytics_lag())}); "
+            + (f"  Analytics service:      {stack.analytics_url}/health ({_lag_line(stack.analytics_health())}); "
                "python -m analytics lag|customer|explain\n" if "analytics" in stack.processes else "")
             + (f"  Staff console:          {stack.console_url}/ (accounts: python -m console users add LOGIN --role agent)\n"
                if "console" in stack.processes else "")

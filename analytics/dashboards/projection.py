@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from redis.exceptions import WatchError
 
-from analytics.dashboards.fold import Open, Transition, day_of, fold, funnel_delta, transitions
+from analytics.dashboards.fold import Effects, Open, Transition, day_of, fold, funnel_delta, transitions
 from analytics.records.fold import canonical
-from analytics.records.store import delete_prefix, state_key
+from analytics.records.store import CUSTOMERS, delete_prefix, state_key
 from analytics.schema import CUSTOMERS_MERGED, LogEvent
 
 PREFIX = "engage:dashboards:"
@@ -86,7 +86,11 @@ class DashboardStore:
     async def reset(self) -> None:
         await delete_prefix(self.client, PREFIX)
 
-    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+    def replay_fold(self) -> "DashboardReplay":
+        return DashboardReplay(self)
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]], funnel: bool = True) -> Dict[str, str]:
+        """Count the entries once each; `funnel` False leaves the funnel counts to the end of a replay."""
         events: List[LogEvent] = []
         ids: Set[str] = set()
         for _, event in entries:
@@ -96,7 +100,7 @@ class DashboardStore:
                 events.append(event)
         if not events:
             return {}
-        customers = _customers(events)
+        customers = _customers(events) if funnel else []
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -185,6 +189,31 @@ class DashboardStore:
         if old:
             pipe.unlink(*map(applied_key, old))
             pipe.zrem(APPLIED_DAYS, *old)
+
+
+class DashboardReplay:
+    """The dashboards in a replay: events are counted batch by batch as the consumers count them; the
+    funnel counts come once at the end, from the stage histories the records replay has written
+    (counting each customer's whole history once adds up to the same as counting its changes)."""
+
+    name = DashboardStore.name
+
+    def __init__(self, store: DashboardStore) -> None:
+        self.store = store
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        return await self.store.apply_batch(entries, funnel=False)
+
+    async def finish(self, chunk: int = 5000) -> None:
+        client = self.store.client
+        customers = await client.zrange(CUSTOMERS, 0, -1)
+        for start in range(0, len(customers), chunk):
+            some = customers[start:start + chunk]
+            funnel = _funnel_changes(some, [None] * len(some), await client.mget([state_key(customer) for customer in some]))
+            if funnel:
+                async with client.pipeline(transaction=True) as pipe:
+                    self.store._write(pipe, [], Effects(), funnel)
+                    await pipe.execute()
 
 
 async def forget(client: Any, customers: Sequence[str]) -> None:

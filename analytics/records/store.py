@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from redis.exceptions import WatchError
 
@@ -32,6 +32,9 @@ from analytics.records.facts import Fact, fact_of
 from analytics.records.fold import CustomerState, canonical, ordered
 from analytics.schema import CUSTOMERS_MERGED, HANDOVER_QUEUE, KEY_PREFIX, LogEvent, handover_request_key
 from analytics.stream.consumer import BadEvent
+
+if TYPE_CHECKING:
+    from analytics.records.replay import RecordReplay
 
 PREFIX = KEY_PREFIX + "analytics:"
 CUSTOMERS = PREFIX + "customers"
@@ -162,6 +165,29 @@ class _Item:
     merged_from: List[str] = field(default_factory=list)
 
 
+def segments(entries: Sequence[Tuple[str, LogEvent]], rejected: Dict[str, str]) -> Iterator[Tuple[List[_Item], Optional[_Item]]]:
+    """The entries' facts in runs that end at each merge: (the run, the merge after it or None).
+    Entries that cannot be used go to `rejected` with the reason; those with no fact are skipped."""
+    segment: List[_Item] = []
+    for entry_id, event in entries:
+        try:
+            fact = fact_of(event, entry_id)
+            if fact is None:
+                continue
+            item = _Item(entry_id, _customer_id(event.conversation_id), fact)
+            if event.type == CUSTOMERS_MERGED:
+                item.merged_from = [_customer_id(c) for c in fact["merged_from"]]
+        except (BadEvent, TypeError, ValueError) as exc:
+            rejected[entry_id] = str(exc)
+            continue
+        if event.type == CUSTOMERS_MERGED:
+            yield segment, item
+            segment = []
+        else:
+            segment.append(item)
+    yield segment, None
+
+
 class RecordStore:
     """The customer-record projection. `client` must decode responses."""
 
@@ -192,26 +218,16 @@ class RecordStore:
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
         """Apply entries (in log order); returns the ones refused as bad data, with the reason."""
         rejected: Dict[str, str] = {}
-        segment: List[_Item] = []
-        for entry_id, event in entries:
-            try:
-                fact = fact_of(event, entry_id)
-                if fact is None:
-                    continue
-                item = _Item(entry_id, _customer_id(event.conversation_id), fact)
-                if event.type == CUSTOMERS_MERGED:
-                    item.merged_from = [_customer_id(c) for c in fact["merged_from"]]
-            except (BadEvent, TypeError, ValueError) as exc:
-                rejected[entry_id] = str(exc)
-                continue
-            if event.type == CUSTOMERS_MERGED:
-                await self._apply_segment(segment)
-                segment = []
-                await self._merge(item)
-            else:
-                segment.append(item)
-        await self._apply_segment(segment)
+        for segment, merge in segments(entries, rejected):
+            await self._apply_segment(segment)
+            if merge is not None:
+                await self._merge(merge)
         return rejected
+
+    def replay_fold(self) -> "RecordReplay":
+        from analytics.records.replay import RecordReplay  # it builds on this module
+
+        return RecordReplay(self)
 
     async def _follow(self, customers: Iterable[str]) -> Dict[str, str]:
         """The customer each id now belongs to, through any chain of merges (one MGET per link)."""
@@ -293,8 +309,9 @@ class RecordStore:
             state = self.rebuild(customer, everything.values())
         return state, new_facts, before
 
-    async def _merge(self, item: _Item) -> None:
-        """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went."""
+    async def _merge(self, item: _Item) -> Optional[Tuple[str, CustomerState, List[str]]]:
+        """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went.
+        Returns the customer kept, their state and the customers merged away (None: applied before)."""
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -311,7 +328,7 @@ class RecordStore:
                                 facts[key] = fact
                     if item.fact["id"] in facts and not absorbed:
                         await pipe.reset()
-                        return  # applied before
+                        return None  # applied before
                     facts.setdefault(item.fact["id"], item.fact)
                     state = self.rebuild(target, facts.values())
                     pipe.multi()
@@ -321,7 +338,7 @@ class RecordStore:
                     writes.add(target, state, {key: canonical(fact) for key, fact in facts.items()}, None)
                     writes.flush(pipe)
                     await pipe.execute()
-                    return
+                    return target, state, absorbed
                 except WatchError:
                     continue
 

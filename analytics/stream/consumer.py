@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Protocol, 
 from redis.exceptions import RedisError, ResponseError
 
 from analytics.schema import EVENTS_STREAM, KEY_PREFIX, LogEvent, SchemaError
+from analytics.stream.pause import begin_applying, end_applying
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ Entry = Tuple[str, Mapping[str, str]]
 # What a projection raises when well-formed entries carry data it cannot use (a number out of
 # range, a field of the wrong type): the entry is dead-lettered, the consumer goes on.
 BAD_DATA = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
+
+
+class _Paused(Exception):
+    """A replay is rebuilding the state (or one did not finish): entries read stay pending."""
 
 
 class BadEvent(ValueError):
@@ -51,6 +56,17 @@ class Projection(Protocol):
     async def reset(self) -> None: ...
 
 
+class ReplayFold(Protocol):
+    """How a projection rebuilds itself in a replay, when it can do better than applying batch after batch:
+    it is handed every entry in log order (no consumer writes meanwhile) and then told to finish."""
+
+    name: str
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]: ...
+
+    async def finish(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ConsumerSettings:
     group: str = GROUP
@@ -64,6 +80,8 @@ class ConsumerSettings:
     # of the turns beside it) and apply them in the same batch: fewer transactions per turn, and
     # the lag stays far under a second. 0 applies every entry as soon as it is read.
     linger_ms: int = 0
+    # While a replay rebuilds the state, look again this often (analytics.stream.pause).
+    pause_poll_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,7 @@ class StreamConsumer:
         self.settings = settings
         self.applied = 0
         self.dead_lettered = 0
+        self.paused_since: Optional[float] = None
 
     async def ensure_group(self) -> None:
         """Create the group at the start of the log (so a new deployment folds the whole history)."""
@@ -127,7 +146,18 @@ class StreamConsumer:
                 delay = min(delay * 2, backoff_cap)
 
     async def step(self, block: bool = True) -> int:
-        """Take over idle pending entries, then read new ones; returns how many entries were handled."""
+        """Take over idle pending entries, then read new ones; returns how many entries were handled
+        (0 while a replay holds the state: what was read stays pending and is handled afterwards)."""
+        try:
+            return await self._step(block)
+        except _Paused:
+            if self.paused_since is None:
+                self.paused_since = time.time()
+                logger.info("analytics consumer %s: paused while a replay rebuilds the state", self.settings.consumer)
+            await asyncio.sleep(self.settings.pause_poll_ms / 1000 if block else 0)
+            return 0
+
+    async def _step(self, block: bool) -> int:
         handled = await self._handle(await self._reclaim())
         # Our own pending entries first (a restart under the same name), then new ones.
         own = await self._read("0", block=False)
@@ -179,59 +209,82 @@ class StreamConsumer:
         return [(entry_id, fields or {}) for entry_id, fields in claimed]
 
     async def _handle(self, entries: Sequence[Entry]) -> int:
-        good: List[Tuple[str, LogEvent]] = []
-        bad: Dict[str, str] = {}
-        for entry_id, fields in entries:
-            if not fields:
-                continue  # trimmed away while pending: nothing to apply, just acknowledge
-            try:
-                good.append((entry_id, LogEvent.from_fields(fields)))
-            except SchemaError as exc:
-                bad[entry_id] = str(exc)
-        for projection in self.projections:
-            try:
-                refused = await projection.apply_batch(good)
-            except (RedisError, OSError):
-                raise  # not the entries' fault: they stay pending and are tried again
-            except BAD_DATA:
-                # A projection could not use well-formed data: apply one by one to find the culprits.
-                logger.exception("analytics: %s could not apply a batch; retrying entry by entry", projection.name)
-                refused = {}
-                for entry_id, event in good:
-                    try:
-                        refused.update(await projection.apply_batch([(entry_id, event)]))
-                    except BAD_DATA as single:
-                        refused[entry_id] = f"{type(single).__name__}: {single}"
-            bad.update(refused)
-            good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]
+        if not entries:
+            return 0
+        if not await begin_applying(self.client, self.settings.consumer):
+            raise _Paused()
+        if self.paused_since is not None:
+            logger.info("analytics consumer %s: resumed after %.1f s", self.settings.consumer, time.time() - self.paused_since)
+            self.paused_since = None
+        try:
+            return await self._apply(entries)
+        finally:
+            await end_applying(self.client, self.settings.consumer)
+
+    async def _apply(self, entries: Sequence[Entry]) -> int:
+        good, bad = await fold_entries(self.projections, entries)
         by_id = dict(entries)
         for entry_id, reason in bad.items():
-            await self._dead_letter(entry_id, by_id[entry_id], reason)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.xadd(self.settings.dead_letters, dead_letter(entry_id, by_id[entry_id], reason, self.settings.consumer),
+                          maxlen=DEAD_LETTER_MAX, approximate=True)
+                pipe.xack(self.settings.stream, self.settings.group, entry_id)
+                await pipe.execute()
+        self.dead_lettered += len(bad)
         done = [entry_id for entry_id, _ in entries if entry_id not in bad]
         if done:
             await self.client.xack(self.settings.stream, self.settings.group, *done)
         self.applied += len(good)
         return len(entries)
 
-    async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
-        record = {f"entry.{key}": str(value)[:10_000] for key, value in fields.items()}
-        record.update({"entry_id": entry_id, "reason": reason[:MAX_REASON_CHARS], "consumer": self.settings.consumer})
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.settings.dead_letters, record, maxlen=DEAD_LETTER_MAX, approximate=True)
-            pipe.xack(self.settings.stream, self.settings.group, entry_id)
-            await pipe.execute()
-        self.dead_lettered += 1
-        logger.warning("analytics: entry %s dead-lettered: %s", entry_id, reason[:200])
-
     async def lag(self, now: Optional[float] = None) -> Lag:
         return await group_lag(self.client, self.settings, now)
 
 
-async def stream_batches(client: Any, stream: str, batch: int) -> AsyncIterator[List[Entry]]:
-    """The whole stream, first entry to last, `batch` entries at a time (XRANGE, no group)."""
+async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entry]) -> Tuple[List[Tuple[str, LogEvent]], Dict[str, str]]:
+    """Hand well-formed entries to each projection in turn: those applied, and those refused with the reason."""
+    good: List[Tuple[str, LogEvent]] = []
+    bad: Dict[str, str] = {}
+    for entry_id, fields in entries:
+        if not fields:
+            continue  # trimmed away while pending: nothing to apply, just acknowledge
+        try:
+            good.append((entry_id, LogEvent.from_fields(fields)))
+        except SchemaError as exc:
+            bad[entry_id] = str(exc)
+    for projection in projections:
+        try:
+            refused = await projection.apply_batch(good)
+        except (RedisError, OSError):
+            raise  # not the entries' fault: they stay pending and are tried again
+        except BAD_DATA:
+            # A projection could not use well-formed data: apply one by one to find the culprits.
+            logger.exception("analytics: %s could not apply a batch; retrying entry by entry", projection.name)
+            refused = {}
+            for entry_id, event in good:
+                try:
+                    refused.update(await projection.apply_batch([(entry_id, event)]))
+                except BAD_DATA as single:
+                    refused[entry_id] = f"{type(single).__name__}: {single}"
+        bad.update(refused)
+        good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]
+    for entry_id, reason in bad.items():
+        logger.warning("analytics: entry %s dead-lettered: %s", entry_id, reason[:200])
+    return good, bad
+
+
+def dead_letter(entry_id: str, fields: Mapping[str, str], reason: str, consumer: str) -> Dict[str, str]:
+    """The dead-letter stream's record of a refused entry: its fields, its id, why, and who refused it."""
+    record = {f"entry.{key}": str(value)[:10_000] for key, value in fields.items()}
+    record.update({"entry_id": entry_id, "reason": reason[:MAX_REASON_CHARS], "consumer": consumer})
+    return record
+
+
+async def stream_batches(client: Any, stream: str, batch: int, last: str = "+") -> AsyncIterator[List[Entry]]:
+    """The stream from its first entry to `last`, `batch` entries at a time (XRANGE, no group)."""
     start = "-"
     while True:
-        entries = await client.xrange(stream, min=start, count=batch)
+        entries = await client.xrange(stream, min=start, max=last, count=batch)
         if not entries:
             return
         yield entries

@@ -17,6 +17,7 @@ import requests
 
 from analytics.records.store import CUSTOMERS, state_key
 from analytics.schema import EVENTS_STREAM
+from analytics.stream.pause import REPLAY_INCOMPLETE
 from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualified_lead
 from tests.conftest import ROOT, free_port
 
@@ -97,6 +98,19 @@ def test_a_consumer_killed_mid_stream_and_restarted_matches_a_full_replay(redis_
     assert re.search(r"recommendation +- +no signal yet", explained.stdout)
     top = run_cli("leaders", "innovation", "--limit", "3", redis_url=redis_url)
     assert top.returncode == 0 and len(top.stdout.splitlines()) == 3 and top.stdout.startswith("  1. C-")
+    client.close()
+
+
+def test_health_says_when_the_service_waits_for_a_replay(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    port = free_port()
+    with service(redis_url, tmp_path / "analytics.log", port):
+        assert health(port)["status"] == "ok"
+        client.set(REPLAY_INCOMPLETE, '{"pid": 1, "started": 0}')
+        state = health(port)
+        assert state["status"] == "paused: a replay did not finish; run `python -m analytics replay`", state
+        assert run_cli("replay", redis_url=redis_url).returncode == 0
+        assert health(port)["status"] == "ok"
     client.close()
 
 

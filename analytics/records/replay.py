@@ -1,0 +1,146 @@
+"""The customer records rebuilt by a replay: every customer folded in memory, written once at the end.
+
+A replay reads the log in order while no consumer writes (analytics.stream.pause), so each fact
+comes after everything stored before it and a customer's state can stay in this process between
+batches. The `keep` most recently seen do; the others are parked in Redis and read back when
+they speak again, so memory does not grow with the log, and with the customers only by a name
+each. Facts are still stored batch by batch, each only if its event id is new for the customer
+(HSETNX in one script per customer and batch, so an event published twice counts once, where it
+came first); a merge goes through the store as it does live. The states and indexes are written
+at the end, in chunks. The result is byte for byte what the consumers build entry by entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any, Dict, List, Sequence, Set, Tuple
+
+from analytics.records.facts import Fact
+from analytics.records.fold import CustomerState, canonical
+from analytics.records.store import _NOT_INDEXED, MAX_MERGE_CHAIN, RecordStore, _Item, _Writes, facts_key, segments, state_key
+from analytics.schema import LogEvent
+from analytics.stream.consumer import BadEvent
+
+FINISH_CHUNK = 5000  # customers written per pipeline at the end
+KEEP_IN_MEMORY = 10_000  # customers whose state stays in this process; the least recently seen wait in Redis
+
+# KEYS: the customer's facts hash. ARGV: the event ids (a JSON array), their facts (canonical JSON,
+# one per line: it never holds a raw line break). Stores the facts whose ids are new for the
+# customer and returns the ids that were there already. Two arguments per customer, not two per
+# fact: packing the command costs less than the facts it carries.
+_ADD_NEW_FACTS = """
+local ids = cjson.decode(ARGV[1])
+local known = {}
+local i = 0
+for fact in string.gmatch(ARGV[2], '[^\\n]+') do
+  i = i + 1
+  if redis.call('HSETNX', KEYS[1], ids[i], fact) == 0 then known[#known + 1] = ids[i] end
+end
+return known
+"""
+
+
+class RecordReplay:
+    """The records projection's replay fold (see RecordStore.replay_fold)."""
+
+    name = RecordStore.name
+
+    def __init__(self, store: RecordStore, keep: int = KEEP_IN_MEMORY) -> None:
+        self.store = store
+        self.keep = keep
+        self.states: "OrderedDict[str, CustomerState]" = OrderedDict()  # least recently folded first
+        self.parked: Set[str] = set()  # customers whose state left memory for Redis
+        self.merged: Dict[str, str] = {}  # customer merged away -> the customer the merge named
+        self.merge_targets: Set[str] = set()  # indexed by the merge already: their indexes are rewritten whole
+        self._add_new_facts = store.client.register_script(_ADD_NEW_FACTS)
+
+    async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
+        rejected: Dict[str, str] = {}
+        for segment, merge in segments(entries, rejected):
+            await self._fold(segment)
+            if merge is not None:
+                await self._merge(merge)
+        return rejected
+
+    def _follow(self, customer: str) -> str:
+        for _ in range(MAX_MERGE_CHAIN):
+            into = self.merged.get(customer)
+            if into is None:
+                return customer
+            customer = into
+        raise BadEvent(f"a merge chain is longer than {MAX_MERGE_CHAIN}")
+
+    async def _fold(self, items: List[_Item]) -> None:
+        by_customer: Dict[str, Dict[str, Fact]] = {}
+        for item in items:
+            # The first of an event id's copies in the log is the one that counts.
+            by_customer.setdefault(self._follow(item.customer), {}).setdefault(item.fact["id"], item.fact)
+        if not by_customer:
+            return
+        customers = list(by_customer)
+        back = [customer for customer in customers if customer in self.parked]
+        async with self.store.client.pipeline(transaction=False) as pipe:
+            pipe.mget([state_key(customer) for customer in back] or ["-"])
+            for customer in customers:
+                facts = by_customer[customer]
+                args = [canonical(list(facts)), "\n".join(map(canonical, facts.values()))]
+                await self._add_new_facts(keys=[facts_key(customer)], args=args, client=pipe)
+            parked_states, *known = await pipe.execute()
+        for customer, raw in zip(back, parked_states):
+            self.states[customer] = self.store.new_state(customer, json.loads(raw))
+            self.parked.discard(customer)
+        for customer, stored_before in zip(customers, known):
+            state = self.states.get(customer)
+            if state is None:
+                state = self.states[customer] = self.store.new_state(customer)
+            else:
+                self.states.move_to_end(customer)
+            seen = set(stored_before)
+            for fact_id, fact in by_customer[customer].items():
+                if fact_id not in seen:
+                    state.apply(fact)
+        await self._park()
+
+    async def _park(self) -> None:
+        """Write the least recently folded states beyond `keep` to Redis and let them go (they come back when needed)."""
+        leaving: Dict[str, str] = {}
+        while len(self.states) > self.keep:
+            customer, state = self.states.popitem(last=False)
+            leaving[state_key(customer)] = canonical(state.to_json())
+            self.parked.add(customer)
+        if leaving:
+            await self.store.client.mset(leaving)
+
+    async def _merge(self, item: _Item) -> None:
+        merged = await self.store._merge(item)
+        if merged is None:
+            return
+        target, state, absorbed = merged
+        self.states[target] = state
+        self.states.move_to_end(target)
+        self.parked.discard(target)
+        self.merge_targets.add(target)
+        for customer in absorbed:
+            self.states.pop(customer, None)
+            self.parked.discard(customer)
+            self.merge_targets.discard(customer)
+            self.merged[customer] = item.customer
+        await self._park()
+
+    async def finish(self) -> None:
+        """Write every customer's state and index entries (and queue what their stage asks for)."""
+        customers = sorted(self.parked.union(self.states))
+        for start in range(0, len(customers), FINISH_CHUNK):
+            chunk = customers[start:start + FINISH_CHUNK]
+            parked = [customer for customer in chunk if customer in self.parked]
+            for customer, raw in zip(parked, await self.store.client.mget([state_key(customer) for customer in parked] or ["-"])):
+                self.states[customer] = self.store.new_state(customer, json.loads(raw))
+            writes = _Writes(self.store.crm_stages)
+            for customer in chunk:
+                before: Any = None if customer in self.merge_targets else _NOT_INDEXED
+                writes.add(customer, self.states.pop(customer), {}, before)
+            async with self.store.client.pipeline(transaction=True) as pipe:
+                writes.flush(pipe)
+                await pipe.execute()
+        self.parked.clear()

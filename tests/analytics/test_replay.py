@@ -1,0 +1,91 @@
+"""A replay folds the customers in memory and writes them at the end: the same bytes as the consumers, batch by batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any, Dict, List
+
+import redis.asyncio
+
+from analytics.dashboards.projection import PREFIX as DASHBOARDS, VERSION, DashboardStore
+from analytics.records.replay import RecordReplay
+from analytics.records.store import PREFIX as RECORDS, RecordStore, stage_key
+from analytics.replay import replay
+from analytics.schema import CUSTOMERS_MERGED, EVENTS_STREAM, SOURCE_DIRECTORY, LogEvent
+from analytics.stream.consumer import ConsumerSettings, StreamConsumer
+from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualified_lead
+
+KEPT, GONE = "C-0000000000000000", "C-0000000000000001"
+
+
+def log() -> List[LogEvent]:
+    """Conversations; GONE merges into KEPT half-way, then KEPT answers the sales form (their stage moves
+    after the merge); events still naming GONE come after; some events are published twice, far apart."""
+    events = conversation_events(seed=31, customers=4, per_customer=15)
+    half = len(events) // 2
+    at = events[half].timestamp
+    merge = LogEvent(CUSTOMERS_MERGED, KEPT, SOURCE_DIRECTORY, "", at, data={"merged_from": [GONE]})
+    form = [dataclasses.replace(e, conversation_id=KEPT, event_id=uuid.uuid4().hex) for e in qualified_lead(at + 50)]
+    return events[:half] + [merge] + events[half:half + 30] + form + events[half + 30:] + events[5:25] + events[:3]
+
+
+async def snapshot(client: redis.asyncio.Redis) -> Dict[str, Any]:
+    """Every key the records and the dashboards keep, with its content (the dashboards' batch counter aside)."""
+    found: Dict[str, Any] = {}
+    for prefix in (RECORDS, DASHBOARDS):
+        async for key in client.scan_iter(match=prefix + "*", count=1000):
+            kind = await client.type(key)
+            if key == VERSION:
+                continue
+            if kind == "hash":
+                found[key] = sorted((await client.hgetall(key)).items())
+            elif kind == "set":
+                found[key] = sorted(await client.smembers(key))
+            elif kind == "zset":
+                found[key] = await client.zrange(key, 0, -1, withscores=True)
+            elif kind == "string" and ":hll:" not in key:
+                found[key] = await client.get(key)
+            else:
+                found[key] = await client.pfcount(key)  # HyperLogLog registers: compared by what they count
+    return found
+
+
+async def test_a_replay_in_small_batches_writes_what_the_consumers_wrote(client: redis.asyncio.Redis) -> None:
+    events = log()
+    async with client.pipeline(transaction=False) as pipe:
+        for event in events:
+            pipe.xadd(EVENTS_STREAM, event.to_fields())
+        await pipe.execute()
+    projections = [RecordStore(client), DashboardStore(client)]
+    assert await StreamConsumer(client, projections, ConsumerSettings(consumer="c1", batch=5)).drain() == len(events)
+    incremental = await snapshot(client)
+    kept = await RecordStore(client).record(KEPT)
+    assert kept is not None and kept["funnel"]["stage"] == "opportunity"
+    assert await RecordStore(client).record(GONE) == {"customer_id": GONE, "merged_into": KEPT}
+    assert [m for m, _ in incremental[stage_key("opportunity")]] == [KEPT]
+    assert LEAD_CUSTOMER not in str(incremental)  # the form was answered by KEPT only
+
+    for batch in (7, 1000):  # merges and copies inside a batch and across batches
+        result = await replay(client, projections, progress=False, batch=batch)
+        assert (result.entries, result.applied, result.dead_lettered) == (len(events), len(events), 0)
+        assert await snapshot(client) == incremental
+
+
+async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.asyncio.Redis) -> None:
+    """A replay keeps only the most recently seen customers in memory: with room for two, the rest
+    go to Redis and back batch after batch, and the records end the same."""
+    events = log()
+    store = RecordStore(client)
+    entries = [(f"{1_000 + n}-0", event) for n, event in enumerate(events)]
+    for start in range(0, len(entries), 5):
+        await store.apply_batch(entries[start:start + 5])
+    expected = await snapshot(client)
+    await store.reset()
+    fold = RecordReplay(store, keep=2)
+    for start in range(0, len(entries), 5):
+        assert await fold.apply_batch(entries[start:start + 5]) == {}
+        assert len(fold.states) <= 2
+    assert fold.parked  # some did wait in Redis
+    await fold.finish()
+    assert await snapshot(client) == expected

@@ -34,7 +34,7 @@ class _Memory:
         self.names: List[str] = []  # the theme of each row of the sums matrix
         self.index: Dict[str, int] = {}
         self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
-        self.copies: Dict[bytes, List[int]] = {}  # a vector's bytes -> the rows that hold exactly it
+        self.copies: Dict[bytes, Dict[str, int]] = {}  # a vector's bytes -> theme -> its first row holding exactly it
         self._rows = np.zeros((0, 0), dtype=np.float32)
         self._sums = np.zeros((0, 0), dtype=np.float32)
         self._counts = np.zeros(0, dtype=np.float32)
@@ -63,7 +63,7 @@ class _Memory:
         self._sums[row] += vector
         self._counts[row] += 1.0
         self.members.setdefault(theme, []).append(len(self.ids))
-        self.copies.setdefault(np.asarray(vector, dtype=np.float32).tobytes(), []).append(len(self.ids))
+        self.copies.setdefault(np.asarray(vector, dtype=np.float32).tobytes(), {}).setdefault(theme, len(self.ids))
         self.ids.append(event_id)
         self.theme_of.append(theme)
 
@@ -113,12 +113,14 @@ def _first_copy(vector: np.ndarray, memory: _Memory, close: np.ndarray) -> Optio
     """The row a search of the close themes' members would find first for an exact copy of `vector`
     (the same text told again: its cosine to itself is the highest there is), or None. Saves the
     search through a popular theme's members, which grows with every vote on it."""
-    rows = memory.copies.get(np.asarray(vector, dtype=np.float32).tobytes())
-    if not rows:
+    first_in = memory.copies.get(np.asarray(vector, dtype=np.float32).tobytes())
+    if not first_in:
         return None
-    order = {memory.names[theme]: place for place, theme in enumerate(close.tolist())}
-    found = [(order[memory.theme_of[row]], row) for row in rows if memory.theme_of[row] in order]
-    return min(found)[1] if found else None
+    for theme in close.tolist():
+        row = first_in.get(memory.names[theme])
+        if row is not None:
+            return row
+    return None
 
 
 def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[str]:

@@ -53,6 +53,7 @@ class FunnelState:
         self.engagement_log: Optional[float] = data.get("engagement_log")
         self.last: Optional[float] = data.get("last")
         self.held: bool = data.get("held", False)  # staff set the stage: the rules wait for new evidence
+        self._fit: Optional[float] = None  # fit_score of `fields`, kept until an answer changes them
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -74,7 +75,7 @@ class FunnelState:
         self.last = at
         if not self.history:
             self.history.append({"stage": STAGES[VISITOR], "at": at, "reason": "first contact", "event_id": event})
-        evidence = (self.identified, self.interest, dict(self.fields))
+        evidence = (self.identified, self.interest, dict(self.fields)) if self.held else None
         if kind == "user" and fact.get("ch") in rules.identified_channels and self.identified is None:
             self.identified = f"wrote on {fact['ch']}, which proves who they are"
         if kind == "user" and fact.get("intent") in rules.interest_intents and self.interest is None:
@@ -83,6 +84,7 @@ class FunnelState:
             self.identified = f"confirmed {str(fact.get('identity', '')).split(':', 1)[0] or 'an identity'}"
         if kind == "lead_field_captured" and fact.get("field"):
             self.fields[fact["field"]] = str(fact.get("value") or "")
+            self._fit = None
             self.interest = self.interest or "started the sales form"
             if fact["field"] == LEAD_EMAIL and self.identified is None:
                 self.identified = "gave an e-mail address in the sales form"
@@ -104,7 +106,9 @@ class FunnelState:
             self._move(LEAD, at, event, "need, timeline, role and budget known")
         if self.stage < LEAD:
             return  # fit and engagement decide only from lead on
-        fit, _ = fit_score(self.fields, rules)
+        if self._fit is None:
+            self._fit = fit_score(self.fields, rules)[0]
+        fit = self._fit
         engaged = value_at(engagement_log, at, self.half_life)
         if fit >= rules.min_fit and engaged >= rules.min_engagement:
             self._move(OPPORTUNITY, at, event, f"qualified: fit {fit:g} ≥ {rules.min_fit:g} and engagement {engaged:.1f} ≥ {rules.min_engagement:g}")

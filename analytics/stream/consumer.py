@@ -249,7 +249,7 @@ async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entr
         if not fields:
             continue  # trimmed away while pending: nothing to apply, just acknowledge
         try:
-            good.append((entry_id, LogEvent.from_fields(fields)))
+            good.append((entry_id, LogEvent.from_fields(fields, decoded=True)))  # consumers' clients decode responses
         except SchemaError as exc:
             bad[entry_id] = str(exc)
     for projection in projections:

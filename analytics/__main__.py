@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 from analytics.engagement.rules import DIMENSIONS, RulesError
 from analytics.export import export
 from analytics.privacy import erase as privacy_erase
+from analytics.stream.pause import LeaseLost, ReplayRunning
 from analytics.privacy import export as privacy_export
 from analytics.engagement.score import value_at
 from analytics.crm.config import CrmConfigError
@@ -109,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(serve(args.port, args.consumer))
             return 0
         return asyncio.run(_command(args))
-    except (RulesError, FunnelRulesError, CrmConfigError, IdeasError) as exc:
+    except (RulesError, FunnelRulesError, CrmConfigError, IdeasError, ReplayRunning, LeaseLost) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:

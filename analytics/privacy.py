@@ -49,6 +49,7 @@ from analytics.schema import (
     handover_request_key,
 )
 from analytics.stream.consumer import DEAD_LETTER_STREAM, stream_batches
+from analytics.stream.pause import ReplayRunning, replay_state
 
 TRACKER_PREFIX = KEY_PREFIX + "tracker:"  # Rasa's RedisTrackerStore with key_prefix "engage"
 OTP_PREFIX = KEY_PREFIX + "otp:"
@@ -176,7 +177,10 @@ async def _read(client: Any, key: str) -> Any:
 
 
 async def erase(client: Any, customer: str, by: str, reason: str = "") -> Dict[str, Any]:
-    """Remove the customer's data from every store; returns what was removed (counts only)."""
+    """Remove the customer's data from every store; returns what was removed (counts only).
+    Refused (ReplayRunning) while a replay runs: it would write back the records it holds."""
+    if (await replay_state(client)).running:
+        raise ReplayRunning("a replay is rebuilding the records and would write this customer's back; erase when it has finished")
     found = await footprint(client, customer)
     ids = sorted(found.ids)
     removed_entries = 0
@@ -229,6 +233,8 @@ async def erase_due(client: Any, now: float) -> List[Dict[str, Any]]:
     """Carry out the erasures that are due. A request leaves the queue only once its erasure is
     done, so one that fails (Redis away) is tried again; erasing twice is harmless."""
     done: List[Dict[str, Any]] = []
+    if (await replay_state(client)).running:
+        return done  # after the replay
     for customer in await client.zrangebyscore(ERASURES, "-inf", now, start=0, num=20):
         done.append(await erase(client, customer, by="the customer, in the chat", reason="asked the assistant to delete their data"))
         await client.zrem(ERASURES, customer)

@@ -82,10 +82,13 @@ async def _rebuild(
     client: Any, projections: Sequence[Projection], settings: ConsumerSettings, lease: ReplayLease, progress: Optional[bool], batch: int
 ) -> ReplayResult:
     last, added = await _log_end(client, settings.stream)
-    if await _has_group(client, settings):
-        await client.xgroup_destroy(settings.stream, settings.group)
-    # The consumers go on after the last entry this replay folds.
-    await client.xgroup_create(settings.stream, settings.group, id=last or "0", mkstream=True, entries_read=added)
+    # The consumers go on after the last entry this replay folds; what they had pending goes (the
+    # replay folds it). One step, so a consumer never finds the group missing.
+    async with client.pipeline(transaction=True) as pipe:
+        if last is not None or await client.exists(settings.stream):
+            pipe.xgroup_destroy(settings.stream, settings.group)
+        pipe.xgroup_create(settings.stream, settings.group, id=last or "0", mkstream=True, entries_read=added)
+        await pipe.execute()
     await client.unlink(settings.dead_letters)
     for projection in projections:
         await projection.reset()
@@ -137,9 +140,3 @@ async def _log_end(client: Any, stream: str) -> Tuple[Optional[str], int]:
     info = await client.xinfo_stream(stream)
     last = info.get("last-entry")
     return (last[0] if last else None), int(info.get("entries-added") or 0)
-
-
-async def _has_group(client: Any, settings: ConsumerSettings) -> bool:
-    if not await client.exists(settings.stream):
-        return False
-    return any(group["name"] == settings.group for group in await client.xinfo_groups(settings.stream))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import List
 
+import pytest
 import redis.asyncio
 
 from analytics.crm.outbox import DEAD as CRM_DEAD
@@ -16,6 +17,7 @@ from analytics.ideas.themes import THEMES as IDEA_THEMES
 from analytics.privacy import ERASE_AFTER_SECONDS, ERASURES, PRIVACY_ERASED, erase, erase_due, export, schedule_erasure
 from analytics.records.store import RecordStore
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, MESSAGE_DROPPED, SOURCE_CONNECTOR, LogEvent, handover_request_key
+from analytics.stream.pause import ReplayLease, ReplayRunning
 from tests.analytics.support import qualified_lead
 
 EMAIL, PHONE, SESSION = "dana@northbeam.example", "4915123456789", "session-dana0001"
@@ -119,6 +121,13 @@ async def test_an_erasure_asked_for_in_the_chat_runs_once_it_is_due(client: redi
     assert await schedule_erasure(client, ids[0], now=1000.0)
     assert not await schedule_erasure(client, ids[0], now=1050.0)  # asked twice: one erasure, the first due time
     assert await erase_due(client, now=1000.0 + ERASE_AFTER_SECONDS - 1) == []  # not yet: the conversation may still be going
+    replaying = ReplayLease(client)
+    await replaying.acquire()  # a replay would write back the records it holds: the erasure waits for it
+    assert await erase_due(client, now=1000.0 + ERASE_AFTER_SECONDS) == []
+    with pytest.raises(ReplayRunning, match="erase when it has finished"):
+        await erase(client, ids[0], by="sam")
+    assert await client.zcard(ERASURES) == 1
+    await replaying.release()
     (summary,) = await erase_due(client, now=1000.0 + ERASE_AFTER_SECONDS)
     assert summary["by"] == "the customer, in the chat" and summary["log_entries"] == 11
     assert await client.zcard(ERASURES) == 0

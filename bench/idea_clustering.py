@@ -46,7 +46,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Sequence, Tuple
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from analytics.ideas.cluster import UNCLUSTERED, ClusterSettings, centroids, cluster_vectors
+from analytics.ideas.cluster import UNCLUSTERED, ClusterSettings, cluster_vectors
 from bench.machine import machine, machine_line
 from knowledge_base.encoder import MiniLMEncoder
 

@@ -320,8 +320,9 @@ class RecordStore:
                     target = targets[item.customer]
                     absorbed = [c for c in item.merged_from if targets[c] == c and c != target]
                     await pipe.watch(*map(state_key, [target, *absorbed]))
-                    facts: Dict[str, Fact] = {}
-                    for customer in [target, *absorbed]:
+                    own = {key: json.loads(value) for key, value in (await self.client.hgetall(facts_key(target))).items()}
+                    facts: Dict[str, Fact] = dict(own)
+                    for customer in absorbed:
                         for key, value in (await self.client.hgetall(facts_key(customer))).items():
                             fact = json.loads(value)
                             if key not in facts or fact["o"] < facts[key]["o"]:
@@ -335,7 +336,8 @@ class RecordStore:
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
                     writes = _Writes(self.crm_stages)
-                    writes.add(target, state, {key: canonical(fact) for key, fact in facts.items()}, None)
+                    # The kept customer's own facts are stored already: only what the merge brings is written.
+                    writes.add(target, state, {key: canonical(fact) for key, fact in facts.items() if own.get(key) is not fact}, None)
                     writes.flush(pipe)
                     await pipe.execute()
                     return target, state, absorbed

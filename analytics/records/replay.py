@@ -113,7 +113,7 @@ class RecordReplay:
             await self.store.client.mset(leaving)
 
     async def _merge(self, item: _Item) -> None:
-        merged = await self.store._merge(item)
+        merged = await self.store._merge(item, self.states.get(self._follow(item.customer)))
         if merged is None:
             return
         target, state, absorbed = merged

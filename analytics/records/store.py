@@ -309,9 +309,14 @@ class RecordStore:
             state = self.rebuild(customer, everything.values())
         return state, new_facts, before
 
-    async def _merge(self, item: _Item) -> Optional[Tuple[str, CustomerState, List[str]]]:
+    async def _merge(self, item: _Item, kept_state: Optional[CustomerState] = None) -> Optional[Tuple[str, CustomerState, List[str]]]:
         """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went.
-        Returns the customer kept, their state and the customers merged away (None: applied before)."""
+        Returns the customer kept, their state and the customers merged away (None: applied before).
+        `kept_state`: the kept customer's current state when the caller holds it (a replay), else it is read.
+
+        When everything the merge brings comes after the kept customer's last fact (a new device's
+        session proved to be an existing customer, the usual case), it is folded onto their state;
+        otherwise the kept customer is folded again from all the facts."""
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -331,7 +336,7 @@ class RecordStore:
                         await pipe.reset()
                         return None  # applied before
                     facts.setdefault(item.fact["id"], item.fact)
-                    state = self.rebuild(target, facts.values())
+                    state = await self._merged_state(target, own, facts, kept_state)
                     pipe.multi()
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
@@ -343,6 +348,22 @@ class RecordStore:
                     return target, state, absorbed
                 except WatchError:
                     continue
+
+    async def _merged_state(self, target: str, own: Dict[str, Fact], facts: Dict[str, Fact], kept: Optional[CustomerState]) -> CustomerState:
+        """The kept customer's state with what the merge brings (the others' facts and the merge itself)."""
+        brought = [fact for key, fact in facts.items() if own.get(key) is not fact]
+        replaces = any(fact["id"] in own for fact in brought)  # an earlier copy of one of their own events
+        if own and brought and not replaces:
+            if kept is None:
+                raw = await self.client.get(state_key(target))
+                kept = self.new_state(target, json.loads(raw)) if raw else None
+            else:
+                kept = self.new_state(target, json.loads(canonical(kept.to_json())))  # a copy: a retried transaction starts again
+            if kept is not None and min(fact["o"] for fact in brought) > kept.last_order:
+                for fact in ordered(brought):
+                    kept.apply(fact)
+                return kept
+        return self.rebuild(target, facts.values())
 
     @staticmethod
     def _forget(pipe: Any, customer: str, into: str) -> None:

@@ -1,10 +1,11 @@
 """Live consumers stand aside while a replay rebuilds the derived state.
 
 A replay folds the whole log in memory and writes each customer once at the end, so nothing else
-may write derived state meanwhile. Three keys make that safe:
+may write derived state meanwhile. Three keys (`engage:analytics-replay:*`, outside what a replay
+resets) make that safe:
 
-- `replay:lease` (the replay's token, expiring unless the replay refreshes it): one replay at a time;
-- `replay:incomplete`: set when a replay starts and removed, with the lease, only when it has
+- `lease` (the replay's token, expiring unless the replay refreshes it): one replay at a time;
+- `incomplete`: set when a replay starts and removed, with the lease, only when it has
   written everything. A replay that dies leaves it, and the consumers stay paused (the health
   endpoint says so) until a replay finishes: half-rebuilt state is never built upon;
 - `applying` (sorted set: consumer -> until when): who is applying a batch now. A consumer

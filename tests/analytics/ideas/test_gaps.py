@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 import redis.asyncio
 
-from analytics.ideas import cli
 from analytics.ideas.config import load_settings
 from analytics.ideas.gaps import entry_id, proposal, tidy_question
 from analytics.ideas.themes import ThemeStore

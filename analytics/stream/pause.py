@@ -44,7 +44,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-
 # KEYS: lease. ARGV: token. Drop the lease if this replay holds it.
 _DROP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -123,8 +122,8 @@ class ReplayLease:
     async def refresh(self) -> None:
         if not await self.client.eval(_REFRESH, 1, REPLAY_LEASE, self.token, int(self.seconds * 1000)):
             raise LeaseLost(
-                f"this replay lost its lease (no progress for {self.seconds:.0f} s), so the consumers may have resumed; "
-                "run `python -m analytics replay` again"
+                f"this replay lost its lease (no progress for {self.seconds:.0f} s), so another may have started and "
+                "what this one wrote is not trusted; run `python -m analytics replay` again"
             )
 
     async def abandon(self) -> None:

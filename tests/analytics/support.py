@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from typing import List
+from typing import Any, Dict, List
 
+from analytics.dashboards.projection import VERSION
 from analytics.schema import (
     FAQ_ANSWERED,
     FAQ_UNANSWERED,
@@ -66,3 +67,25 @@ def qualified_lead(at: float = 1_780_000_000.0) -> List[LogEvent]:
         data = {"field": name, "value": value, **({"raw": raw} if raw else {})}
         events.append(LogEvent(LEAD_FIELD_CAPTURED, LEAD_CUSTOMER, SOURCE_ACTION, "whatsapp", at + n, data=data))
     return events
+
+
+async def snapshot(client: Any, *prefixes: str) -> Dict[str, Any]:
+    """Every key under the prefixes and its content, to compare runs byte for byte; the dashboards'
+    version counter aside (it counts batches, not events)."""
+    found: Dict[str, Any] = {}
+    for prefix in prefixes:
+        async for key in client.scan_iter(match=prefix + "*", count=1000):
+            if key == VERSION:
+                continue
+            kind = await client.type(key)
+            if kind == "hash":
+                found[key] = sorted((await client.hgetall(key)).items())
+            elif kind == "set":
+                found[key] = sorted(await client.smembers(key))
+            elif kind == "zset":
+                found[key] = await client.zrange(key, 0, -1, withscores=True)
+            elif ":hll:" in key:
+                found[key] = await client.pfcount(key)  # HyperLogLog registers: binary, compared by what they count
+            else:
+                found[key] = await client.get(key)
+    return found

@@ -8,13 +8,14 @@ from typing import Any, Dict, List
 
 import redis.asyncio
 
-from analytics.dashboards.projection import PREFIX as DASHBOARDS, VERSION, DashboardStore
+from analytics.dashboards.projection import PREFIX as DASHBOARDS, DashboardStore
 from analytics.records.replay import RecordReplay
 from analytics.records.store import PREFIX as RECORDS, RecordStore, stage_key
 from analytics.replay import replay
 from analytics.schema import CUSTOMERS_MERGED, EVENTS_STREAM, SOURCE_DIRECTORY, LogEvent
 from analytics.stream.consumer import ConsumerSettings, StreamConsumer
 from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualified_lead
+from tests.analytics.support import snapshot as all_keys
 
 KEPT, GONE = "C-0000000000000000", "C-0000000000000001"
 
@@ -31,24 +32,8 @@ def log() -> List[LogEvent]:
 
 
 async def snapshot(client: redis.asyncio.Redis) -> Dict[str, Any]:
-    """Every key the records and the dashboards keep, with its content (the dashboards' batch counter aside)."""
-    found: Dict[str, Any] = {}
-    for prefix in (RECORDS, DASHBOARDS):
-        async for key in client.scan_iter(match=prefix + "*", count=1000):
-            kind = await client.type(key)
-            if key == VERSION:
-                continue
-            if kind == "hash":
-                found[key] = sorted((await client.hgetall(key)).items())
-            elif kind == "set":
-                found[key] = sorted(await client.smembers(key))
-            elif kind == "zset":
-                found[key] = await client.zrange(key, 0, -1, withscores=True)
-            elif kind == "string" and ":hll:" not in key:
-                found[key] = await client.get(key)
-            else:
-                found[key] = await client.pfcount(key)  # HyperLogLog registers: compared by what they count
-    return found
+    """Every key the records and the dashboards keep, with its content."""
+    return await all_keys(client, RECORDS, DASHBOARDS)
 
 
 async def test_a_replay_in_small_batches_writes_what_the_consumers_wrote(client: redis.asyncio.Redis) -> None:

@@ -5,33 +5,19 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Tuple
 
-from analytics.dashboards.projection import PREFIX, VERSION, DashboardStore
+from analytics.dashboards.projection import PREFIX, DashboardStore
 from analytics.dashboards.read import day_counters
 from analytics.records.store import RecordStore
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, HANDOVER_REQUESTED, SOURCE_ACTION, SOURCE_STAFF, STAGE_SET, LogEvent
 from analytics.stream.consumer import ConsumerSettings, StreamConsumer
 from tests.analytics.support import conversation_events, qualified_lead
+from tests.analytics.support import snapshot as all_keys
 
 
 async def snapshot(client: Any) -> Dict[str, Any]:
-    """Every dashboards key and its content (the version counter aside: it counts batches, not events)."""
-    found: Dict[str, Any] = {}
-    async for key in client.scan_iter(match=PREFIX + "*", count=1000):
-        if key == VERSION:
-            continue
-        kind = await client.type(key)
-        if kind == "hash":
-            found[key] = sorted((await client.hgetall(key)).items())
-        elif kind == "set":
-            found[key] = sorted(await client.smembers(key))
-        elif kind == "zset":
-            found[key] = await client.zrange(key, 0, -1, withscores=True)
-        elif key.startswith(PREFIX + "hll:"):
-            found[key] = await client.pfcount(key)  # HyperLogLog registers: binary, compared by what they count
-        else:
-            found[key] = await client.get(key)
-    return found
+    """Every dashboards key and its content."""
+    return await all_keys(client, PREFIX)
 
 
 def staff_events(at: float) -> List[LogEvent]:

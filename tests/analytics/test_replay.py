@@ -13,7 +13,7 @@ from analytics.records.replay import RecordReplay
 from analytics.records.store import PREFIX as RECORDS, RecordStore, stage_key
 from analytics.replay import replay
 from analytics.schema import CUSTOMERS_MERGED, EVENTS_STREAM, SOURCE_DIRECTORY, LogEvent
-from analytics.stream.consumer import ConsumerSettings, StreamConsumer
+from analytics.stream.consumer import DEAD_LETTER_STREAM, ConsumerSettings, StreamConsumer
 from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualified_lead
 from tests.analytics.support import snapshot as all_keys
 
@@ -74,3 +74,21 @@ async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.as
     assert fold.parked  # some did wait in Redis
     await fold.finish()
     assert await snapshot(client) == expected
+
+
+async def test_a_replay_dead_letters_what_it_cannot_use_and_applies_the_rest(client: redis.asyncio.Redis) -> None:
+    good = LogEvent("user", KEPT, "rasa", "socketio", 100.0, text="hi")
+    await client.xadd(EVENTS_STREAM, {"type": "user"})  # no schema_version
+    await client.xadd(EVENTS_STREAM, {**good.to_fields(), "data": "{not json"})
+    await client.xadd(EVENTS_STREAM, {**good.to_fields(), "conversation_id": "x" * 500, "event_id": "e-long"})
+    await client.xadd(EVENTS_STREAM, {**good.to_fields(), "timestamp": "1e400"})
+    await client.xadd(EVENTS_STREAM, good.to_fields())
+    await client.xadd(EVENTS_STREAM, good.to_fields())  # the same event twice: counted once
+    result = await replay(client, [RecordStore(client), DashboardStore(client)], progress=False)
+    assert (result.entries, result.applied, result.dead_lettered) == (6, 2, 4)
+    dead = await client.xrange(DEAD_LETTER_STREAM)
+    assert [fields["consumer"] for _, fields in dead] == ["replay"] * 4
+    reasons = " ".join(fields["reason"] for _, fields in dead)
+    assert "schema_version" in reasons and "not JSON" in reasons and "customer id" in reasons and "finite" in reasons
+    record = await RecordStore(client).record(KEPT)
+    assert record is not None and record["counts"]["messages"] == 1

@@ -4,7 +4,7 @@ response carries a strict Content-Security-Policy (scripts only from the console
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Dict
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -12,6 +12,18 @@ from aiohttp import web
 from console.errors import Refused
 
 logger = logging.getLogger(__name__)
+
+
+async def json_object(request: web.Request) -> Dict[str, Any]:
+    """The request's JSON object body; anything else (not JSON, not an object, nested past what the
+    parser can follow) is a 400 that says what to send."""
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise Refused(400, "bad_json", "Send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "bad_json", "Send a JSON object.")
+    return body
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")

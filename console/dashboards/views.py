@@ -24,6 +24,7 @@ from console.dashboards import sources
 from console.dashboards.export import flat, to_csv
 from console.dashboards.filters import window as parse_window
 from console.errors import Refused
+from console.web import json_object
 from console.security import USER, csrf_token, requires
 
 # Plotly injects a few style rules at run time; scripts stay 'self' only.
@@ -165,16 +166,6 @@ async def chart_api(request: web.Request) -> web.StreamResponse:
     return web.json_response(body)
 
 
-async def _json_body(request: web.Request) -> Dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Refused(400, "bad_json", "Send a JSON object.") from None
-    if not isinstance(body, dict):
-        raise Refused(400, "bad_json", "Send a JSON object.")
-    return body
-
-
 @requires("product")
 async def set_status(request: web.Request) -> web.StreamResponse:
     """POST {"theme", "status", "note"}: the `ideas status` command's own code path (logs theme_status_set;
@@ -182,7 +173,7 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     from analytics.ideas.cli import set_status as ideas_status
     from analytics.ideas.themes import theme_store
 
-    body = await _json_body(request)
+    body = await json_object(request)
     theme, status, note = str(body.get("theme", "")), str(body.get("status", "")), str(body.get("note", ""))
     if not THEME_ID.match(theme):
         raise Refused(400, "bad_theme", "'theme' is a theme id such as TH-3.")
@@ -204,7 +195,7 @@ async def accept_gap(request: web.Request) -> web.StreamResponse:
     from analytics.ideas.themes import theme_store
     from knowledge_base.service import faq_directory, index_directory
 
-    body = await _json_body(request)
+    body = await json_object(request)
     gap, answer, question = str(body.get("gap", "")), str(body.get("answer", "")), str(body.get("question") or "") or None
     if not THEME_ID.match(gap) or not gap.startswith("FQ-"):
         raise Refused(400, "bad_gap", "'gap' is an FAQ gap id such as FQ-2.")

@@ -19,6 +19,7 @@ from analytics.proactive import Author, Outcome
 from analytics.schema import EVENTS_STREAM
 from console.app import CONFIG, FAQ, HANDOVERS, PRESENCE, PROACTIVE, RECORDS, REDIS, USERS
 from console.errors import Refused
+from console.web import json_object
 from console.handover import packet as packets
 from console.handover.store import OUTCOMES, Handover
 from console.security import USER, csrf_token, requires
@@ -37,16 +38,6 @@ HANDLERS = ("agent", "sales")
 def _teams(user: StaffUser, request: web.Request) -> List[str]:
     configured = list(request.app[CONFIG].teams)
     return configured if "*" in user.teams else [t for t in user.teams if t in configured] or list(user.teams)
-
-
-async def _json(request: web.Request) -> Dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, "bad_json", "Send a JSON object.")
-    if not isinstance(body, dict):
-        raise Refused(400, "bad_json", "Send a JSON object.")
-    return body
 
 
 def _text(body: Dict[str, Any], key: str, limit: int, what: str) -> str:
@@ -112,7 +103,7 @@ async def queue_api(request: web.Request) -> web.StreamResponse:
 @requires(*HANDLERS)
 async def claim(request: web.Request) -> web.StreamResponse:
     user: StaffUser = request[USER]
-    body = await _json(request)
+    body = await json_object(request)
     conversation_id, team = body.get("conversation_id"), body.get("team")
     if not isinstance(conversation_id, str) or not isinstance(team, str):
         raise Refused(400, "bad_claim", "Send the conversation_id and team of the conversation to take.")
@@ -158,7 +149,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
 async def reply(request: web.Request) -> web.StreamResponse:
     user: StaffUser = request[USER]
     conversation_id = request.match_info["conversation_id"]
-    body = await _json(request)
+    body = await json_object(request)
     text = _text(body, "text", MAX_REPLY_CHARS, "reply")
     handover = await _visible(request, conversation_id)
     _owned(user, handover)
@@ -172,7 +163,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
 @requires(*HANDLERS)
 async def add_note(request: web.Request) -> web.StreamResponse:
     conversation_id = request.match_info["conversation_id"]
-    body = await _json(request)
+    body = await json_object(request)
     await _visible(request, conversation_id)
     text = body.get("text") if isinstance(body.get("text"), str) else ""
     note = await request.app[HANDOVERS].add_note(request[USER], conversation_id, text)
@@ -183,7 +174,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
 async def transfer(request: web.Request) -> web.StreamResponse:
     user: StaffUser = request[USER]
     conversation_id = request.match_info["conversation_id"]
-    body = await _json(request)
+    body = await json_object(request)
     handover = await _visible(request, conversation_id)
     _owned(user, handover)
     store, config = request.app[HANDOVERS], request.app[CONFIG]
@@ -214,7 +205,7 @@ async def handback(request: web.Request) -> web.StreamResponse:
 async def _finish(request: web.Request, resolved: bool) -> web.StreamResponse:
     user: StaffUser = request[USER]
     conversation_id = request.match_info["conversation_id"]
-    body = await _json(request)
+    body = await json_object(request)
     outcome_name: Optional[str] = None
     if resolved:
         outcome_name = body.get("outcome") if body.get("outcome") in OUTCOMES else None
@@ -257,7 +248,7 @@ async def canned(request: web.Request) -> web.StreamResponse:
 
 @requires(*HANDLERS)
 async def presence(request: web.Request) -> web.StreamResponse:
-    body = await _json(request)
+    body = await json_object(request)
     status = body.get("status")
     if status not in ("online", "away", "heartbeat"):
         raise Refused(400, "bad_status", "status is online, away or heartbeat.")

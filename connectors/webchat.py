@@ -127,9 +127,14 @@ class GuardedEngineServer(engineio.AsyncServer):
         return True
 
 
+# Names the socket.io protocol keeps for itself: a client that emits one as an event would run the
+# server's own handler with its arguments (found by the fuzz suite: `42["connect",[]]`).
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+
+
 def socketio_packet_ok(data: Any) -> bool:
     """True for a text socket.io packet this server can handle: a type a client sends, and for an
-    event a name and at most one argument (every handler here takes one). python-socketio logs a
+    event a name the protocol does not reserve and at most one argument (every handler here takes one). python-socketio logs a
     traceback for anything else (`42`, `4x`, `42[1]`, `42["user_uttered",1,2]`) and carries on.
     Binary events and their attachments are refused: nothing in Rasa's protocol sends them."""
     if not isinstance(data, str):
@@ -140,7 +145,8 @@ def socketio_packet_ok(data: Any) -> bool:
         return False
     kind = packet.packet_type
     if kind == sio_packet.EVENT:
-        return isinstance(packet.data, list) and 1 <= len(packet.data) <= 2 and isinstance(packet.data[0], str)
+        return (isinstance(packet.data, list) and 1 <= len(packet.data) <= 2 and isinstance(packet.data[0], str)
+                and packet.data[0] not in RESERVED_EVENTS)
     if kind == sio_packet.ACK:
         return isinstance(packet.data, list)
     if kind == sio_packet.CONNECT:

@@ -284,12 +284,13 @@ async def test_every_long_polling_post_is_answered_at_once(redis_url: str, tmp_p
     "body",
     [
         "42", "4x", "42[1]", '42["user_uttered",1,2]', "4[1,2]", '43"not a list"', "44", "40[]", "4" + "[" * 5000,
-        "b\x1e5", "bAAA\x1e40", '451-["user_uttered",{"_placeholder":true,"num":0}]', "1\x1e40",
+        "b\x1e5", "bAAA\x1e40", '451-["user_uttered",{"_placeholder":true,"num":0}]', "1\x1e40", '42["connect",[]]',
+        '42["disconnect"]',
     ],
     ids=[
         "event-without-data", "unknown-type", "event-without-name", "too-many-arguments", "not-socketio", "ack-not-a-list",
         "connect-error", "connect-with-a-list", "deep-nesting", "binary-then-upgrade", "binary-then-connect", "binary-event",
-        "packets-after-close",
+        "packets-after-close", "reserved-connect", "reserved-disconnect",
     ],
 )
 async def test_a_socketio_packet_the_server_cannot_handle_gets_400(redis_url: str, tmp_path: Path, body: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"  # the private Redis of `make run`
@@ -48,6 +50,36 @@ class RetryFor(Retry):
                 await asyncio.sleep(backoff)
 
 
+try:  # the C packer (the actions runtime has it; Rasa's may not)
+    from hiredis import pack_command as _pack
+except ImportError:  # pragma: no cover - redis-py's own packer then
+    _pack = None
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis, as redis-py's synchronous client does when hiredis is installed;
+    its asyncio client packs them in Python, one argument at a time (a replay sends millions)."""
+
+    def pack_command(self, *args: Any) -> List[bytes]:
+        if isinstance(args[0], str):
+            args = tuple(args[0].encode().split()) + args[1:]
+        elif b" " in args[0]:
+            args = tuple(args[0].split()) + args[1:]
+        try:
+            return [_pack(args)]
+        except TypeError as error:
+            raise DataError(str(error)) from error
+
+
+class HiredisConnection(_HiredisPacking, aioredis.Connection):
+    pass
+
+
+def _connection_class(url: str) -> Dict[str, Any]:
+    # TCP only: redis-py picks its own class for unix:// and rediss:// whatever it is given.
+    return {"connection_class": HiredisConnection} if _pack is not None and urlsplit(url).scheme == "redis" else {}
+
+
 def redis_url() -> str:
     """REDIS_URL from the environment, else the Redis `make run` starts."""
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -67,4 +99,5 @@ def connect(url: str, timeout: float, decode_responses: bool = False, outage_wai
         decode_responses=decode_responses,
         retry=RetryFor(outage_wait) if outage_wait > 0 else Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **_connection_class(url),
     )

@@ -2,7 +2,8 @@
 
 Shared by the Rasa runtime (Python 3.10, the event broker and connectors) and the
 action/analytics runtime (Python 3.11), so it imports nothing beyond the
-standard library.
+standard library (orjson parses entries faster where it is installed: the analytics runtime,
+the one that reads the log).
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Mapping, Optional
+
+try:
+    from orjson import loads as _loads
+except ImportError:  # the Rasa runtime writes the log and does not parse it
+    _loads = json.loads
 
 SCHEMA_VERSION = 1
 KEY_PREFIX = "engage:"
@@ -210,11 +216,19 @@ class LogEvent:
             kwargs["timestamp"] = 0.0
         for key in _JSON_FIELDS:
             value = raw.get(key) or "{}"
-            try:
-                kwargs[key] = {} if value == "{}" else json.loads(value)  # most entries have no metadata
-            except json.JSONDecodeError as exc:
-                raise SchemaError(f"entry field '{key}' is not JSON") from exc
+            kwargs[key] = {} if value == "{}" else _json_field(key, value)  # most entries have no metadata
         return cls(**kwargs)
+
+
+def _json_field(key: str, value: str) -> Any:
+    try:
+        return _loads(value)
+    except json.JSONDecodeError:
+        pass  # orjson is stricter (a lone surrogate, NaN): the standard library decides, as it always did
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"entry field '{key}' is not JSON") from exc
 
 
 def from_tracker_event(event: Mapping[str, Any], channel: str = "") -> LogEvent:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+import orjson
+
 from analytics.engagement.rules import Rules, load_rules
 from analytics.engagement.score import EngagementState
 from analytics.funnel.rules import FunnelRules, load_funnel_rules
@@ -52,12 +54,29 @@ _COUNTERS = {
 }
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # json.dumps would build one per call
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # json.dumps would build one per call
 
 
 def canonical(value: Any) -> str:
-    """The one JSON spelling of a value (sorted keys, no spaces, ASCII), so equal means byte-identical."""
-    return _CANONICAL.encode(value)
+    """The one JSON spelling of a value (sorted keys, no spaces, UTF-8), so equal means byte-identical.
+
+    orjson spells it (a replay writes millions). What orjson refuses (text with a lone surrogate, an
+    integer past 64 bits) the standard library spells, as it always
+    did: the same value always takes the same path, so the spelling is still one per value."""
+    try:
+        return orjson.dumps(value, option=_SORTED).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _STDLIB.encode(value)
+
+
+def parse(raw: str) -> Any:
+    """`canonical`'s inverse: orjson reads it, or the standard library where it wrote it (a lone surrogate).
+    An integer past 64 bits comes back a float: nothing a state keeps is one (counts, scores 0-10)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def ordered(facts: Iterable[Fact]) -> List[Fact]:

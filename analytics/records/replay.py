@@ -12,12 +12,11 @@ at the end, in chunks. The result is byte for byte what the consumers build entr
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any, Dict, List, Sequence, Set, Tuple
 
 from analytics.records.facts import Fact
-from analytics.records.fold import CustomerState, canonical
+from analytics.records.fold import CustomerState, canonical, parse
 from analytics.records.store import _NOT_INDEXED, MAX_MERGE_CHAIN, RecordStore, _Item, _Writes, facts_key, segments, state_key
 from analytics.schema import LogEvent
 from analytics.stream.consumer import BadEvent
@@ -88,7 +87,7 @@ class RecordReplay:
                 await self._add_new_facts(keys=[facts_key(customer)], args=args, client=pipe)
             parked_states, *known = await pipe.execute()
         for customer, raw in zip(back, parked_states):
-            self.states[customer] = self.store.new_state(customer, json.loads(raw))
+            self.states[customer] = self.store.new_state(customer, parse(raw))
             self.parked.discard(customer)
         for customer, stored_before in zip(customers, known):
             state = self.states.get(customer)
@@ -135,7 +134,7 @@ class RecordReplay:
             chunk = customers[start:start + FINISH_CHUNK]
             parked = [customer for customer in chunk if customer in self.parked]
             for customer, raw in zip(parked, await self.store.client.mget([state_key(customer) for customer in parked] or ["-"])):
-                self.states[customer] = self.store.new_state(customer, json.loads(raw))
+                self.states[customer] = self.store.new_state(customer, parse(raw))
             writes = _Writes(self.store.crm_stages)
             for customer in chunk:
                 before: Any = None if customer in self.merge_targets else _NOT_INDEXED

@@ -18,7 +18,6 @@ derived keys, so a replay does not queue it again).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -29,7 +28,7 @@ from analytics.crm.outbox import queue_handoff
 from analytics.engagement.rules import DIMENSIONS, Rules, load_rules
 from analytics.funnel.rules import STAGES, FunnelRules, load_funnel_rules
 from analytics.records.facts import Fact, fact_of
-from analytics.records.fold import CustomerState, canonical, ordered
+from analytics.records.fold import CustomerState, canonical, ordered, parse
 from analytics.schema import CUSTOMERS_MERGED, HANDOVER_QUEUE, KEY_PREFIX, LogEvent, handover_request_key
 from analytics.stream.consumer import BadEvent
 
@@ -285,9 +284,9 @@ class RecordStore:
     ) -> Optional[Tuple[CustomerState, Dict[str, str], Optional[Dict[str, Any]]]]:
         """The customer's state with these facts folded in, the facts to store and what was indexed
         before; None if nothing changes."""
-        state = self.new_state(customer, json.loads(raw_state) if raw_state else None)
+        state = self.new_state(customer, parse(raw_state) if raw_state else None)
         before = _indexed(state) if raw_state else _NOT_INDEXED
-        stored = {item.fact["id"]: json.loads(old) for item, old in zip(items, known) if old is not None}
+        stored = {item.fact["id"]: parse(old) for item, old in zip(items, known) if old is not None}
         new_facts: Dict[str, str] = {}
         rebuild = False
         for item in items:
@@ -304,8 +303,8 @@ class RecordStore:
         if not new_facts:
             return None
         if rebuild:
-            everything = {key: json.loads(value) for key, value in (await self.client.hgetall(facts_key(customer))).items()}
-            everything.update({key: json.loads(value) for key, value in new_facts.items()})
+            everything = {key: parse(value) for key, value in (await self.client.hgetall(facts_key(customer))).items()}
+            everything.update({key: parse(value) for key, value in new_facts.items()})
             state = self.rebuild(customer, everything.values())
         return state, new_facts, before
 
@@ -325,11 +324,11 @@ class RecordStore:
                     target = targets[item.customer]
                     absorbed = [c for c in item.merged_from if targets[c] == c and c != target]
                     await pipe.watch(*map(state_key, [target, *absorbed]))
-                    own = {key: json.loads(value) for key, value in (await self.client.hgetall(facts_key(target))).items()}
+                    own = {key: parse(value) for key, value in (await self.client.hgetall(facts_key(target))).items()}
                     facts: Dict[str, Fact] = dict(own)
                     for customer in absorbed:
                         for key, value in (await self.client.hgetall(facts_key(customer))).items():
-                            fact = json.loads(value)
+                            fact = parse(value)
                             if key not in facts or fact["o"] < facts[key]["o"]:
                                 facts[key] = fact
                     if item.fact["id"] in facts and not absorbed:
@@ -356,9 +355,9 @@ class RecordStore:
         if own and brought and not replaces:
             if kept is None:
                 raw = await self.client.get(state_key(target))
-                kept = self.new_state(target, json.loads(raw)) if raw else None
+                kept = self.new_state(target, parse(raw)) if raw else None
             else:
-                kept = self.new_state(target, json.loads(canonical(kept.to_json())))  # a copy: a retried transaction starts again
+                kept = self.new_state(target, parse(canonical(kept.to_json())))  # a copy: a retried transaction starts again
             if kept is not None and min(fact["o"] for fact in brought) > kept.last_order:
                 for fact in ordered(brought):
                     kept.apply(fact)
@@ -380,7 +379,7 @@ class RecordStore:
         """The customer's record (360 view, scores, stage), or where a merged customer went, or None."""
         raw = await self.client.get(state_key(customer_id))
         if raw:
-            return self.new_state(customer_id, json.loads(raw)).view()
+            return self.new_state(customer_id, parse(raw)).view()
         into = await self.client.get(merged_key(customer_id))
         return {"customer_id": customer_id, "merged_into": into} if into else None
 

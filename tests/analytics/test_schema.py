@@ -96,3 +96,11 @@ def test_bot_buttons_message_id_and_action_confidence_are_kept() -> None:
     assert user.data["message_id"] == "m1"
     action = from_tracker_event({"event": "action", "sender_id": "a", "name": "x", "confidence": 0.7})
     assert action.data["confidence"] == 0.7
+
+
+def test_json_fields_the_fast_parser_refuses_still_parse_as_before() -> None:
+    # orjson refuses a lone surrogate and NaN, which json.dumps writes; the standard library read
+    # them, and the entry must still count (not be dead-lettered) with the same values.
+    event = LogEvent("feedback", "C-1", SOURCE_ACTION, data={"feedback": "odd \ud800 text", "score": float("inf")})
+    parsed = LogEvent.from_fields(event.to_fields(), decoded=True)
+    assert parsed.data == event.data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from analytics.records.facts import fact_of
-from analytics.records.fold import canonical, fold
+from analytics.records.fold import canonical, fold, parse
 from analytics.schema import FEEDBACK, IDENTITY_LINKED, IDENTITY_UNLINKED, LEAD_FIELD_CAPTURED, SOURCE_ACTION, LogEvent
 from tests.analytics.support import conversation_events
 
@@ -61,3 +61,18 @@ def test_identities_follow_links_and_unlinks_and_text_is_bounded() -> None:
 def test_events_without_a_bearing_on_the_record_are_skipped() -> None:
     assert fact_of(LogEvent("slot", "C-1", "rasa", data={"name": "x", "value": 1})) is None
     assert fact_of(LogEvent("action", "C-1", "rasa", data={"name": "action_listen"})) is None
+
+
+def test_canonical_is_one_spelling_per_value_and_parse_reads_it_back() -> None:
+    values = [
+        {"b": [1, 0.00001, 1e16], "a": {"z": None, "y": "é"}},
+        {"text": "a lone \ud800 surrogate"},  # orjson refuses it: the standard library spells it
+        {3: "a key that is not text"},
+    ]
+    for value in values:
+        spelled = canonical(value)
+        assert spelled == canonical(value)
+        again = parse(spelled)
+        assert canonical(again) == spelled  # stored and read back, it spells the same
+    assert canonical({"b": 1, "a": [2, 3]}) == '{"a":[2,3],"b":1}'
+    assert canonical({"a": "é"}) == '{"a":"é"}'

@@ -59,8 +59,12 @@ def hour_of(timestamp: float) -> int:
 
 def name(value: Any, default: str = NO_CHANNEL) -> str:
     """A dimension value safe inside a field name (no separator, bounded, never empty)."""
-    text = " ".join(str(value or "").split()).replace(SEP, "/")[:MAX_NAME]
-    return text or default
+    return _name(value if type(value) is str else str(value or "")) or default
+
+
+@functools.lru_cache(maxsize=1024)  # channels, teams, agents: a few names, met on every event
+def _name(text: str) -> str:
+    return " ".join(text.split()).replace(SEP, "/")[:MAX_NAME]
 
 
 def key(*parts: Any) -> str:
@@ -131,7 +135,9 @@ def step(event: LogEvent, effects: Effects, opened: Dict[str, Optional[Open]], h
     at = float(event.timestamp or 0.0)
     if at <= 0:
         return
-    day, kind, who = day_of(at), event.type, event.conversation_id
+    day, kind, who = day_of(at), event.type, event.conversation_id  # day_of first: a time no calendar holds is bad data
+    if kind not in _FOLDED or (kind == BOT and not event.metadata):
+        return  # most events (actions, the bot's own replies) count nowhere here
     data = event.data if isinstance(event.data, dict) else {}
     channel = name(event.channel)
     if kind == USER:
@@ -204,6 +210,10 @@ def step(event: LogEvent, effects: Effects, opened: Dict[str, Optional[Open]], h
         if current is not None:
             handled[who] = current.team
         opened[who] = None
+
+
+_FOLDED = frozenset({USER, *FAQ_OUTCOMES, FALLBACK, HANDOVER_REQUESTED, RECOMMENDATION, CSAT, HANDOVER_CLAIMED, HANDOVER_TRANSFERRED, BOT,
+                     HANDOVER_RESOLVED, HANDOVER_RELEASED})
 
 
 def _open(opened: Dict[str, Optional[Open]], who: str, at: float, data: Mapping[str, Any]) -> Open:

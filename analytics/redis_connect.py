@@ -99,5 +99,6 @@ def connect(url: str, timeout: float, decode_responses: bool = False, outage_wai
         decode_responses=decode_responses,
         retry=RetryFor(outage_wait) if outage_wait > 0 else Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_read_size=1 << 20,  # a replay's reads are megabytes: fewer, larger reads (nothing is allocated ahead)
         **_connection_class(url),
     )

@@ -7,13 +7,15 @@ runs `analytics.replay` and prints events/s, the replay process's peak RSS and R
 Baseline in the same run: a read-only pass over the same stream (XRANGE in the same batches
 and LogEvent parsing, no fold, no writes), so the cost of the fold itself is visible.
 
-Run: PYTHONPATH=. .venvs/actions/bin/python bench/analytics_replay.py [--events 1000000]
+Run: PYTHONPATH=. .venvs/actions/bin/python bench/analytics_replay.py [--events 1000000] [--cpus 0 | --cpus 0,1]
+(`--cpus 0`: the replay and its redis-server share core 0; `--cpus 0,1`: the replay alone on core 0.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import sys
@@ -129,6 +131,13 @@ async def full_replay(url: str, only: Optional[str] = None) -> float:
     return seconds
 
 
+def cpu_list(text: str) -> List[int]:
+    cpus = [int(part) for part in text.split(",")]
+    if not 1 <= len(cpus) <= 2 or any(cpu not in os.sched_getaffinity(0) for cpu in cpus):
+        raise argparse.ArgumentTypeError(f"one or two of the CPUs this process may use: {sorted(os.sched_getaffinity(0))}")
+    return cpus
+
+
 def projection_names() -> List[str]:
     return [p.name for p in projections(redis.Redis())]
 
@@ -138,10 +147,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--each", action="store_true", help="then replay each projection alone too, to see what each costs")
+    parser.add_argument("--cpus", type=cpu_list, default=None, metavar="R[,S]",
+                        help="pin the replay to CPU R and its redis-server to S (default: R as well, so both share one core)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="engage-replay-bench-") as tmp:
         server = RedisServer(Path(tmp))
         server.start()
+        if args.cpus:
+            os.sched_setaffinity(0, {args.cpus[0]})
+            assert server.process is not None
+            os.sched_setaffinity(server.process.pid, {args.cpus[-1]})
+            print(f"replay on CPU {args.cpus[0]}, redis-server on CPU {args.cpus[-1]}")
         try:
             write_log(server.url, args.events, args.customers)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -81,12 +81,12 @@ class EngagementState:
         rules = self.rules.for_kind(kind)
         if not rules:
             return []
-        text = str(fact.get("text") or "")
+        text = str(fact.get("text") or "")  # none on a message: its words stay in the log
         observed = {
-            "min_words": len(_WORD.findall(text)),
+            "min_words": len(_WORD.findall(text)) if text else 0,
             "has_context": bool(fact.get("context")),
             "sentiment": str(fact.get("sentiment") or ""),
-            "technical": bool(self._technical and self._technical.search(text.lower())),
+            "technical": bool(text and self._technical and self._technical.search(text.lower())),
             "new_day": new_day,
             "new_feature": new_feature,
             "nth_in_session": self.in_session if kind == "user" else 0,

@@ -102,7 +102,7 @@ class FunnelState:
             self._move(SUSPECT, at, event, self.identified)
         if self.identified and self.interest:
             self._move(PROSPECT, at, event, self.interest)
-        if self.stage >= PROSPECT and all(self.fields.get(name) for name in rules.lead_fields):
+        if self.stage == PROSPECT and all(self.fields.get(name) for name in rules.lead_fields):
             self._move(LEAD, at, event, "need, timeline, role and budget known")
         if self.stage < LEAD:
             return  # fit and engagement decide only from lead on

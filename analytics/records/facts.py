@@ -43,6 +43,8 @@ SESSION_STARTED = "session_started"
 def order_key(entry_id: str) -> str:
     """A stream entry id (`<ms>-<seq>`) as text that sorts in the log's order."""
     ms, _, seq = entry_id.partition("-")
+    if ms.isascii() and ms.isdigit() and len(ms) <= 16 and seq.isascii() and (seq.isdigit() or not seq) and len(seq) <= 10:
+        return f"{ms.zfill(16)}-{seq.zfill(10)}"  # what Redis gives: the same text as below, without making numbers
     return f"{int(ms):016d}-{int(seq or 0):010d}"
 
 

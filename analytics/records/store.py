@@ -156,7 +156,7 @@ class _Writes:
             )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     entry_id: str
     customer: str

@@ -281,14 +281,30 @@ def dead_letter(entry_id: str, fields: Mapping[str, str], reason: str, consumer:
 
 
 async def stream_batches(client: Any, stream: str, batch: int, last: str = "+") -> AsyncIterator[List[Entry]]:
-    """The stream from its first entry to `last`, `batch` entries at a time (XRANGE, no group)."""
-    start = "-"
-    while True:
-        entries = await client.xrange(stream, min=start, max=last, count=batch)
-        if not entries:
-            return
-        yield entries
-        start = f"({entries[-1][0]}"
+    """The stream from its first entry to `last`, `batch` entries at a time (XRANGE, no group).
+
+    The next batch is asked for before this one is handed over, so Redis reads it while the caller works."""
+    ahead: "Optional[asyncio.Future[List[Entry]]]" = asyncio.ensure_future(client.xrange(stream, min="-", max=last, count=batch))
+    try:
+        while ahead is not None:
+            entries = await ahead
+            ahead = None
+            if not entries:
+                return
+            if len(entries) == batch:  # fewer: the range is done
+                ahead = asyncio.ensure_future(client.xrange(stream, min=f"({entries[-1][0]}", max=last, count=batch))
+                await asyncio.sleep(0)  # let it go out now
+            yield entries
+    finally:
+        if ahead is not None:  # the caller stopped early
+            ahead.add_done_callback(_retrieved)
+            ahead.cancel()
+
+
+def _retrieved(future: "asyncio.Future[Any]") -> None:
+    """Read a dropped read-ahead's outcome, so a failure nobody waits for is not reported as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def group_lag(client: Any, settings: ConsumerSettings = ConsumerSettings(), now: Optional[float] = None) -> Lag:

@@ -12,7 +12,7 @@ from analytics.records.store import CO_CREATORS, CUSTOMERS, RecordStore, leaderb
 from analytics.redis_connect import connect
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, SOURCE_RASA, LogEvent
-from analytics.stream.consumer import DEAD_LETTER_STREAM, GROUP, ConsumerSettings, StreamConsumer, group_lag
+from analytics.stream.consumer import DEAD_LETTER_STREAM, GROUP, ConsumerSettings, StreamConsumer, group_lag, stream_batches
 from tests.analytics.support import conversation_events
 
 
@@ -170,3 +170,17 @@ async def test_a_lingering_consumer_takes_the_rest_of_a_turn_in_the_same_batch(c
             await reader.step(block=False)
         assert seen.sizes == expected
         assert (await group_lag(client)).entries == 0
+
+
+async def test_stream_batches_reads_ahead_yet_hands_over_every_entry_once_in_order(client: redis.asyncio.Redis) -> None:
+    ids = [await client.xadd("engage:test-stream", {"n": str(n)}) for n in range(25)]
+    for size in (1, 5, 7, 25, 100):  # 25 entries in batches that do and do not divide them
+        seen = [entry_id async for entries in stream_batches(client, "engage:test-stream", size) for entry_id, _ in entries]
+        assert seen == ids
+    upto = [entry_id async for entries in stream_batches(client, "engage:test-stream", 4, last=ids[9]) for entry_id, _ in entries]
+    assert upto == ids[:10]
+    # A caller that stops early: the batch read ahead is dropped, and the client goes on serving.
+    batches = stream_batches(client, "engage:test-stream", 5)
+    assert len(await batches.__anext__()) == 5
+    await batches.aclose()
+    assert await client.xlen("engage:test-stream") == 25

@@ -243,6 +243,14 @@ class StreamConsumer:
 
 async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entry]) -> Tuple[List[Tuple[str, LogEvent]], Dict[str, str]]:
     """Hand well-formed entries to each projection in turn: those applied, and those refused with the reason."""
+    good, bad = parse_entries(entries)
+    good = await apply_in_turn(projections, good, bad)
+    log_refused(bad)
+    return good, bad
+
+
+def parse_entries(entries: Sequence[Entry]) -> Tuple[List[Tuple[str, LogEvent]], Dict[str, str]]:
+    """The entries as log events, and those that are not one with the reason."""
     good: List[Tuple[str, LogEvent]] = []
     bad: Dict[str, str] = {}
     for entry_id, fields in entries:
@@ -252,6 +260,11 @@ async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entr
             good.append((entry_id, LogEvent.from_fields(fields, decoded=True)))  # consumers' clients decode responses
         except SchemaError as exc:
             bad[entry_id] = str(exc)
+    return good, bad
+
+
+async def apply_in_turn(projections: Sequence[Projection], good: List[Tuple[str, LogEvent]], bad: Dict[str, str]) -> List[Tuple[str, LogEvent]]:
+    """Apply `good` to each projection in turn; what one refuses joins `bad` and the next ones do not get it."""
     for projection in projections:
         try:
             refused = await projection.apply_batch(good)
@@ -267,10 +280,14 @@ async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entr
                 except BAD_DATA as single:
                     refused[entry_id] = f"{type(single).__name__}: {single}"
         bad.update(refused)
-        good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]
+        if refused:
+            good = [(entry_id, event) for entry_id, event in good if entry_id not in refused]
+    return good
+
+
+def log_refused(bad: Mapping[str, str]) -> None:
     for entry_id, reason in bad.items():
         logger.warning("analytics: entry %s dead-lettered: %s", entry_id, reason[:200])
-    return good, bad
 
 
 def dead_letter(entry_id: str, fields: Mapping[str, str], reason: str, consumer: str) -> Dict[str, str]:

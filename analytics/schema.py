@@ -168,14 +168,14 @@ class LogEvent:
     schema_version: int = SCHEMA_VERSION
 
     def to_fields(self) -> Dict[str, str]:
-        """Flatten to the string fields a Redis stream entry holds. Empty fields are left out (a reader
-        takes a missing one as empty): a third of a typical entry, which every replay reads again."""
+        """Flatten to the string fields a Redis stream entry holds."""
         fields: Dict[str, str] = {}
         for key, value in asdict(self).items():
             if key in _JSON_FIELDS:
-                if value:
-                    fields[key] = json.dumps(value, separators=(",", ":"), default=str)
-            elif value is not None and value != "":
+                fields[key] = json.dumps(value, separators=(",", ":"), default=str)
+            elif value is None:
+                fields[key] = ""
+            else:
                 fields[key] = str(value)
         return fields
 

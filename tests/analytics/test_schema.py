@@ -104,13 +104,3 @@ def test_json_fields_the_fast_parser_refuses_still_parse_as_before() -> None:
     event = LogEvent("feedback", "C-1", SOURCE_ACTION, data={"feedback": "odd \ud800 text", "score": float("inf")})
     parsed = LogEvent.from_fields(event.to_fields(), decoded=True)
     assert parsed.data == event.data
-
-
-def test_empty_fields_are_left_out_and_entries_written_with_them_still_parse() -> None:
-    event = LogEvent("action", "C-1", SOURCE_RASA, timestamp=100.0, data={"name": "action_listen"}, event_id="e1")
-    fields = event.to_fields()
-    assert set(fields) == {"type", "conversation_id", "source", "timestamp", "data", "event_id", "schema_version"}
-    assert LogEvent.from_fields(fields) == event
-    # A log written before kept every field, empty or not: it reads the same.
-    older = {**fields, "channel": "", "text": "", "intent": "", "confidence": "", "metadata": "{}"}
-    assert LogEvent.from_fields(older) == event

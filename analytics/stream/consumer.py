@@ -112,6 +112,8 @@ class StreamConsumer:
         self.applied = 0
         self.dead_lettered = 0
         self.paused_since: Optional[float] = None
+        self._next_reclaim = 0.0  # monotonic time of the next look for entries other consumers left idle
+        self._own_pending = True  # entries of ours may be pending (at start, after a pause or a failure)
 
     async def ensure_group(self) -> None:
         """Create the group at the start of the log (so a new deployment folds the whole history)."""
@@ -158,10 +160,26 @@ class StreamConsumer:
             return 0
 
     async def _step(self, block: bool) -> int:
-        handled = await self._handle(await self._reclaim())
-        # Our own pending entries first (a restart under the same name), then new ones.
-        own = await self._read("0", block=False)
-        handled += await self._handle(own)
+        try:
+            return await self._take(block)
+        except BaseException:  # a pause or a failure: what was read stays pending, ours to take first
+            self._own_pending = True
+            raise
+
+    async def _take(self, block: bool) -> int:
+        # Two looks a live batch rarely needs, so they are not two more round trips each time: for
+        # entries a crashed consumer left (idle for claim_idle_ms: looked for twice as often), and for
+        # our own pending ones (a restart under the same name, a pause, a failed batch).
+        handled = 0
+        if time.monotonic() >= self._next_reclaim:
+            claimed, more = await self._reclaim()
+            handled += await self._handle(claimed)
+            self._next_reclaim = 0.0 if more else time.monotonic() + self.settings.claim_idle_ms / 2000
+        own: List[Entry] = []
+        if self._own_pending:
+            own = await self._read("0", block=False)
+            handled += await self._handle(own)
+            self._own_pending = bool(own)  # a full batch may have more behind it
         if not own:
             fresh = await self._read(">", block=block)
             if block and fresh and len(fresh) < self.settings.batch and self.settings.linger_ms > 0:
@@ -194,7 +212,8 @@ class StreamConsumer:
             entries.extend((entry_id, fields or {}) for entry_id, fields in items)
         return entries
 
-    async def _reclaim(self) -> List[Entry]:
+    async def _reclaim(self) -> Tuple[List[Entry], bool]:
+        """Entries idle past claim_idle_ms, now ours; and whether the scan has more to look at."""
         reply = await self.client.xautoclaim(
             self.settings.stream,
             self.settings.group,
@@ -206,7 +225,9 @@ class StreamConsumer:
         claimed = reply[1] if reply else []
         if claimed:
             logger.info("analytics consumer %s: took over %d entries left pending by another consumer", self.settings.consumer, len(claimed))
-        return [(entry_id, fields or {}) for entry_id, fields in claimed]
+        cursor = reply[0] if reply else "0-0"
+        more = (cursor.decode() if isinstance(cursor, bytes) else str(cursor)) != "0-0"
+        return [(entry_id, fields or {}) for entry_id, fields in claimed], more
 
     async def _handle(self, entries: Sequence[Entry]) -> int:
         if not entries:

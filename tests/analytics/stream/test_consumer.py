@@ -184,3 +184,30 @@ async def test_stream_batches_reads_ahead_yet_hands_over_every_entry_once_in_ord
     assert len(await batches.__anext__()) == 5
     await batches.aclose()
     assert await client.xlen("engage:test-stream") == 25
+
+
+async def test_more_left_pending_than_a_batch_is_all_taken_over_without_waiting(client: redis.asyncio.Redis) -> None:
+    events = conversation_events(seed=5, customers=4, per_customer=10)
+    await write(client, events)
+    crashed = consumer(client, "crashed")
+    await crashed.ensure_group()
+    await client.xreadgroup(GROUP, "crashed", {EVENTS_STREAM: ">"}, count=len(events))  # read it all, then died
+    await asyncio.sleep(0.3)  # idle past claim_idle_ms
+    survivor = StreamConsumer(client, [RecordStore(client)], ConsumerSettings(consumer="survivor", batch=3, claim_idle_ms=200))
+    await survivor.drain()
+    assert survivor.applied == len(events)  # in batches of 3, each step takes the next ones at once
+    assert (await group_lag(client)).entries == 0
+
+
+async def test_a_consumer_looks_for_idle_entries_of_others_now_and_then_not_every_batch(client: redis.asyncio.Redis) -> None:
+    await write(client, conversation_events(seed=6, customers=2, per_customer=3))
+    live = StreamConsumer(client, [RecordStore(client)], ConsumerSettings(consumer="live", batch=100, claim_idle_ms=60_000))
+    await live.ensure_group()
+    await live.drain()
+    await write(client, conversation_events(seed=7, customers=2, per_customer=3))
+    await client.xreadgroup(GROUP, "crashed", {EVENTS_STREAM: ">"}, count=100)  # another consumer dies holding these
+    await client.config_resetstat()
+    assert await live.step(block=False) == 0  # the crashed one's entries are not idle for a minute yet
+    stats = await client.info("commandstats")
+    assert "cmdstat_xautoclaim" not in stats  # and it did not even look: it looked a moment ago
+    assert stats["cmdstat_xreadgroup"]["calls"] == 1  # nor at its own pending entries: it has none

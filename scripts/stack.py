@@ -8,6 +8,7 @@ can run it before the environments exist.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -92,9 +93,19 @@ def generate_secret() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> List[int]:
+    """`count` different free ports: each socket stays bound until all are chosen (one port asked
+    for twice in a row may come back twice, and then two servers of one stack fight over it)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def port_in_use(port: int) -> bool:
@@ -229,11 +240,12 @@ class Stack:
     log: Callable[[str], None] = field(default=lambda message: print(f"==> {message}", flush=True), repr=False)
 
     def __post_init__(self) -> None:
-        self.rasa_port = self.rasa_port or free_port()
-        self.actions_port = self.actions_port or free_port()
-        self.redis_port = self.redis_port or free_port()
-        self.analytics_port = self.analytics_port or free_port()
-        self.console_port = self.console_port or free_port()
+        spare = iter(free_ports(5))
+        self.rasa_port = self.rasa_port or next(spare)
+        self.actions_port = self.actions_port or next(spare)
+        self.redis_port = self.redis_port or next(spare)
+        self.analytics_port = self.analytics_port or next(spare)
+        self.console_port = self.console_port or next(spare)
         self.console_secret = self.console_secret or generate_secret()
         self.auth_token = self.auth_token or generate_secret()
         self.action_token = self.action_token or generate_secret()

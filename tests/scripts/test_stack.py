@@ -146,3 +146,11 @@ def test_a_start_that_finds_its_port_taken_names_the_holder(tmp_path: Path) -> N
     finally:
         listener.kill()
         listener.wait()
+
+
+def test_the_ports_of_one_stack_are_all_different() -> None:
+    from scripts.stack import Stack, free_ports
+
+    assert len(set(free_ports(50))) == 50
+    stack = Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0)
+    assert len({stack.rasa_port, stack.actions_port, stack.redis_port, stack.analytics_port, stack.console_port}) == 5

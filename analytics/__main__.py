@@ -54,13 +54,23 @@ from analytics.schema import EVENTS_STREAM, SOURCE_STAFF, STAGE_SET, LogEvent
 from analytics.records.store import CO_CREATORS
 from analytics.redis_connect import connect, redis_url
 from analytics.replay import replay
-from analytics.service import DEFAULT_PORT, default_consumer_name, projections, record_store, serve
+from analytics.service import DEFAULT_PORT, LINGER_MS, default_consumer_name, projections, record_store, serve
 from analytics.stream.consumer import group_lag
 
 REDIS_TIMEOUT = 5.0
 # The service folds the log behind the conversations: on a machine the assistant shares, it
 # should take the CPU the conversations leave (bench/load.py --paired, BENCHMARKS.md).
 NICE = 10
+
+
+def linger_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 900:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds from 0 to 900 (ENGAGE_ANALYTICS_LINGER_MS)")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -72,6 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run.add_argument("--nice", type=int, default=int(os.environ.get("ENGAGE_ANALYTICS_NICE", NICE)),
                      help="how much lower this process's CPU priority is than the assistant's (default: %(default)s): "
                           "folding the log waits while a customer waits for an answer; 0 to compete as an equal")
+    run.add_argument("--linger-ms", type=linger_ms, default=os.environ.get("ENGAGE_ANALYTICS_LINGER_MS", str(LINGER_MS)),
+                     help="after a turn's first events, wait this long for the rest and apply them together "
+                          "(default: %(default)s; 0-900: each event is still applied within a second)")
     commands.add_parser("replay", help="rebuild everything derived from the log")
     customer = commands.add_parser("customer", help="a customer's record")
     customer.add_argument("customer")
@@ -107,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "serve":
             if args.nice > 0:
                 os.nice(args.nice)
-            asyncio.run(serve(args.port, args.consumer))
+            asyncio.run(serve(args.port, args.consumer, linger=args.linger_ms))
             return 0
         return asyncio.run(_command(args))
     except (RulesError, FunnelRulesError, CrmConfigError, IdeasError, ReplayRunning, LeaseLost) as exc:

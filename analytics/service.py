@@ -156,13 +156,13 @@ def create_app(consumer: StreamConsumer, sender: Optional[CrmSender] = None, not
     return app
 
 
-async def serve(port: int, consumer_name: str, host: str = "127.0.0.1") -> None:
+async def serve(port: int, consumer_name: str, host: str = "127.0.0.1", linger: int = LINGER_MS) -> None:
     client = connect(redis_url(), REDIS_TIMEOUT, decode_responses=True)
     crm = crm_config()
     store = record_store(client, crm)
     # Idea themes load MiniLM on the first idea, in an executor: the service starts at once.
     themes = theme_store(client)
-    consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name, linger_ms=LINGER_MS))
+    consumer = StreamConsumer(client, [store, themes, DashboardStore(client)], ConsumerSettings(consumer=consumer_name, linger_ms=linger))
     crm_client = client_for(crm)
     sender = CrmSender(client, crm_client, crm, store.record) if crm_client is not None else None
     # MiniLM and spaCy load in the background, so the first idea in a conversation is matched in time.

@@ -139,6 +139,15 @@ def test_the_service_refuses_to_start_with_rules_it_cannot_trust(redis_url: str,
     assert done.returncode == 2 and f"{rules}:3: rule 'x': points must be a positive number" in done.stderr
 
 
+def test_a_linger_out_of_range_is_refused_with_what_to_set(redis_url: str) -> None:
+    for args, env in ((["--linger-ms", "1500"], {}), ([], {"ENGAGE_ANALYTICS_LINGER_MS": "soon"})):
+        done = subprocess.run(
+            [sys.executable, "-m", "analytics", "serve", "--port", str(free_port()), *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url, **env},
+        )
+        assert done.returncode == 2 and "milliseconds from 0 to 900 (ENGAGE_ANALYTICS_LINGER_MS)" in done.stderr
+
+
 def test_staff_move_a_customer_in_the_funnel_and_it_is_logged(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     for event in qualified_lead():

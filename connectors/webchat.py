@@ -37,6 +37,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+from socketio.exceptions import ConnectionRefusedError as Refused
 from socketio import packet as sio_packet
 
 from analytics.customers import WEB, Identity
@@ -340,9 +341,10 @@ class WebChatInput(InputChannel):
             forwarded = request.headers.get("x-forwarded-for") if request is not None else environ.get("HTTP_X_FORWARDED_FOR")
             try:
                 self.limiter.check_address(self.limiter.client_address(peer, forwarded))
-            except RateLimited:
+            except RateLimited as limited:
                 logger.warning("socketio: refused a connection from %s: too many from that address", peer)
-                return False  # the client gets a connect_error
+                # The client gets a connect_error saying when to come back (the chat page waits that long).
+                raise Refused(limited.detail, {"retry_after": limited.retry_after}) from None
             return True
 
         @sio.on("session_request")

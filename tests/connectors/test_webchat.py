@@ -367,3 +367,20 @@ def test_rate_limits_are_read_from_credentials() -> None:
     assert WebChatInput.from_credentials({"rate_limits": False}).limiter.limits.sender is None
     with pytest.raises(ConnectorConfigError, match="max_queued"):
         WebChatInput.from_credentials({"rate_limits": {"max_queued": 5}})
+
+
+async def test_a_refused_connection_is_told_when_to_come_back(redis_url: str, tmp_path: Path) -> None:
+    async with webchat(Recorder(), redis_url, tmp_path, rate_limits=RateLimits(sender=None, ip=Rate(per_minute=6, burst=1))) as (base, _):
+        await Widget(base).open()
+        polling = f"{base}/socket.io/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(polling) as opened:
+                sid = json.loads((await opened.text())[1:])["sid"]
+            async with http.post(f"{polling}&sid={sid}", data="40") as connecting:
+                assert connecting.status == 200
+            async with http.get(f"{polling}&sid={sid}") as answer:
+                packet = await answer.text()
+    assert packet.startswith("44"), packet  # connect_error
+    refusal = json.loads(packet[2:])
+    assert "Too many requests from your address" in refusal["message"]
+    assert 1 <= refusal["data"]["retry_after"] <= 10  # 6 a minute: the next place frees within 10 s

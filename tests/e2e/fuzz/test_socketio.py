@@ -64,6 +64,22 @@ def should_accept(data: Any, session_id: str) -> bool:
     return isinstance(meta, dict) and len(json.dumps(meta, ensure_ascii=False).encode("utf-8", "replace")) <= MAX_METADATA_BYTES
 
 
+async def connect_politely(client: socketio.AsyncClient, url: str, attempts: int = 4) -> None:
+    """Connect; when the server refuses for now (the per-address limit: a long run connects faster
+    than one address may) wait the retry_after it gives, as the chat page does, and try again."""
+    refusals: List[Any] = []
+    client.on("connect_error", refusals.append)
+    for attempt in range(attempts):
+        try:
+            await client.connect(url, socketio_path="/socket.io", transports=["websocket"], wait_timeout=REFUSAL_SECONDS)
+            return
+        except socketio.exceptions.ConnectionError:
+            after = refusals[-1].get("data", {}).get("retry_after") if refusals and isinstance(refusals[-1], dict) else None
+            if not after or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(float(after), 60.0))
+
+
 async def converse(url: str, hello: Any, data: Any, repeat: bool) -> Tuple[str, Any, List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Ask for a session with `hello`, send `data` (SESSION filled in), and, when `repeat`, the
     same again and then SENTINEL: (session, data sent, replies to data, replies after)."""
@@ -72,7 +88,7 @@ async def converse(url: str, hello: Any, data: Any, repeat: bool) -> Tuple[str, 
     confirmed: "asyncio.Future[str]" = asyncio.get_running_loop().create_future()
     client.on("bot_uttered", replies.put)
     client.on("session_confirm", lambda session_id: confirmed.done() or confirmed.set_result(session_id))
-    await client.connect(url, socketio_path="/socket.io", transports=["websocket"], wait_timeout=REFUSAL_SECONDS)
+    await connect_politely(client, url)
     try:
         await client.emit("session_request", hello)
         session_id = await asyncio.wait_for(confirmed, REFUSAL_SECONDS)

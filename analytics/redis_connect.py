@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - redis-py's own packer then
     _pack = None
 
 
-class _HiredisPacking:
+class HiredisConnection(aioredis.Connection):
     """Commands packed by hiredis, as redis-py's synchronous client does when hiredis is installed;
     its asyncio client packs them in Python, one argument at a time (a replay sends millions)."""
 
@@ -69,10 +69,6 @@ class _HiredisPacking:
             return [_pack(args)]
         except TypeError as error:
             raise DataError(str(error)) from error
-
-
-class HiredisConnection(_HiredisPacking, aioredis.Connection):
-    pass
 
 
 def _connection_class(url: str) -> Dict[str, Any]:

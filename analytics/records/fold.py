@@ -62,8 +62,8 @@ def canonical(value: Any) -> str:
     """The one JSON spelling of a value (sorted keys, no spaces, UTF-8), so equal means byte-identical.
 
     orjson spells it (a replay writes millions). What orjson refuses (text with a lone surrogate, an
-    integer past 64 bits) the standard library spells, as it always
-    did: the same value always takes the same path, so the spelling is still one per value."""
+    integer past 64 bits) the standard library spells, as it always did: the same value always takes
+    the same path, so the spelling is still one per value."""
     try:
         return orjson.dumps(value, option=_SORTED).decode()
     except TypeError:  # orjson.JSONEncodeError

@@ -31,6 +31,7 @@ from analytics.schema import (
     PROBLEM,
     RECOMMENDATION,
     REFERRAL,
+    loads,
 )
 
 RECORD_VERSION = 1
@@ -58,6 +59,11 @@ _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # json.dumps would build one per call
 
 
+# `canonical`'s inverse (the standard library reads what it spelled); nothing a state keeps is an
+# integer past 64 bits, which orjson would read back as a float.
+parse = loads
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of a value (sorted keys, no spaces, UTF-8), so equal means byte-identical.
 
@@ -68,15 +74,6 @@ def canonical(value: Any) -> str:
         return orjson.dumps(value, option=_SORTED).decode()
     except TypeError:  # orjson.JSONEncodeError
         return _STDLIB.encode(value)
-
-
-def parse(raw: str) -> Any:
-    """`canonical`'s inverse: orjson reads it, or the standard library where it wrote it (a lone surrogate).
-    An integer past 64 bits comes back a float: nothing a state keeps is one (counts, scores 0-10)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
 
 
 def ordered(facts: Iterable[Fact]) -> List[Fact]:

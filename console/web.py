@@ -13,6 +13,9 @@ from console.errors import Refused
 
 logger = logging.getLogger(__name__)
 
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+
 
 async def json_object(request: web.Request) -> Dict[str, Any]:
     """The request's JSON object body; anything else (not JSON, not an object, nested past what the
@@ -24,9 +27,6 @@ async def json_object(request: web.Request) -> Dict[str, Any]:
     if not isinstance(body, dict):
         raise Refused(400, "bad_json", "Send a JSON object.")
     return body
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 
 
 @web.middleware

@@ -25,7 +25,7 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Dict, Iterable, Lis
 
 import redis
 from rasa.core.agent import Agent
-from rasa.core.lock import TicketLock
+from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
@@ -246,12 +246,22 @@ class FailClosedLockStore(RedisLockStore):
         _set_socket_timeout(self.red, socket_timeout)
         self._released: Dict[str, asyncio.Event] = {}  # conversation -> set when this server releases it
 
-    def _issue(self, conversation_id: Text, lock_lifetime: float) -> int:
-        # LockStore.issue_ticket turns every error into a LockError; keep Redis' own errors retryable.
+    def _issue(self, conversation_id: Text, lock_lifetime: float, issued: List[Ticket]) -> int:
+        """Issue a ticket (LockStore.issue_ticket turns every error into a LockError; Redis' own stay retryable).
+
+        A retry first looks for the ticket of the attempt before it (`issued`): when Redis stored
+        it and only the reply was lost (a restart closes connections before replying), issuing
+        another would leave that one to block the conversation until it expires (a minute).
+        """
         lock = self.get_or_create_lock(conversation_id)
-        ticket = lock.issue_ticket(lock_lifetime)
+        if issued:
+            earlier = issued[-1]
+            if any(t.number == earlier.number and t.expires == earlier.expires for t in lock.tickets):
+                return earlier.number
+        number = lock.issue_ticket(lock_lifetime)
+        issued.append(lock.tickets[-1])
         self.save_lock(lock)
-        return ticket
+        return number
 
     @asynccontextmanager
     async def lock(
@@ -263,7 +273,7 @@ class FailClosedLockStore(RedisLockStore):
         wait = self.outage_wait
         poll = self.poll_interval if wait_time_in_seconds is None else wait_time_in_seconds
         ticket = await call_redis(
-            functools.partial(self._issue, conversation_id, lock_lifetime), f"lock conversation {conversation_id}", wait
+            functools.partial(self._issue, conversation_id, lock_lifetime, []), f"lock conversation {conversation_id}", wait
         )
         try:
             yield await call_redis(

@@ -172,6 +172,32 @@ async def test_lock_waits_for_redis_then_serves(own_redis: RedisServer) -> None:
     assert locks.get_lock("c4") is None  # cleaned up
 
 
+async def test_a_ticket_whose_reply_was_lost_is_not_issued_again(own_redis: RedisServer) -> None:
+    # Redis stopping with SIGTERM stores a write and closes the connection before replying: the
+    # retry issued a second ticket behind the first, and the message waited the first one's
+    # lifetime (a minute) for a turn nobody held.
+    locks = lock_store_for(own_redis.port)
+    store = locks.red.set
+    lost = []
+
+    def set_then_lose_the_reply(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = store(*args, **kwargs)
+        if not lost:
+            lost.append(result)
+            raise redis.ConnectionError("Connection closed by server.")
+        return result
+
+    locks.red.set = set_then_lose_the_reply  # type: ignore[method-assign]
+
+    async def take() -> List[int]:
+        async with locks.lock("c8") as lock:
+            return [ticket.number for ticket in lock.tickets]
+
+    assert await asyncio.wait_for(take(), 20) == [0]  # one ticket, the first
+    assert lost, "the first ticket was not stored"
+    assert locks.get_lock("c8") is None  # cleaned up
+
+
 async def test_lock_refuses_when_redis_stays_away() -> None:
     locks = lock_store_for(free_port(), outage_wait=0.3)
     with pytest.raises(RedisUnavailable, match="lock conversation c5"):

@@ -85,12 +85,12 @@ def test_redis_restart_under_traffic_keeps_the_log_and_the_trackers_in_step(
     store.connection_pool.disconnect()
     assert sum(len(t) for t in turns.values()) > 8, turns
     checks = [check_conversation(stack, store, sender, turns[sender]) for sender in senders]
-    summary = {key: sum(c[key] for c in checks) for key in ("sent", "apologies", "duplicates", "out_of_step")}
+    summary = {key: sum(c[key] for c in checks) for key in ("sent", "apologies", "errors", "duplicates", "out_of_step")}
     print(f"\nRedis {how.name}, down {down_for:.0f}s: {summary}")
     for check in checks:
         assert not check["problems"], check["problems"]
     if down_for < 5:  # well within the stores' outage_wait: every message just waits and is answered
-        assert summary["apologies"] == 0, summary
+        assert summary["apologies"] == 0 and summary["errors"] == 0, (summary, turns)
 
 
 def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: List[Turn]) -> Dict[str, Any]:
@@ -104,7 +104,9 @@ def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: Lis
     stored_turns = [e["metadata"].get("turn") for e in stored if e["event"] == "user"]
     refused = [t.number for t in turns if APOLOGY_TEXT in t.reply]
     accepted = [t.number for t in turns if APOLOGY_TEXT not in t.reply and not t.reply.startswith(("error ", "HTTP "))]
-    failed = sorted(r.metadata.get("turn") for r in records if r.type == REPLY_FAILED)
+    failures = [(r.metadata.get("turn"), r.data.get("reason")) for r in records if r.type == REPLY_FAILED]
+    failed = sorted(turn for turn, _ in failures)
+    replies = {t.number: t.reply[:80] for t in turns}
     in_log = Counter((r.type, r.timestamp) for r in rasa)
     in_tracker = Counter((e["event"], e["timestamp"]) for e in stored)
     duplicates = (len(records) - len({r.event_id for r in records})) + (
@@ -117,11 +119,15 @@ def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: Lis
         "in the tracker, not the log": sorted((in_tracker - in_log).elements()),
         "user turns logged vs stored": (logged_turns, stored_turns) if logged_turns != stored_turns else None,
         "answered but not logged": sorted(set(accepted) - set(logged_turns)),
-        "apologies vs reply_failed records": (refused, failed) if refused != failed else None,
+        # With what the client got for each turn that failed and the records' reasons.
+        "apologies vs reply_failed records": (
+            (refused, failed, {turn: (replies.get(turn), reason) for turn, reason in failures}) if refused != failed else None
+        ),
     }
     return {
         "sent": len(turns),
         "apologies": len(refused),
+        "errors": sum(t.reply.startswith(("error ", "HTTP ")) for t in turns),
         "duplicates": duplicates,
         "out_of_step": sum((in_log - in_tracker).values()) + sum((in_tracker - in_log).values()),
         "problems": {f"{sender}: {k}": v for k, v in problems.items() if v},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -22,6 +23,11 @@ def _unpack(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float32)
 
 
+def _digest(vector: np.ndarray) -> bytes:
+    """16 bytes naming a vector's exact bytes: the key of `copies` (the bytes themselves are 1.5 KiB)."""
+    return hashlib.blake2b(np.asarray(vector, dtype=np.float32).tobytes(), digest_size=16).digest()
+
+
 class _Memory:
     """What decisions need, loaded from Redis: item vectors (a growing array, so adding one is
     not a copy of all), the theme of each, each theme's member rows, and a matrix of the themes'
@@ -34,7 +40,7 @@ class _Memory:
         self.names: List[str] = []  # the theme of each row of the sums matrix
         self.index: Dict[str, int] = {}
         self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
-        self.copies: Dict[bytes, Dict[str, int]] = {}  # a vector's bytes -> theme -> its first row holding exactly it
+        self.copies: Dict[bytes, Dict[str, int]] = {}  # a vector's digest -> theme -> its first row holding exactly it
         self._rows = np.zeros((0, 0), dtype=np.float32)
         self._sums = np.zeros((0, 0), dtype=np.float32)
         self._counts = np.zeros(0, dtype=np.float32)
@@ -63,7 +69,7 @@ class _Memory:
         self._sums[row] += vector
         self._counts[row] += 1.0
         self.members.setdefault(theme, []).append(len(self.ids))
-        self.copies.setdefault(np.asarray(vector, dtype=np.float32).tobytes(), {}).setdefault(theme, len(self.ids))
+        self.copies.setdefault(_digest(vector), {}).setdefault(theme, len(self.ids))
         self.ids.append(event_id)
         self.theme_of.append(theme)
 
@@ -113,13 +119,13 @@ def _first_copy(vector: np.ndarray, memory: _Memory, close: np.ndarray) -> Optio
     """The row a search of the close themes' members would find first for an exact copy of `vector`
     (the same text told again: its cosine to itself is the highest there is), or None. Saves the
     search through a popular theme's members, which grows with every vote on it."""
-    first_in = memory.copies.get(np.asarray(vector, dtype=np.float32).tobytes())
+    first_in = memory.copies.get(_digest(vector))
     if not first_in:
         return None
     for theme in close.tolist():
         row = first_in.get(memory.names[theme])
         if row is not None:
-            return row
+            return row if np.array_equal(memory.vectors[row], vector) else None
     return None
 
 

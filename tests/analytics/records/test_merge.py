@@ -67,9 +67,9 @@ class CountingStore(RecordStore):
 
     rebuilds = 0
 
-    def rebuild(self, customer_id, facts):  # type: ignore[no-untyped-def]
+    def rebuild(self, customer_id, facts, stored=None):  # type: ignore[no-untyped-def]
         self.rebuilds += 1
-        return super().rebuild(customer_id, facts)
+        return super().rebuild(customer_id, facts, stored)
 
 
 async def test_a_merge_that_brings_only_later_facts_folds_them_onto_the_kept_state(client: redis.asyncio.Redis) -> None:

@@ -52,6 +52,10 @@ class RecordReplay:
         self.parked: Set[str] = set()  # customers whose state left memory for Redis
         self.merged: Dict[str, str] = {}  # customer merged away -> the customer the merge named
         self.merge_targets: Set[str] = set()  # indexed by the merge already: their indexes are rewritten whole
+        # Merge targets whose histories interleave with what the merge brought: their facts are stored as
+        # they come and they are folded once, at the end, however many such merges they take (folding
+        # again at each merge cost a busy customer's whole history each time).
+        self.fold_at_end: Set[str] = set()
         self._add_new_facts = store.client.register_script(_ADD_NEW_FACTS)
 
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
@@ -90,6 +94,8 @@ class RecordReplay:
             self.states[customer] = self.store.new_state(customer, parse(raw))
             self.parked.discard(customer)
         for customer, stored_before in zip(customers, known):
+            if customer in self.fold_at_end:
+                continue
             state = self.states.get(customer)
             if state is None:
                 state = self.states[customer] = self.store.new_state(customer)
@@ -112,29 +118,39 @@ class RecordReplay:
             await self.store.client.mset(leaving)
 
     async def _merge(self, item: _Item) -> None:
-        merged = await self.store._merge(item, self.states.get(self._follow(item.customer)))
+        target = self._follow(item.customer)
+        if target in self.parked:
+            self.states[target] = self.store.new_state(target, parse(await self.store.client.get(state_key(target))))
+            self.parked.discard(target)
+        merged = await self.store._merge(item, self.states.get(target), defer=True)
         if merged is None:
             return
         target, state, absorbed = merged
-        self.states[target] = state
-        self.states.move_to_end(target)
-        self.parked.discard(target)
+        if state is None:
+            self.states.pop(target, None)
+            self.fold_at_end.add(target)
+        else:
+            self.states[target] = state
+            self.states.move_to_end(target)
         self.merge_targets.add(target)
         for customer in absorbed:
             self.states.pop(customer, None)
-            self.parked.discard(customer)
-            self.merge_targets.discard(customer)
+            for tracked in (self.parked, self.merge_targets, self.fold_at_end):
+                tracked.discard(customer)
             self.merged[customer] = item.customer
         await self._park()
 
     async def finish(self) -> None:
         """Write every customer's state and index entries (and queue what their stage asks for)."""
-        customers = sorted(self.parked.union(self.states))
+        customers = sorted(self.parked.union(self.states, self.fold_at_end))
         for start in range(0, len(customers), FINISH_CHUNK):
             chunk = customers[start:start + FINISH_CHUNK]
             parked = [customer for customer in chunk if customer in self.parked]
             for customer, raw in zip(parked, await self.store.client.mget([state_key(customer) for customer in parked] or ["-"])):
                 self.states[customer] = self.store.new_state(customer, parse(raw))
+            for customer in chunk:
+                if customer in self.fold_at_end:
+                    self.states[customer] = self.store.rebuild(customer, [], await self.store.client.hgetall(facts_key(customer)))
             writes = _Writes(self.store.crm_stages)
             for customer in chunk:
                 before: Any = None if customer in self.merge_targets else _NOT_INDEXED
@@ -143,3 +159,4 @@ class RecordReplay:
                 writes.flush(pipe)
                 await pipe.execute()
         self.parked.clear()
+        self.fold_at_end.clear()

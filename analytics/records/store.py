@@ -317,14 +317,18 @@ class RecordStore:
             state = self.rebuild(customer, newer, await self.client.hgetall(facts_key(customer)))
         return state, new_facts, before
 
-    async def _merge(self, item: _Item, kept_state: Optional[CustomerState] = None) -> Optional[Tuple[str, CustomerState, List[str]]]:
+    async def _merge(
+        self, item: _Item, kept_state: Optional[CustomerState] = None, defer: bool = False
+    ) -> Optional[Tuple[str, Optional[CustomerState], List[str]]]:
         """Fold the merged customers' facts into the one kept; each leaves a stub saying where it went.
         Returns the customer kept, their state and the customers merged away (None: applied before).
         `kept_state`: the kept customer's current state when the caller holds it (a replay), else it is read.
 
         When everything the merge brings comes after the kept customer's last fact (a new device's
         session proved to be an existing customer, the usual case), it is folded onto their state;
-        otherwise the kept customer is folded again from all the facts."""
+        otherwise the kept customer is folded again from all the facts. `defer` (a replay, which
+        holds `kept_state` and folds such customers once at its end): instead of folding again,
+        only the facts are stored and the state returned is None."""
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -346,24 +350,31 @@ class RecordStore:
                                 brought[key] = fact
                     if item.fact["id"] not in own:
                         brought.setdefault(item.fact["id"], item.fact)
-                    state = await self._merged_state(target, own, brought, kept_state)
+                    state = await self._merged_state(target, own, brought, kept_state, defer)
                     pipe.multi()
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
-                    writes = _Writes(self.crm_stages)
                     # The kept customer's own facts are stored already: only what the merge brings is written.
-                    writes.add(target, state, {key: canonical(fact) for key, fact in brought.items()}, None)
-                    writes.flush(pipe)
+                    brought_json = {key: canonical(fact) for key, fact in brought.items()}
+                    if state is None:
+                        if brought_json:
+                            pipe.hset(facts_key(target), mapping=brought_json)
+                    else:
+                        writes = _Writes(self.crm_stages)
+                        writes.add(target, state, brought_json, None)
+                        writes.flush(pipe)
                     await pipe.execute()
                     return target, state, absorbed
                 except WatchError:
                     continue
 
-    async def _merged_state(self, target: str, own: Dict[str, str], brought: Dict[str, Fact], kept: Optional[CustomerState]) -> CustomerState:
+    async def _merged_state(
+        self, target: str, own: Dict[str, str], brought: Dict[str, Fact], kept: Optional[CustomerState], defer: bool
+    ) -> Optional[CustomerState]:
         """The kept customer's state with what the merge brings (the others' facts and the merge itself);
-        `own`: the kept customer's facts as stored."""
+        `own`: the kept customer's facts as stored. None when `defer` and it needs folding again."""
         replaces = any(key in own for key in brought)  # an earlier copy of one of their own events
-        if own and brought and not replaces:
+        if own and brought and not replaces and not (kept is None and defer):  # deferring without a state: folded at the end
             if kept is None:
                 raw = await self.client.get(state_key(target))
                 kept = self.new_state(target, parse(raw)) if raw else None
@@ -373,7 +384,7 @@ class RecordStore:
                 for fact in ordered(brought.values()):
                     kept.apply(fact)
                 return kept
-        return self.rebuild(target, brought.values(), own)
+        return None if defer else self.rebuild(target, brought.values(), own)
 
     @staticmethod
     def _forget(pipe: Any, customer: str, into: str) -> None:

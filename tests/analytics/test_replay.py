@@ -68,12 +68,57 @@ async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.as
     expected = await snapshot(client)
     await store.reset()
     fold = RecordReplay(store, keep=2)
+    waited = set()
     for start in range(0, len(entries), 5):
         assert await fold.apply_batch(entries[start:start + 5]) == {}
         assert len(fold.states) <= 2
-    assert fold.parked  # some did wait in Redis
+        waited |= fold.parked
+    assert waited  # some did wait in Redis
     await fold.finish()
     assert await snapshot(client) == expected
+
+
+def merges() -> List[LogEvent]:
+    """Merges of every shape: two into one customer whose history interleaves with theirs, a new
+    device's session (all after the kept customer's last fact) into another, then the first customer
+    itself merged into that one, which goes on talking under its old id; copies come far apart."""
+    events = conversation_events(seed=41, customers=4, per_customer=12)
+    third, two = len(events) // 3, 2 * len(events) // 3
+    c2, c3, new = "C-0000000000000002", "C-0000000000000003", "C-00000000000000aa"
+    at = events[two].timestamp
+    device = [LogEvent("user", new, "rasa", "portal", at + 1, text="hello from the app"),
+              LogEvent("idea", new, "action", "portal", at + 2, data={"reference": "IDEA-NEW", "summary": "offline mode"}),
+              LogEvent("bot", new, "rasa", "portal", at + 3, text="noted")]
+
+    def merge(into: str, gone: str, when: float) -> LogEvent:
+        return LogEvent(CUSTOMERS_MERGED, into, SOURCE_DIRECTORY, "", when, data={"merged_from": [gone]})
+
+    return (events[:third] + [merge(KEPT, GONE, events[third].timestamp)] + events[third:two] + [merge(KEPT, c2, at)]
+            + device + [merge(c3, new, at + 4)] + events[two:] + [merge(c3, KEPT, at + 9_000)] + events[-12:] + events[40:60])
+
+
+async def test_merges_of_every_shape_replay_to_what_the_consumers_wrote(client: redis.asyncio.Redis) -> None:
+    events = merges()
+    entries = [(f"{1_000 + n}-0", event) for n, event in enumerate(events)]
+    store = RecordStore(client)
+    for start in range(0, len(entries), 5):
+        await store.apply_batch(entries[start:start + 5])
+    expected = await snapshot(client)
+    assert (await store.record(KEPT) or {}).get("merged_into") == "C-0000000000000003"
+    c3 = "C-0000000000000003"
+    last_merge = max(n for n, event in enumerate(events) if event.type == CUSTOMERS_MERGED)
+    for keep in (2, 10):
+        await store.reset()
+        fold = RecordReplay(store, keep=keep)
+        deferred = set()
+        for start in range(0, len(entries), 7):
+            assert await fold.apply_batch(entries[start:start + 7]) == {}
+            deferred |= fold.fold_at_end
+            if start + 7 <= last_merge:  # the new device's merge into c3 was folded onto c3's state
+                assert c3 not in fold.fold_at_end
+        assert deferred == {KEPT, c3}  # interleaving merges: folded once, at the end
+        await fold.finish()
+        assert await snapshot(client) == expected
 
 
 async def test_a_replay_dead_letters_what_it_cannot_use_and_applies_the_rest(client: redis.asyncio.Redis) -> None:

@@ -130,14 +130,19 @@ def fold(events: Sequence[LogEvent], opened: Mapping[str, Optional[Open]], handl
     return effects
 
 
+def counts(event: LogEvent) -> bool:
+    """Whether the event can count anywhere here: most (actions, the bot's own replies) do not."""
+    return event.type in _FOLDED and (event.type != BOT or bool(event.metadata))
+
+
 def step(event: LogEvent, effects: Effects, opened: Dict[str, Optional[Open]], handled: Dict[str, str]) -> None:
     """Fold one event (in place)."""
     at = float(event.timestamp or 0.0)
     if at <= 0:
         return
     day, kind, who = day_of(at), event.type, event.conversation_id  # day_of first: a time no calendar holds is bad data
-    if kind not in _FOLDED or (kind == BOT and not event.metadata):
-        return  # most events (actions, the bot's own replies) count nowhere here
+    if not counts(event):
+        return
     data = event.data if isinstance(event.data, dict) else {}
     channel = name(event.channel)
     if kind == USER:

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from redis.exceptions import WatchError
 
-from analytics.dashboards.fold import Effects, Open, Transition, day_of, fold, funnel_delta, transitions
+from analytics.dashboards.fold import Effects, Open, Transition, counts, day_of, fold, funnel_delta, transitions
 from analytics.records.fold import canonical
 from analytics.records.store import CUSTOMERS, delete_prefix, state_key
 from analytics.schema import CUSTOMERS_MERGED, LogEvent
@@ -91,16 +91,20 @@ class DashboardStore:
 
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]], funnel: bool = True) -> Dict[str, str]:
         """Count the entries once each; `funnel` False leaves the funnel counts to the end of a replay."""
-        events: List[LogEvent] = []
+        timed: List[LogEvent] = []
         ids: Set[str] = set()
         for _, event in entries:
             # The same event twice in one batch counts once; an event without a time counts nowhere.
             if event.event_id not in ids and event.timestamp and event.timestamp > 0:
+                day_of(event.timestamp)  # a time no calendar holds is bad data, wherever it would count
                 ids.add(event.event_id)
-                events.append(event)
-        if not events:
+                timed.append(event)
+        customers = _customers(timed) if funnel else []
+        # Only what can count is checked against, and kept in, the applied ids: most events (actions,
+        # the bot's own replies) count nowhere, and their ids were most of what the guard kept.
+        events = [event for event in timed if counts(event)]
+        if not events and not customers:
             return {}
-        customers = _customers(events) if funnel else []
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:

@@ -301,31 +301,35 @@ def private_stack(data_dir: Path, options: dict) -> Stack:
     return Stack(rasa_port=0, actions_port=0, redis_port=0, analytics_port=0, console_port=0, data_dir=data_dir, **options)
 
 
-def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float, tmp: Path, out: Path) -> None:
+def paired(rounds: int, targets: Dict[str, dict], customers: int, seconds: float, tmp: Path, out: Path, restart_every: int = 0) -> None:
     """Both stacks up at once (the idle one waits on its sockets), the realistic load on each in
-    turn, the order reversed every round so a drift of the machine falls on both alike."""
+    turn, the order reversed every round so a drift of the machine falls on both alike.
+    `restart_every` K: both stacks are started afresh every K rounds (which one starts first
+    alternating), since one instance of a stack can be a few per cent faster than another for
+    as long as it runs, which more rounds on the same two instances never average out."""
     pooled: Dict[str, List[float]] = {target: [] for target in targets}
     rounds_p50: Dict[str, List[float]] = {target: [] for target in targets}
     rounds_mean: Dict[str, List[float]] = {target: [] for target in targets}
     lag_max: List[float] = []  # the full stack's analytics lag, worst sample per round
-    with contextlib.ExitStack() as stacks:
-        running = {}
-        for target, options in targets.items():
-            print(f"==> starting the {target} stack", flush=True)
-            running[target] = stacks.enter_context(
-                private_stack(tmp / f"paired-{target}", options)
-            )
-            warm_up(running[target])
-        for number in range(rounds):
-            for target in list(running) if number % 2 == 0 else list(reversed(running)):
-                result = measure(running[target], target, f"realistic, round {number + 1}", customers, seconds, (5.0, 10.0), pooled[target])
-                rounds_p50[target].append(result.p50_ms)
-                rounds_mean[target].append(result.mean_ms)
-                if result.lag_max_s is not None:
-                    lag_max.append(result.lag_max_s)
+    block = restart_every or rounds
+    for first in range(0, rounds, block):
+        with contextlib.ExitStack() as stacks:
+            running = {}
+            for target in list(targets) if first // block % 2 == 0 else list(reversed(targets)):
+                print(f"==> starting the {target} stack for rounds {first + 1}-{min(first + block, rounds)}", flush=True)
+                running[target] = stacks.enter_context(private_stack(tmp / f"paired-{target}-{first}", targets[target]))
+                warm_up(running[target])
+            for number in range(first, min(first + block, rounds)):
+                for target in list(targets) if number % 2 == 0 else list(reversed(targets)):
+                    result = measure(running[target], target, f"realistic, round {number + 1}", customers, seconds, (5.0, 10.0), pooled[target])
+                    rounds_p50[target].append(result.p50_ms)
+                    rounds_mean[target].append(result.mean_ms)
+                    if result.lag_max_s is not None:
+                        lag_max.append(result.lag_max_s)
     lines = [f"Machine: {machine_line()}; load average at the end {os.getloadavg()[0]:.1f}; "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"Realistic load, {customers} customers, {rounds} rounds of {seconds:.0f} s on each stack (ABBA), latencies pooled", "",
+             f"Realistic load, {customers} customers, {rounds} rounds of {seconds:.0f} s on each stack (ABBA), latencies pooled; "
+             f"{-(-rounds // block)} instance(s) of each stack, {block} round(s) each", "",
              "| target | turns | p50 ms | p95 ms | p99 ms | mean ms | p50 per round (ms) |", "|---|---:|---:|---:|---:|---:|---|"]
     for target, ms in pooled.items():
         lines.append(f"| {target} | {len(ms)} | {percentile(ms, 50):.1f} | {percentile(ms, 95):.1f} | {percentile(ms, 99):.1f} | "
@@ -372,6 +376,8 @@ def main() -> None:
     parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
                         help="instead: the full and no-analytics stacks up side by side, the realistic load on each in "
                              "turn (ABBA) for ROUNDS rounds, latencies pooled: the with/without comparison without drift")
+    parser.add_argument("--restart-every", type=int, default=0, metavar="K",
+                        help="with --paired: start both stacks afresh every K rounds (0: one instance each for the whole run)")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
@@ -392,7 +398,8 @@ def main() -> None:
             "bare": dict(with_actions=False, endpoints=None, credentials=bare_credentials),
         }
         if args.paired:
-            paired(args.paired, {t: targets[t] for t in ("full", "no-analytics")}, args.realistic_customers, args.realistic_seconds, Path(tmp), args.out)
+            paired(args.paired, {t: targets[t] for t in ("full", "no-analytics")}, args.realistic_customers, args.realistic_seconds, Path(tmp), args.out,
+                   args.restart_every)
             return
         for target, options in targets.items():
             print(f"==> starting the {target} stack", flush=True)

@@ -208,7 +208,7 @@ class DashboardReplay:
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]]) -> Dict[str, str]:
         return await self.store.apply_batch(entries, funnel=False)
 
-    async def finish(self, chunk: int = 5000) -> None:
+    async def finish(self, chunk: int = 500) -> None:
         client = self.store.client
         customers = await client.zrange(CUSTOMERS, 0, -1)
         for start in range(0, len(customers), chunk):

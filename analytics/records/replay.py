@@ -21,7 +21,7 @@ from analytics.records.store import _NOT_INDEXED, MAX_MERGE_CHAIN, RecordStore, 
 from analytics.schema import LogEvent
 from analytics.stream.consumer import BadEvent
 
-FINISH_CHUNK = 5000  # customers written per pipeline at the end
+FINISH_CHUNK = 500  # customers written per pipeline at the end (5,000 held 140 MiB of states at once)
 KEEP_IN_MEMORY = 10_000  # customers whose state stays in this process; the least recently seen wait in Redis
 
 # KEYS: the customer's facts hash. ARGV: the event ids (a JSON array), their facts (canonical JSON,

@@ -337,20 +337,28 @@ class RecordStore:
                     target = targets[item.customer]
                     absorbed = [c for c in item.merged_from if targets[c] == c and c != target]
                     await pipe.watch(*map(state_key, [target, *absorbed]))
-                    own: Dict[str, str] = await self.client.hgetall(facts_key(target))  # parsed only where needed
+                    others = [await self.client.hgetall(facts_key(customer)) for customer in absorbed]
+                    # Of the kept customer's facts, only their number and their copies of these events are
+                    # read: their whole history (tens of thousands of facts) only when it is folded again.
+                    asked = sorted({item.fact["id"]}.union(*others))
+                    async with self.client.pipeline(transaction=False) as reads:
+                        reads.hlen(facts_key(target))
+                        reads.hmget(facts_key(target), asked)
+                        owned, copies = await reads.execute()
+                    own = {key: raw for key, raw in zip(asked, copies) if raw is not None}
                     if item.fact["id"] in own and not absorbed:
                         await pipe.reset()
                         return None  # applied before
                     brought: Dict[str, Fact] = {}  # what the merge adds or replaces: the others' facts, itself
-                    for customer in absorbed:
-                        for key, value in (await self.client.hgetall(facts_key(customer))).items():
+                    for facts in others:
+                        for key, value in facts.items():
                             fact = parse(value)
                             earlier = brought.get(key) or (parse(own[key]) if key in own else None)
                             if earlier is None or fact["o"] < earlier["o"]:  # the event's first copy in the log counts
                                 brought[key] = fact
                     if item.fact["id"] not in own:
                         brought.setdefault(item.fact["id"], item.fact)
-                    state = await self._merged_state(target, own, brought, kept_state, defer)
+                    state = await self._merged_state(target, owned, any(key in own for key in brought), brought, kept_state, defer)
                     pipe.multi()
                     for customer in absorbed:
                         self._forget(pipe, customer, item.customer)
@@ -369,12 +377,12 @@ class RecordStore:
                     continue
 
     async def _merged_state(
-        self, target: str, own: Dict[str, str], brought: Dict[str, Fact], kept: Optional[CustomerState], defer: bool
+        self, target: str, owned: int, replaces: bool, brought: Dict[str, Fact], kept: Optional[CustomerState], defer: bool
     ) -> Optional[CustomerState]:
-        """The kept customer's state with what the merge brings (the others' facts and the merge itself);
-        `own`: the kept customer's facts as stored. None when `defer` and it needs folding again."""
-        replaces = any(key in own for key in brought)  # an earlier copy of one of their own events
-        if own and brought and not replaces and not (kept is None and defer):  # deferring without a state: folded at the end
+        """The kept customer's state with what the merge brings (the others' facts and the merge itself).
+        `owned`: how many facts they have; `replaces`: the merge brings an earlier copy of one of their
+        own events. None when `defer` and they need folding again."""
+        if owned and brought and not replaces and not (kept is None and defer):  # deferring without a state: folded at the end
             if kept is None:
                 raw = await self.client.get(state_key(target))
                 kept = self.new_state(target, parse(raw)) if raw else None
@@ -384,7 +392,7 @@ class RecordStore:
                 for fact in ordered(brought.values()):
                     kept.apply(fact)
                 return kept
-        return None if defer else self.rebuild(target, brought.values(), own)
+        return None if defer else self.rebuild(target, brought.values(), await self.client.hgetall(facts_key(target)))
 
     @staticmethod
     def _forget(pipe: Any, customer: str, into: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Callable, List, TypeVar
 
 import pytest
 import redis
@@ -15,7 +15,7 @@ from rasa.core.lock_store import LockStore
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore, TrackerStore
 from rasa.core.utils import read_endpoints_from_path
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+from rasa.shared.core.events import BotUttered, SessionStarted, UserUttered
 from rasa.utils.endpoints import EndpointConfig
 
 from analytics.schema import LogEvent
@@ -24,6 +24,9 @@ from bot.stores import FailClosedLockStore, FailClosedTrackerStore, RedisUnavail
 from scripts.stack import ROOT
 from tests.bot.test_broker import make_broker, read_stream
 from tests.conftest import RedisServer, free_port
+
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -50,6 +53,20 @@ def lock_store_for(port: int, outage_wait: float = 5.0) -> FailClosedLockStore:
 
 def users(records: List[LogEvent]) -> List[str]:
     return [r.text for r in records if r.type == "user"]
+
+
+def losing_the_first_reply(call: Callable[..., T], lost: List[object]) -> Callable[..., T]:
+    """`call`, except that the first time Redis has done it the reply is lost (as when Redis stops
+    with SIGTERM: the write is stored, the connection closed unanswered); `lost` gets its result."""
+
+    def call_then_lose_the_reply(*args: Any, **kwargs: Any) -> T:
+        result = call(*args, **kwargs)
+        if not lost:
+            lost.append(result)
+            raise redis.ConnectionError("Connection closed by server.")
+        return result
+
+    return call_then_lose_the_reply
 
 
 def start_later(server: RedisServer, seconds: float) -> threading.Thread:
@@ -119,20 +136,11 @@ async def test_the_log_entries_are_written_with_the_tracker_not_after_it(own_red
 async def test_a_transaction_whose_reply_was_lost_is_not_repeated(own_redis: RedisServer, tmp_path: Path) -> None:
     store = store_for(own_redis.port, make_broker(own_redis.url, tmp_path))
     pipeline = store.red.pipeline
-    lost = []
+    lost: List[object] = []
 
     def losing_pipeline(*args, **kwargs):  # type: ignore[no-untyped-def]
         pipe = pipeline(*args, **kwargs)
-        execute = pipe.execute
-
-        def execute_then_lose_the_reply(*a, **k):  # type: ignore[no-untyped-def]
-            result = execute(*a, **k)
-            if not lost:
-                lost.append(result)
-                raise redis.ConnectionError("Connection closed by server.")
-            return result
-
-        pipe.execute = execute_then_lose_the_reply
+        pipe.execute = losing_the_first_reply(pipe.execute, lost)
         return pipe
 
     store.red.pipeline = losing_pipeline  # type: ignore[method-assign]
@@ -177,17 +185,8 @@ async def test_a_ticket_whose_reply_was_lost_is_not_issued_again(own_redis: Redi
     # retry issued a second ticket behind the first, and the message waited the first one's
     # lifetime (a minute) for a turn nobody held.
     locks = lock_store_for(own_redis.port)
-    store = locks.red.set
-    lost = []
-
-    def set_then_lose_the_reply(*args, **kwargs):  # type: ignore[no-untyped-def]
-        result = store(*args, **kwargs)
-        if not lost:
-            lost.append(result)
-            raise redis.ConnectionError("Connection closed by server.")
-        return result
-
-    locks.red.set = set_then_lose_the_reply  # type: ignore[method-assign]
+    lost: List[object] = []
+    locks.red.set = losing_the_first_reply(locks.red.set, lost)  # type: ignore[method-assign]
 
     async def take() -> List[int]:
         async with locks.lock("c8") as lock:

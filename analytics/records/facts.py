@@ -122,6 +122,6 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str:
 
 
 def _context(value: Any) -> Dict[str, str]:
-    if not isinstance(value, dict):  # parsed JSON; typing.Mapping's check cost 2 % of a replay
+    if not isinstance(value, dict):  # parsed JSON; typing.Mapping's check was 1.6 % of a profiled replay
         return {}
     return {key: _text(value[key], 100) for key in CONTEXT_KEYS if value.get(key) not in (None, "")}

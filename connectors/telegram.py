@@ -56,7 +56,7 @@ from connectors.messages import APOLOGY_TEXT, EMPTY_TEXT, SLOW_DOWN_TEXT, TEXT_O
 from connectors.options import Options
 from connectors.outbound import OutboundError, ProviderClient, RetryPolicy, retry_after
 from connectors.payload import load_json
-from connectors.requests import SenderQueues, client_address, read_body
+from connectors.requests import SenderQueues, client_address, read_body, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +342,8 @@ class TelegramInput(InputChannel):
             notice = output.send_text_message(conversation, SLOW_DOWN_TEXT)
         text = normalise_text(work.text)[: self.max_message_chars] if work.text is not None else f"[{work.media or work.kind}]"
         drop_message(app, CHANNEL, conversation, reason, message_id=str(work.update_id), text=text, notice=notice)
+        if work.kind == _CALLBACK:  # stop the button's spinner, saying why nothing happens
+            spawn(app, self._answer_callback(work.callback_id, SLOW_DOWN_TEXT))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let updates being handled finish (a server stop), cancelling what is still running after `timeout`."""
@@ -397,11 +399,12 @@ class TelegramInput(InputChannel):
         )
         await deliver(app, message, on_new_message)
 
-    async def _answer_callback(self, callback_id: Optional[str]) -> None:
+    async def _answer_callback(self, callback_id: Optional[str], notice: Optional[str] = None) -> None:
+        """Answer a button press (the client shows a spinner until then); `notice` shows as a toast."""
         if not callback_id:
             return
         try:
-            await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id})
+            await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id, **({"text": notice} if notice else {})})
         except OutboundError as exc:  # the spinner stops by itself; the press is still handled
             logger.warning("telegram: answerCallbackQuery failed: %s", exc)
 

@@ -231,6 +231,20 @@ async def test_a_flood_is_paced_and_nothing_is_dropped_silently(redis_url: str, 
     assert [m["text"] for m in t.fake.messages if m["text"] == SLOW_DOWN_TEXT] == [SLOW_DOWN_TEXT]  # once, not 85 times
 
 
+async def test_a_button_press_dropped_for_speed_is_still_answered(redis_url: str, tmp_path: Path) -> None:
+    # The client shows a spinner on a pressed button until answerCallbackQuery; a press that was
+    # dropped (the user pressing faster than the limit) was never answered.
+    limits = RateLimits(sender=Rate(per_minute=60, burst=2), max_queued_per_sender=5)
+    async with telegram(Recorder(), redis_url, tmp_path, rate_limits=limits) as t:
+        for number in range(6):
+            assert await t.post(tg.callback_update(ADA, "/ask_pricing", query_id=f"q-{number}", update_id=950_000 + number)) == 200
+        answered = await wait_until(lambda: len(t.fake.succeeded("answerCallbackQuery")) == 6 and t.fake.succeeded("answerCallbackQuery"))
+    dropped = [e.data["message_id"] for e in read_stream(redis_url) if e.type == "message_dropped"]
+    assert dropped and sorted(a["callback_query_id"] for a in answered) == [f"q-{n}" for n in range(6)]
+    toasts = {a["callback_query_id"] for a in answered if a.get("text") == SLOW_DOWN_TEXT}
+    assert toasts == {f"q-{int(update_id) - 950_000}" for update_id in dropped}
+
+
 async def test_an_address_that_posts_too_fast_gets_429_with_retry_after(redis_url: str, tmp_path: Path) -> None:
     async with telegram(Recorder(), redis_url, tmp_path, rate_limits=RateLimits(ip=Rate(per_minute=60, burst=2))) as t:
         assert [await t.post(tg.text_update(ADA, "hi"), secret="guess") for _ in range(3)] == [403, 403, 429]

@@ -135,10 +135,14 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
     since = latest[0][0] if latest else "0-0"
     found = await packets.build(request.app[REDIS], request.app[RECORDS], conversation_id, handover.reason)
     config = request.app[CONFIG]
-    colleagues = [u for u in await request.app[USERS].list() if u.login != user.login and u.handles_conversations]
+    staff = await request.app[USERS].list()
+    colleagues = [u for u in staff if u.login != user.login and u.handles_conversations]
     presence = await request.app[PRESENCE].status([u.login for u in colleagues])
+    names = {u.login: u.name for u in staff}
+    owner_name = "you" if handover.owner == user.login else names.get(handover.owner or "", handover.owner)  # a removed user: the login
     return aiohttp_jinja2.render_template("conversation.html", request, {
         "user": user, "csrf": await csrf_token(request), "handover": handover, "packet": found, "owner": handover.owner == user.login,
+        "owner_name": owner_name,
         "notes": await request.app[HANDOVERS].notes(conversation_id), "outcomes": OUTCOMES, "teams": list(config.teams),
         "colleagues": [(u, presence.get(u.login, "away")) for u in colleagues], "triggers": TRIGGER_NAMES,
         "transcript_json": json.dumps([line.as_json() for line in found.transcript]), "since": since,

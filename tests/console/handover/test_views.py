@@ -65,7 +65,7 @@ async def test_only_the_owner_replies_resolves_or_transfers(web: TestClient, cli
     # A colleague of the team may read it (and leave a note), not answer.
     async with web.get("/conversations/C-0000000000000004") as response:
         page = await response.text()
-        assert response.status == 200 and "owned by bob" in page and 'id="reply-form"' not in page
+        assert response.status == 200 and "owned by Bob Agent" in page and 'id="reply-form"' not in page  # the name, not the login
     async with web.post(base + "/notes", json={"text": SCRIPT}, headers=headers) as response:
         assert response.status == 200
     async with web.get("/conversations/C-0000000000000004") as response:

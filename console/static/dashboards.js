@@ -143,9 +143,12 @@
     }).then(function () { card.setAttribute("aria-busy", "false"); });
   }
 
-  function options(select, rows, text) {
+  function options(select, rows, text, none) {
     select.textContent = "";
     rows.forEach(function (r) { var o = el("option", null, text(r)); o.value = r[0]; select.appendChild(o); });
+    if (!rows.length) { var o = el("option", null, none); o.value = ""; select.appendChild(o); }
+    select.disabled = !rows.length;  // and its form's button: nothing to choose, nothing to send
+    select.form.querySelector("button").disabled = !rows.length;
   }
 
   function post(path, body) {
@@ -177,10 +180,11 @@
     document.body.setAttribute("data-charts", "loaded");
     var themes = drawn.themes && drawn.themes.data, gaps = drawn.gaps && drawn.gaps.data;
     if (themes && document.getElementById("s-theme")) {
-      options(document.getElementById("s-theme"), themes.rows, function (r) { return r[0] + " " + r[1] + " (" + r[2] + ")"; });
+      options(document.getElementById("s-theme"), themes.rows, function (r) { return r[0] + " " + r[1] + " (" + r[2] + ")"; },
+        "No themes for these filters");
     }
     if (gaps && document.getElementById("g-gap")) {
-      options(document.getElementById("g-gap"), gaps.rows, function (r) { return r[0] + " " + r[1]; });
+      options(document.getElementById("g-gap"), gaps.rows, function (r) { return r[0] + " " + r[1]; }, "No open FAQ gaps for these filters");
     }
   });
   wire("status-form", "/api/dashboards/ideas/status", ["theme", "status", "note"]);

@@ -144,6 +144,19 @@ def hovered(browser: Any, name: str, traces: List[Dict[str, Any]]) -> None:
         return
 
 
+def gaps_listed(browser: Any, rows: List[List[Any]]) -> None:
+    """The accept-a-gap form offers the open gaps; with none, it says so and cannot be sent (it was a blank list)."""
+    from selenium.webdriver.support.ui import Select
+
+    select = browser.find_element("id", "g-gap")
+    values = [option.get_attribute("value") for option in Select(select).options]
+    button = browser.find_element("css selector", "#gap-form button")
+    if rows:
+        assert values == [row[0] for row in rows] and select.is_enabled() and button.is_enabled(), values
+    else:
+        assert values == [""] and "No open FAQ gaps" in select.text and not select.is_enabled() and not button.is_enabled(), values
+
+
 def set_status_from_the_page(browser: Any, store: redis.Redis, login: str, chosen: str) -> None:
     """The product user marks the scripted idea's theme planned with the page's form; the ideas command's event is logged."""
     from selenium.webdriver.support.ui import Select
@@ -238,6 +251,7 @@ def test_every_role_sees_its_dashboards_with_the_numbers_of_the_log(stack: Stack
                     check_card(browser, name, staff.chart(page, name, query))
                 assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE" and "favicon" not in entry["message"]], page
                 if page == "ideas" and role == "product":
+                    gaps_listed(browser, staff.chart(page, "gaps", query)["rows"])
                     set_status_from_the_page(browser, store, logins[role], ours[0][0])
                 height = browser.execute_script("return document.body.scrollHeight")
                 browser.set_window_size(1280, min(6000, height + 120))

@@ -7,7 +7,8 @@ fold.py: counter `metric|a|b` is field `a|b`; a chart reads only the metrics it 
 with data), `channels` (set), `seen` (customers who have written), `open` and `handled` (hash
 conversation -> JSON / team: handover state the service times are measured from), `funnel`
 (hash customer -> the stage history counted so far), `applied:<day>` (ids of the events of that
-day applied, kept for the newest 31 days of log time, `applied-days` lists them), `version`.
+day applied that can count anywhere, kept for the newest 31 days of log time, `applied-days` lists
+them), `version`.
 
 A batch is applied in one MULTI/EXEC under WATCH of `version`, after reading which of its events
 were applied before, so a redelivered event (or one published twice) counts once and two

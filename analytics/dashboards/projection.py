@@ -93,26 +93,27 @@ class DashboardStore:
     async def apply_batch(self, entries: Sequence[Tuple[str, LogEvent]], funnel: bool = True) -> Dict[str, str]:
         """Count the entries once each; `funnel` False leaves the funnel counts to the end of a replay."""
         timed: List[LogEvent] = []
+        # Only what can count is checked against, and kept in, the applied ids: most events (actions,
+        # the bot's own replies) count nowhere, and their ids were most of what the guard kept.
+        events: List[LogEvent] = []
+        by_day: Dict[str, List[LogEvent]] = {}
         ids: Set[str] = set()
         for _, event in entries:
             # The same event twice in one batch counts once; an event without a time counts nowhere.
             if event.event_id not in ids and event.timestamp and event.timestamp > 0:
-                day_of(event.timestamp)  # a time no calendar holds is bad data, wherever it would count
+                day = day_of(event.timestamp)  # a time no calendar holds is bad data, wherever it would count
                 ids.add(event.event_id)
                 timed.append(event)
+                if counts(event):
+                    events.append(event)
+                    by_day.setdefault(day, []).append(event)
         customers = _customers(timed) if funnel else []
-        # Only what can count is checked against, and kept in, the applied ids: most events (actions,
-        # the bot's own replies) count nowhere, and their ids were most of what the guard kept.
-        events = [event for event in timed if counts(event)]
         if not events and not customers:
             return {}
         while True:
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(VERSION)
-                    by_day: Dict[str, List[LogEvent]] = {}
-                    for event in events:
-                        by_day.setdefault(day_of(event.timestamp), []).append(event)
                     async with self.client.pipeline(transaction=False) as reads:
                         for day, of_day in by_day.items():
                             reads.smismember(applied_key(day), [event.event_id for event in of_day])

@@ -91,8 +91,7 @@ class RecordReplay:
                 await self._add_new_facts(keys=[facts_key(customer)], args=args, client=pipe)
             parked_states, *known = await pipe.execute()
         for customer, raw in zip(back, parked_states):
-            self.states[customer] = self.store.new_state(customer, parse(raw))
-            self.parked.discard(customer)
+            self._unpark(customer, raw)
         for customer, stored_before in zip(customers, known):
             if customer in self.fold_at_end:
                 continue
@@ -107,6 +106,11 @@ class RecordReplay:
                     state.apply(fact)
         await self._park()
 
+    def _unpark(self, customer: str, raw: str) -> None:
+        """A parked customer's state (as `_park` wrote it) back in memory."""
+        self.states[customer] = self.store.new_state(customer, parse(raw))
+        self.parked.discard(customer)
+
     async def _park(self) -> None:
         """Write the least recently folded states beyond `keep` to Redis and let them go (they come back when needed)."""
         leaving: Dict[str, str] = {}
@@ -120,8 +124,7 @@ class RecordReplay:
     async def _merge(self, item: _Item) -> None:
         target = self._follow(item.customer)
         if target in self.parked:
-            self.states[target] = self.store.new_state(target, parse(await self.store.client.get(state_key(target))))
-            self.parked.discard(target)
+            self._unpark(target, await self.store.client.get(state_key(target)))
         merged = await self.store._merge(item, self.states.get(target), defer=True)
         if merged is None:
             return

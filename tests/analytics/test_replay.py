@@ -18,6 +18,7 @@ from tests.analytics.support import LEAD_CUSTOMER, conversation_events, qualifie
 from tests.analytics.support import snapshot as all_keys
 
 KEPT, GONE = "C-0000000000000000", "C-0000000000000001"
+C2, C3 = "C-0000000000000002", "C-0000000000000003"
 
 
 def log() -> List[LogEvent]:
@@ -84,7 +85,7 @@ def merges() -> List[LogEvent]:
     itself merged into that one, which goes on talking under its old id; copies come far apart."""
     events = conversation_events(seed=41, customers=4, per_customer=12)
     third, two = len(events) // 3, 2 * len(events) // 3
-    c2, c3, new = "C-0000000000000002", "C-0000000000000003", "C-00000000000000aa"
+    new = "C-00000000000000aa"
     at = events[two].timestamp
     device = [LogEvent("user", new, "rasa", "portal", at + 1, text="hello from the app"),
               LogEvent("idea", new, "action", "portal", at + 2, data={"reference": "IDEA-NEW", "summary": "offline mode"}),
@@ -93,8 +94,8 @@ def merges() -> List[LogEvent]:
     def merge(into: str, gone: str, when: float) -> LogEvent:
         return LogEvent(CUSTOMERS_MERGED, into, SOURCE_DIRECTORY, "", when, data={"merged_from": [gone]})
 
-    return (events[:third] + [merge(KEPT, GONE, events[third].timestamp)] + events[third:two] + [merge(KEPT, c2, at)]
-            + device + [merge(c3, new, at + 4)] + events[two:] + [merge(c3, KEPT, at + 9_000)] + events[-12:] + events[40:60])
+    return (events[:third] + [merge(KEPT, GONE, events[third].timestamp)] + events[third:two] + [merge(KEPT, C2, at)]
+            + device + [merge(C3, new, at + 4)] + events[two:] + [merge(C3, KEPT, at + 9_000)] + events[-12:] + events[40:60])
 
 
 async def test_merges_of_every_shape_replay_to_what_the_consumers_wrote(client: redis.asyncio.Redis) -> None:
@@ -104,8 +105,7 @@ async def test_merges_of_every_shape_replay_to_what_the_consumers_wrote(client: 
     for start in range(0, len(entries), 5):
         await store.apply_batch(entries[start:start + 5])
     expected = await snapshot(client)
-    assert (await store.record(KEPT) or {}).get("merged_into") == "C-0000000000000003"
-    c3 = "C-0000000000000003"
+    assert (await store.record(KEPT) or {}).get("merged_into") == C3
     last_merge = max(n for n, event in enumerate(events) if event.type == CUSTOMERS_MERGED)
     for keep in (2, 10):
         await store.reset()
@@ -114,9 +114,9 @@ async def test_merges_of_every_shape_replay_to_what_the_consumers_wrote(client: 
         for start in range(0, len(entries), 7):
             assert await fold.apply_batch(entries[start:start + 7]) == {}
             deferred |= fold.fold_at_end
-            if start + 7 <= last_merge:  # the new device's merge into c3 was folded onto c3's state
-                assert c3 not in fold.fold_at_end
-        assert deferred == {KEPT, c3}  # interleaving merges: folded once, at the end
+            if start + 7 <= last_merge:  # the new device's merge into C3 was folded onto C3's state
+                assert C3 not in fold.fold_at_end
+        assert deferred == {KEPT, C3}  # interleaving merges: folded once, at the end
         await fold.finish()
         assert await snapshot(client) == expected
 

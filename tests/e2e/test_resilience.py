@@ -103,7 +103,8 @@ def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: Lis
     logged_turns = [r.metadata.get("turn") for r in users]
     stored_turns = [e["metadata"].get("turn") for e in stored if e["event"] == "user"]
     refused = [t.number for t in turns if APOLOGY_TEXT in t.reply]
-    accepted = [t.number for t in turns if APOLOGY_TEXT not in t.reply and not t.reply.startswith(("error ", "HTTP "))]
+    errored = [t.number for t in turns if t.reply.startswith(("error ", "HTTP "))]
+    accepted = [t.number for t in turns if t.number not in refused and t.number not in errored]
     failures = [(r.metadata.get("turn"), r.data.get("reason")) for r in records if r.type == REPLY_FAILED]
     failed = sorted(turn for turn, _ in failures)
     replies = {t.number: t.reply[:80] for t in turns}
@@ -127,7 +128,7 @@ def check_conversation(stack: Stack, store: redis.Redis, sender: str, turns: Lis
     return {
         "sent": len(turns),
         "apologies": len(refused),
-        "errors": sum(t.reply.startswith(("error ", "HTTP ")) for t in turns),
+        "errors": len(errored),
         "duplicates": duplicates,
         "out_of_step": sum((in_log - in_tracker).values()) + sum((in_tracker - in_log).values()),
         "problems": {f"{sender}: {k}": v for k, v in problems.items() if v},

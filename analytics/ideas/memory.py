@@ -41,13 +41,23 @@ class _Memory:
         self.index: Dict[str, int] = {}
         self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
         self.copies: Dict[bytes, Dict[str, int]] = {}  # a vector's digest -> theme -> its first row holding exactly it
-        self._rows = np.zeros((0, 0), dtype=np.float32)
+        # Each distinct vector is held once (an idea told again word for word has the same vector):
+        # `_slot` gives each row's place in `_distinct`, found through `_held` (digest -> slot).
+        self._distinct = np.zeros((0, 0), dtype=np.float32)
+        self._held: Dict[bytes, int] = {}
+        self._slot = np.zeros(0, dtype=np.int32)
+        self._distinct_count = 0
         self._sums = np.zeros((0, 0), dtype=np.float32)
         self._counts = np.zeros(0, dtype=np.float32)
 
     @property
     def vectors(self) -> np.ndarray:
-        return self._rows[: len(self.ids)]
+        """Every row's vector (a new array: for the full re-clustering)."""
+        return self._distinct[self._slot[: len(self.ids)]]
+
+    def vectors_at(self, rows: Any) -> np.ndarray:
+        """The vectors of `rows` (a list of rows, or one row)."""
+        return self._distinct[self._slot[rows]]
 
     def means(self, vector: np.ndarray) -> np.ndarray:
         """Mean cosine of `vector` to the members of each theme (rows in `names` order)."""
@@ -55,8 +65,10 @@ class _Memory:
         return (self._sums[:count] @ vector) / self._counts[:count]
 
     def add(self, event_id: str, vector: np.ndarray, theme: str) -> None:
-        self._rows = _grown(self._rows, len(self.ids), vector.shape[0])
-        self._rows[len(self.ids)] = vector
+        digest = _digest(vector)
+        if self._slot.shape[0] <= len(self.ids):
+            self._slot = np.concatenate([self._slot, np.zeros(max(64, len(self.ids) // 4), dtype=np.int32)])
+        self._slot[len(self.ids)] = self._hold(digest, vector)
         row = self.index.get(theme)
         if row is None:
             row = self.index[theme] = len(self.names)
@@ -69,14 +81,26 @@ class _Memory:
         self._sums[row] += vector
         self._counts[row] += 1.0
         self.members.setdefault(theme, []).append(len(self.ids))
-        self.copies.setdefault(_digest(vector), {}).setdefault(theme, len(self.ids))
+        self.copies.setdefault(digest, {}).setdefault(theme, len(self.ids))
         self.ids.append(event_id)
         self.theme_of.append(theme)
+
+    def _hold(self, digest: bytes, vector: np.ndarray) -> int:
+        """The slot of `vector` in `_distinct`, where it is added unless it is held already."""
+        slot = self._held.get(digest)
+        if slot is not None and np.array_equal(self._distinct[slot], vector):
+            return slot
+        slot = self._distinct_count
+        self._distinct = _grown(self._distinct, slot, vector.shape[0])
+        self._distinct[slot] = vector
+        self._distinct_count += 1
+        self._held.setdefault(digest, slot)  # a digest naming another vector (a collision) keeps its first
+        return slot
 
 
 def _grown(array: np.ndarray, used: int, width: int) -> np.ndarray:
     """`array` with room for one more row (a quarter more each time: doubling left up to half of the
-    item vectors' array empty, at 1.5 KiB a row), its first `used` rows kept."""
+    distinct vectors' array empty, at 1.5 KiB a row), its first `used` rows kept."""
     if array.shape[0] > used:
         return array
     grown = np.zeros((max(64, used + used // 4), width), dtype=np.float32)
@@ -109,7 +133,7 @@ def decide(vector: np.ndarray, memory: _Memory, settings: IdeasSettings) -> Tupl
     if copy is not None and float(vector @ vector) >= settings.duplicate_similarity:
         return VOTE, memory.theme_of[copy], memory.ids[copy]
     rows = [row for theme in close.tolist() for row in memory.members[memory.names[theme]]]
-    similarity = memory.vectors[rows] @ vector
+    similarity = memory.vectors_at(rows) @ vector
     best = int(similarity.argmax())
     if similarity[best] >= settings.duplicate_similarity:
         return VOTE, memory.theme_of[rows[best]], memory.ids[rows[best]]
@@ -126,7 +150,7 @@ def _first_copy(vector: np.ndarray, memory: _Memory, close: np.ndarray) -> Optio
     for theme in close.tolist():
         row = first_in.get(memory.names[theme])
         if row is not None:
-            return row if np.array_equal(memory.vectors[row], vector) else None
+            return row if np.array_equal(memory.vectors_at(row), vector) else None
     return None
 
 
@@ -134,7 +158,7 @@ def nearest_member(vector: np.ndarray, memory: _Memory, theme: str) -> Optional[
     rows = memory.members.get(theme)
     if not rows:
         return None
-    similarity = memory.vectors[rows] @ vector
+    similarity = memory.vectors_at(rows) @ vector
     return memory.ids[rows[int(similarity.argmax())]]
 
 

@@ -64,3 +64,23 @@ def test_an_exact_copy_votes_on_a_copy_as_the_search_would(digests: str, monkeyp
         memory.add(f"e{n}", vector, theme)
         said.append(vector)
     assert shortcuts > (100 if digests == "blake2b" else 0)
+
+
+@pytest.mark.parametrize("digests", ["blake2b", "all colliding"])
+def test_an_idea_told_again_word_for_word_keeps_no_second_vector(digests: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row still reads back exactly the vector it was added with; a copy takes no room."""
+    if digests == "all colliding":
+        monkeypatch.setattr(memory_module, "_digest", lambda vector: b"same")
+    rng = np.random.default_rng(11)
+    pick = random.Random(11)
+    distinct = [unit(rng, rng.normal(0, 1, 48)) for _ in range(30)]
+    memory = _Memory()
+    added = []
+    for n in range(500):
+        vector = distinct[n] if n < len(distinct) else pick.choice(distinct).copy()
+        memory.add(f"e{n}", vector, f"TH-{n % 7}")
+        added.append(vector)
+    assert memory.vectors.tobytes() == np.stack(added).tobytes()
+    assert [memory.vectors_at(row).tobytes() for row in (0, 29, 30, 499)] == [added[row].tobytes() for row in (0, 29, 30, 499)]
+    held = memory._distinct_count
+    assert held == 30 if digests == "blake2b" else held == 500 - sum(np.array_equal(v, distinct[0]) for v in added[1:])

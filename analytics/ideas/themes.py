@@ -199,12 +199,14 @@ class ThemeStore:
         cache = VECTORS + identity().weights if identity is not None else None
         digests = [hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] for text in texts]
         cached = await self.client.hmget(cache, digests) if cache else [None] * len(texts)
-        missing = [i for i, raw in enumerate(cached) if not raw]
-        fresh = await asyncio.get_running_loop().run_in_executor(None, self._encode_each, [texts[i] for i in missing]) if missing else []
+        # Each text not cached yet is encoded once, however often the batch holds it.
+        missing = list(dict.fromkeys(digest for digest, raw in zip(digests, cached) if not raw))
+        text_of = dict(zip(digests, texts))
+        fresh = await asyncio.get_running_loop().run_in_executor(None, self._encode_each, [text_of[digest] for digest in missing]) if missing else []
         if cache and missing:
-            await self.client.hset(cache, mapping={digests[i]: _pack(vector) for i, vector in zip(missing, fresh)})
-        by_row = dict(zip(missing, fresh))
-        return [by_row[i] if i in by_row else _unpack(raw) for i, raw in enumerate(cached)]
+            await self.client.hset(cache, mapping={digest: _pack(vector) for digest, vector in zip(missing, fresh)})
+        by_digest = dict(zip(missing, fresh))
+        return [by_digest[digest] if digest in by_digest else _unpack(raw) for digest, raw in zip(digests, cached)]
 
     def _encode_each(self, texts: Sequence[str]) -> List[np.ndarray]:
         # One text per call: in a padded batch MiniLM's floats differ in the last bits with the
@@ -454,7 +456,7 @@ class ThemeStore:
             started = time.perf_counter()
             memory = self.memory(space)
             ids, old_of = list(memory.ids), dict(zip(memory.ids, memory.theme_of))
-            clusters = await asyncio.get_running_loop().run_in_executor(None, regroup, ids, memory.vectors.copy(), self.settings.cluster)
+            clusters = await asyncio.get_running_loop().run_in_executor(None, regroup, ids, memory.vectors, self.settings.cluster)
             next_number = int(await pipe.get(counter) or 0)
             issued: List[str] = []
 

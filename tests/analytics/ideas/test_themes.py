@@ -140,3 +140,32 @@ def test_a_near_duplicate_of_one_member_does_not_chain_a_theme_it_is_far_from() 
     assert decide(bridge, memory, settings) == (VOTE, "TH-1", "a2")
     leaning = (0.9 * e[0] + 0.3 * e[1] + 0.3 * e[2]) / np.linalg.norm([0.9, 0.3, 0.3])
     assert decide(leaning.astype(np.float32), memory, settings) == (VOTE, "TH-1", "a1")
+
+
+class Counting:
+    """MiniLM, noting each text it is asked to encode."""
+
+    def __init__(self, encoder) -> None:  # type: ignore[no-untyped-def]
+        self.encoder = encoder
+        self.texts: List[str] = []
+
+    def identity(self):  # type: ignore[no-untyped-def]
+        return self.encoder.identity()
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.texts.extend(texts)
+        return self.encoder.encode(texts)
+
+
+@pytest.mark.minilm
+async def test_a_text_told_many_times_in_a_batch_is_encoded_once(client: redis.asyncio.Redis) -> None:
+    encoder = Counting(minilm())
+    store = ThemeStore(client, encoder, load_settings())
+    told = [idea(f"C-{n}", "add dark mode", float(n)) for n in range(1, 4)] + [idea("C-4", "export my dashboard as a PDF", 4.0)]
+    assert await store.apply_batch(told) == {}
+    assert encoder.texts == ["add dark mode", "export my dashboard as a PDF"]
+    items = await store.items([event.event_id for _, event in told])
+    assert [item["how"] for item in items] == [NEW, VOTE, VOTE, NEW]
+    assert {item["duplicate_of"] for item in items[1:3]} == {items[0]["event_id"]}
+    await store.apply_batch([idea("C-5", "add dark mode", 5.0)])
+    assert encoder.texts == ["add dark mode", "export my dashboard as a PDF"]  # cached since

@@ -23,11 +23,12 @@ from analytics.schema import LogEvent
 from analytics.stream.consumer import (
     DEAD_LETTER_MAX,
     ConsumerSettings,
-    Entry,
+    PairsEntry,
     Projection,
     ReplayFold,
     apply_in_turn,
     dead_letter,
+    fields_of,
     log_refused,
     parse_entries,
     stream_batches,
@@ -106,7 +107,7 @@ async def _rebuild(
         rest: "Optional[asyncio.Future[Tuple[int, int]]]" = None
         try:
             with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:
-                async for entries in stream_batches(client, settings.stream, batch, last=last):
+                async for entries in stream_batches(client, settings.stream, batch, last=last, pairs=True):
                     good, bad = parse_entries(entries)
                     good = await apply_in_turn(folds[:1], good, bad)
                     if rest is not None:
@@ -128,7 +129,7 @@ async def _rebuild(
 
 
 async def _finish_batch(
-    client: Any, settings: ConsumerSettings, folds: Sequence[ReplayFold], entries: Sequence[Entry], good: List[Tuple[str, LogEvent]], bad: Dict[str, str]
+    client: Any, settings: ConsumerSettings, folds: Sequence[ReplayFold], entries: Sequence[PairsEntry], good: List[Tuple[str, LogEvent]], bad: Dict[str, str]
 ) -> Tuple[int, int]:
     """The batch's turn with the projections after the first, then its dead letters: (applied, dead-lettered)."""
     good = await apply_in_turn(folds, good, bad)
@@ -142,11 +143,12 @@ def _add(counts: Tuple[int, int], more: Tuple[int, int]) -> Tuple[int, int]:
     return counts[0] + more[0], counts[1] + more[1]
 
 
-async def _dead_letters(client: Any, settings: ConsumerSettings, entries: Sequence[Entry], bad: Dict[str, str]) -> None:
+async def _dead_letters(client: Any, settings: ConsumerSettings, entries: Sequence[PairsEntry], bad: Dict[str, str]) -> None:
     by_id = dict(entries)
     async with client.pipeline(transaction=False) as pipe:
         for entry_id, reason in bad.items():
-            pipe.xadd(settings.dead_letters, dead_letter(entry_id, by_id[entry_id], reason, REPLAY_CONSUMER), maxlen=DEAD_LETTER_MAX, approximate=True)
+            record = dead_letter(entry_id, fields_of(by_id[entry_id]), reason, REPLAY_CONSUMER)
+            pipe.xadd(settings.dead_letters, record, maxlen=DEAD_LETTER_MAX, approximate=True)
         await pipe.execute()
 
 

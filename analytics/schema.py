@@ -12,8 +12,8 @@ import json
 import math
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 try:
     from orjson import loads as _loads
@@ -143,7 +143,6 @@ SEMANTIC_TYPES = frozenset(
 )
 
 _JSON_FIELDS = ("metadata", "data")
-_FLOAT_FIELDS = ("timestamp", "confidence")
 
 
 class SchemaError(ValueError):
@@ -182,42 +181,63 @@ class LogEvent:
     @classmethod
     def from_fields(cls, fields: Mapping[Any, Any], decoded: bool = False) -> "LogEvent":
         """Parse a stream entry (bytes or str keys and values; `decoded`: str already, as from a
-        client that decodes responses, so nothing is converted: the replay's hot path)."""
+        client that decodes responses, so nothing is converted)."""
         raw = fields if decoded else {_text(k): _text(v) for k, v in fields.items()}
+        get = raw.get
+        return cls._parsed(
+            raw, get("type"), get("conversation_id"), get("source"), get("channel", ""), get("timestamp", ""), get("text", ""),
+            get("intent", ""), get("confidence", ""), get("metadata"), get("data"), get("event_id"), get("schema_version", ""),
+        )
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[str]) -> "LogEvent":
+        """Parse a decoded stream entry as Redis sends it (field, value, field, value...): the replay's
+        hot path. One that `to_fields` wrote has the fields in this class's order and is read without
+        making a mapping of it; any other is read as a mapping."""
+        if pairs[::2] == FIELD_ORDER:
+            try:
+                return cls._parsed(None, *pairs[1::2])
+            except SchemaError:
+                pass  # said below, with the entry in the message
+        return cls.from_fields(dict(zip(pairs[::2], pairs[1::2])), decoded=True)
+
+    @classmethod
+    def _parsed(
+        cls, raw: Any, type_: Optional[str], conversation_id: Optional[str], source: Optional[str], channel: str, timestamp: str, text: str,
+        intent: str, confidence: str, metadata: Optional[str], data: Optional[str], event_id: Optional[str], schema_version: str,
+    ) -> "LogEvent":
         try:
-            version = int(raw.get("schema_version", ""))
+            version = int(schema_version)
         except ValueError as exc:
             raise SchemaError(f"entry has no valid schema_version: {raw!r}") from exc
         if version > SCHEMA_VERSION:
             raise SchemaError(f"entry schema_version {version} is newer than {SCHEMA_VERSION}")
-        for required in ("type", "conversation_id", "source", "event_id"):
-            if not raw.get(required):
-                raise SchemaError(f"entry lacks '{required}': {raw!r}")
-        kwargs: Dict[str, Any] = {
-            "type": raw["type"],
-            "conversation_id": raw["conversation_id"],
-            "source": raw["source"],
-            "channel": raw.get("channel", ""),
-            "text": raw.get("text", ""),
-            "intent": raw.get("intent", ""),
-            "event_id": raw["event_id"],
-            "schema_version": version,
-        }
-        for key in _FLOAT_FIELDS:
-            value = raw.get(key, "")
-            try:
-                number = float(value) if value else None
-            except ValueError as exc:
-                raise SchemaError(f"entry field '{key}' is not a number: {value[:40]!r}") from exc
-            if number is not None and not math.isfinite(number):
-                raise SchemaError(f"entry field '{key}' is not a finite number: {value[:40]!r}")
-            kwargs[key] = number
-        if kwargs["timestamp"] is None:
-            kwargs["timestamp"] = 0.0
-        for key in _JSON_FIELDS:
-            value = raw.get(key) or "{}"
-            kwargs[key] = {} if value == "{}" else _json_field(key, value)  # most entries have no metadata
-        return cls(**kwargs)
+        if not (type_ and conversation_id and source and event_id):
+            missing = next(name for name, value in (("type", type_), ("conversation_id", conversation_id), ("source", source), ("event_id", event_id)) if not value)
+            raise SchemaError(f"entry lacks '{missing}': {raw!r}")
+        metadata, data = metadata or "{}", data or "{}"
+        return cls(
+            type_, conversation_id, source, channel, _number("timestamp", timestamp) or 0.0, text, intent, _number("confidence", confidence),
+            {} if metadata == "{}" else _json_field("metadata", metadata),  # most entries have no metadata
+            {} if data == "{}" else _json_field("data", data),
+            event_id, version,
+        )
+
+
+FIELD_ORDER = [item.name for item in fields(LogEvent)]  # as `to_fields` writes them
+
+
+def _number(key: str, value: str) -> Optional[float]:
+    """A float field of an entry (None when empty), or SchemaError."""
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise SchemaError(f"entry field '{key}' is not a number: {value[:40]!r}") from exc
+    if not math.isfinite(number):
+        raise SchemaError(f"entry field '{key}' is not a finite number: {value[:40]!r}")
+    return number
 
 
 def loads(text: str) -> Any:

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
+import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
 from analytics.schema import EVENTS_STREAM, KEY_PREFIX, LogEvent, SchemaError
@@ -31,6 +32,7 @@ DEAD_LETTER_MAX = 100_000  # approximate cap (XADD MAXLEN ~)
 MAX_REASON_CHARS = 500
 
 Entry = Tuple[str, Mapping[str, str]]
+PairsEntry = Tuple[str, List[str]]  # an entry's fields as Redis sends them: field, value, field, value...
 # What a projection raises when well-formed entries carry data it cannot use (a number out of
 # range, a field of the wrong type): the entry is dead-lettered, the consumer goes on.
 BAD_DATA = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
@@ -270,15 +272,17 @@ async def fold_entries(projections: Sequence[Projection], entries: Sequence[Entr
     return good, bad
 
 
-def parse_entries(entries: Sequence[Entry]) -> Tuple[List[Tuple[str, LogEvent]], Dict[str, str]]:
-    """The entries as log events, and those that are not one with the reason."""
+def parse_entries(entries: Sequence[Union[Entry, PairsEntry]]) -> Tuple[List[Tuple[str, LogEvent]], Dict[str, str]]:
+    """The entries (fields as a mapping, or as pairs from `stream_batches(pairs=True)`) as log events,
+    and those that are not one with the reason."""
     good: List[Tuple[str, LogEvent]] = []
     bad: Dict[str, str] = {}
     for entry_id, fields in entries:
         if not fields:
             continue  # trimmed away while pending: nothing to apply, just acknowledge
         try:
-            good.append((entry_id, LogEvent.from_fields(fields, decoded=True)))  # consumers' clients decode responses
+            # Consumers' clients decode responses.
+            good.append((entry_id, LogEvent.from_pairs(fields) if type(fields) is list else LogEvent.from_fields(fields, decoded=True)))
         except SchemaError as exc:
             bad[entry_id] = str(exc)
     return good, bad
@@ -318,10 +322,18 @@ def dead_letter(entry_id: str, fields: Mapping[str, str], reason: str, consumer:
     return record
 
 
-async def stream_batches(client: Any, stream: str, batch: int, last: str = "+") -> AsyncIterator[List[Entry]]:
-    """The stream from its first entry to `last`, `batch` entries at a time (XRANGE, no group).
+def fields_of(fields: Union[Mapping[str, str], List[str]]) -> Mapping[str, str]:
+    """An entry's fields as a mapping, whichever way they were read."""
+    return dict(zip(fields[::2], fields[1::2])) if type(fields) is list else fields  # type: ignore[arg-type, return-value]
+
+
+async def stream_batches(client: Any, stream: str, batch: int, last: str = "+", pairs: bool = False) -> AsyncIterator[List[Any]]:
+    """The stream from its first entry to `last`, `batch` entries at a time (XRANGE, no group):
+    `Entry`s, or with `pairs` `PairsEntry`s (no mapping made of each entry: a replay reads millions).
 
     The next batch is asked for before this one is handed over, so Redis reads it while the caller works."""
+    if pairs:
+        client = _as_sent(client)
     ahead: "Optional[asyncio.Future[List[Entry]]]" = asyncio.ensure_future(client.xrange(stream, min="-", max=last, count=batch))
     try:
         while ahead is not None:
@@ -337,6 +349,13 @@ async def stream_batches(client: Any, stream: str, batch: int, last: str = "+") 
         if ahead is not None:  # the caller stopped early
             ahead.add_done_callback(_retrieved)
             ahead.cancel()
+
+
+def _as_sent(client: Any) -> Any:
+    """A client on `client`'s connections whose XRANGE replies are as Redis sent them."""
+    raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
+    raw.set_response_callback("XRANGE", lambda response, **options: response)
+    return raw
 
 
 def _retrieved(future: "asyncio.Future[Any]") -> None:

@@ -104,3 +104,40 @@ def test_json_fields_the_fast_parser_refuses_still_parse_as_before() -> None:
     event = LogEvent("feedback", "C-1", SOURCE_ACTION, data={"feedback": "odd \ud800 text", "score": float("inf")})
     parsed = LogEvent.from_fields(event.to_fields(), decoded=True)
     assert parsed.data == event.data
+
+
+def _good_fields() -> dict:
+    return LogEvent("user", "c-1", SOURCE_RASA, "portal", 100.5, text="hi", intent="greet", confidence=0.9,
+                    metadata={"page": "/x"}, data={"a": 1}, event_id="e-1").to_fields()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {}, {"metadata": "{}", "data": ""}, {"confidence": ""}, {"schema_version": "x"}, {"schema_version": str(SCHEMA_VERSION + 1)},
+        {"type": ""}, {"event_id": ""}, {"source": ""}, {"timestamp": "nan"}, {"timestamp": "soon"}, {"data": "{not json"},
+        {"metadata": "[1]"}, {"extra": "field"}, {"drop": "channel"}, {"drop": "schema_version"}, {"reverse": True},
+    ],
+)
+def test_an_entry_read_as_pairs_parses_as_the_same_entry_read_as_a_mapping(change: dict) -> None:
+    """The replay reads entries as Redis sends them (field, value, ...); what it makes of one (or the
+    error it gives) is what the consumers make of it as a mapping, whatever the fields' order."""
+    fields = _good_fields()
+    if "drop" in change:
+        del fields[change["drop"]]
+    elif "reverse" in change:
+        fields = dict(reversed(fields.items()))
+    else:
+        fields.update(change)
+    pairs = [part for item in fields.items() for part in item]
+
+    def parsed(parse):  # type: ignore[no-untyped-def]
+        try:
+            return parse()
+        except SchemaError as exc:
+            return f"SchemaError: {exc}"
+
+    expected = parsed(lambda: LogEvent.from_fields(fields, decoded=True))
+    assert parsed(lambda: LogEvent.from_pairs(pairs)) == expected
+    if not change:
+        assert isinstance(expected, LogEvent) and expected.event_id == "e-1" and expected.metadata == {"page": "/x"}

@@ -20,6 +20,7 @@ import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -34,7 +35,7 @@ from analytics.redis_connect import connect  # noqa: E402
 from analytics.replay import REPLAY_BATCH, replay  # noqa: E402
 from analytics.schema import EVENTS_STREAM, SOURCE_ACTION, SOURCE_DIRECTORY, SOURCE_RASA, LogEvent  # noqa: E402
 from analytics.service import projections  # noqa: E402
-from analytics.stream.consumer import stream_batches  # noqa: E402
+from analytics.stream.consumer import parse_entries, stream_batches  # noqa: E402
 from bench.machine import machine, machine_line, uptime  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 
@@ -104,12 +105,42 @@ async def read_only_pass(url: str) -> float:
     """Seconds to read and parse the whole stream in replay-sized batches (the baseline)."""
     client = connect(url, 30.0, decode_responses=True)
     started = time.perf_counter()
-    async for entries in stream_batches(client, EVENTS_STREAM, REPLAY_BATCH):
-        for _, fields in entries:
-            LogEvent.from_fields(fields, decoded=True)
+    async for entries in stream_batches(client, EVENTS_STREAM, REPLAY_BATCH, pairs=True):
+        parse_entries(entries)
     seconds = time.perf_counter() - started
     await client.aclose()
     return seconds
+
+
+class RssTrace:
+    """This process's resident set, sampled every quarter second by a thread while the replay runs:
+    whether memory grows with the events read shows as a rise from one sample to the next."""
+
+    FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+    def __init__(self) -> None:
+        self.samples: List[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "RssTrace":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            with open("/proc/self/status", encoding="ascii") as status:
+                self.samples.append(next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")))
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no samples"
+        at = [self.samples[min(len(self.samples) - 1, int(f * len(self.samples)))] for f in self.FRACTIONS]
+        return ", ".join(f"{f:.0%} {mib:.0f}" for f, mib in zip(self.FRACTIONS, at))
 
 
 def redis_cpu(url: str) -> float:
@@ -162,7 +193,8 @@ def main() -> None:
             write_log(server.url, args.events, args.customers)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             baseline = asyncio.run(read_only_pass(server.url))
-            seconds = asyncio.run(full_replay(server.url))
+            with RssTrace() as trace:
+                seconds = asyncio.run(full_replay(server.url))
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             info = redis.Redis.from_url(server.url).info("memory")
             alone = {name: asyncio.run(full_replay(server.url, name)) for name in projection_names()} if args.each else {}
@@ -177,6 +209,7 @@ def main() -> None:
         print(f"| replay of {name} alone | {alone_s:.1f} | {args.events / alone_s:,.0f} |")
     print(f"peak RSS of this process: {rss_before:.0f} MiB after writing the log, {rss_after:.0f} MiB after the replay; "
           f"Redis used memory {info['used_memory'] / 2**20:.0f} MiB")
+    print(f"resident set during the replay, MiB at each fraction of its time: {trace.summary()}")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ class RssTrace:
         if not self.samples:
             return "no samples"
         at = [self.samples[min(len(self.samples) - 1, int(f * len(self.samples)))] for f in self.FRACTIONS]
-        return ", ".join(f"{f:.0%} {mib:.0f}" for f, mib in zip(self.FRACTIONS, at))
+        return ", ".join(f"{f:.0%} {mib:.0f}" for f, mib in zip(self.FRACTIONS, at)) + f"; highest {max(self.samples):.0f}"
 
 
 def redis_cpu(url: str) -> float:

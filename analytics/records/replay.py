@@ -13,16 +13,25 @@ at the end, in chunks. The result is byte for byte what the consumers build entr
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from analytics.records.facts import Fact
 from analytics.records.fold import CustomerState, canonical, parse
 from analytics.records.store import _NOT_INDEXED, MAX_MERGE_CHAIN, RecordStore, _Item, _Writes, facts_key, segments, state_key
-from analytics.schema import LogEvent
+from analytics.schema import FEEDBACK, IDEA, PROBLEM, LogEvent
 from analytics.stream.consumer import BadEvent
 
 FINISH_CHUNK = 500  # customers written per pipeline at the end (5,000 held 140 MiB of states at once)
 KEEP_IN_MEMORY = 10_000  # customers whose state stays in this process; the least recently seen wait in Redis
+# ... and the most their states may hold, in bytes of their canonical JSON (Python holds about twice
+# that): the states grow until their lists reach their caps, so a count alone let memory rise with
+# the log for millions of events. A state's size is estimated as it grows, and measured when read.
+KEEP_BYTES = 48 * 2**20
+NEW_STATE_BYTES = 2_000  # a state with its first facts (1 KiB with none)
+FACT_BYTES = 60  # what one more fact adds to a state: a contribution to explain a score, a day...
+QUOTE_BYTES = 150  # ... and a quote (feedback, an idea, a problem) its text besides...
+CAPPED_STATE_BYTES = 48 * 1024  # ... until every list is at its cap (32 KiB in the bench's busiest customer)
+QUOTED = frozenset({FEEDBACK, IDEA, PROBLEM})
 
 # KEYS: the customer's facts hash. ARGV: the event ids (a JSON array), their facts (canonical JSON,
 # one per line: it never holds a raw line break). Stores the facts whose ids are new for the
@@ -45,10 +54,13 @@ class RecordReplay:
 
     name = RecordStore.name
 
-    def __init__(self, store: RecordStore, keep: int = KEEP_IN_MEMORY) -> None:
+    def __init__(self, store: RecordStore, keep: int = KEEP_IN_MEMORY, keep_bytes: int = KEEP_BYTES) -> None:
         self.store = store
         self.keep = keep
+        self.keep_bytes = keep_bytes
         self.states: "OrderedDict[str, CustomerState]" = OrderedDict()  # least recently folded first
+        self.sizes: Dict[str, int] = {}  # customer in `states` -> their state's size (canonical JSON bytes), estimated
+        self.held = 0  # the sum of `sizes`
         self.parked: Set[str] = set()  # customers whose state left memory for Redis
         self.merged: Dict[str, str] = {}  # customer merged away -> the customer the merge named
         self.merge_targets: Set[str] = set()  # indexed by the merge already: their indexes are rewritten whole
@@ -97,26 +109,41 @@ class RecordReplay:
                 continue
             state = self.states.get(customer)
             if state is None:
-                state = self.states[customer] = self.store.new_state(customer)
-            else:
-                self.states.move_to_end(customer)
+                state = self._keep(customer, self.store.new_state(customer), NEW_STATE_BYTES)
             seen = set(stored_before)
+            grown = 0
             for fact_id, fact in by_customer[customer].items():
                 if fact_id not in seen:
                     state.apply(fact)
+                    grown += FACT_BYTES + (QUOTE_BYTES + len(fact["text"]) if fact["k"] in QUOTED else 0)
+            self._keep(customer, state, min(CAPPED_STATE_BYTES, self.sizes[customer] + grown))
         await self._park()
+
+    def _keep(self, customer: str, state: CustomerState, size: int) -> CustomerState:
+        """Hold `state` in memory as the most recently folded, `size` bytes (see KEEP_BYTES)."""
+        self.states[customer] = state
+        self.states.move_to_end(customer)
+        self.held += size - self.sizes.get(customer, 0)
+        self.sizes[customer] = size
+        return state
+
+    def _let_go(self, customer: str) -> Optional[CustomerState]:
+        self.held -= self.sizes.pop(customer, 0)
+        return self.states.pop(customer, None)
 
     def _unpark(self, customer: str, raw: str) -> None:
         """A parked customer's state (as `_park` wrote it) back in memory."""
-        self.states[customer] = self.store.new_state(customer, parse(raw))
+        self._keep(customer, self.store.new_state(customer, parse(raw)), len(raw))
         self.parked.discard(customer)
 
     async def _park(self) -> None:
-        """Write the least recently folded states beyond `keep` to Redis and let them go (they come back when needed)."""
+        """Write the least recently folded states beyond `keep` (or `keep_bytes`) to Redis and let them go
+        (they come back when needed)."""
         leaving: Dict[str, str] = {}
-        while len(self.states) > self.keep:
-            customer, state = self.states.popitem(last=False)
-            leaving[state_key(customer)] = canonical(state.to_json())
+        while len(self.states) > self.keep or (self.held > self.keep_bytes and len(self.states) > 1):
+            customer = next(iter(self.states))
+            state = self._let_go(customer)
+            leaving[state_key(customer)] = canonical(state.to_json())  # type: ignore[union-attr]
             self.parked.add(customer)
         if leaving:
             await self.store.client.mset(leaving)
@@ -130,14 +157,13 @@ class RecordReplay:
             return
         target, state, absorbed = merged
         if state is None:
-            self.states.pop(target, None)
+            self._let_go(target)
             self.fold_at_end.add(target)
         else:
-            self.states[target] = state
-            self.states.move_to_end(target)
+            self._keep(target, state, len(canonical(state.to_json())))  # merges are rare: measured
         self.merge_targets.add(target)
         for customer in absorbed:
-            self.states.pop(customer, None)
+            self._let_go(customer)
             for tracked in (self.parked, self.merge_targets, self.fold_at_end):
                 tracked.discard(customer)
             self.merged[customer] = item.customer
@@ -158,6 +184,7 @@ class RecordReplay:
             for customer in chunk:
                 before: Any = None if customer in self.merge_targets else _NOT_INDEXED
                 writes.add(customer, self.states.pop(customer), {}, before)
+                self.held -= self.sizes.pop(customer, 0)
             async with self.store.client.pipeline(transaction=True) as pipe:
                 writes.flush(pipe)
                 await pipe.execute()

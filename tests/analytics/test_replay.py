@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 from typing import Any, Dict, List
 
+import pytest
 import redis.asyncio
 
 from analytics.dashboards.projection import PREFIX as DASHBOARDS, DashboardStore
@@ -58,9 +59,11 @@ async def test_a_replay_in_small_batches_writes_what_the_consumers_wrote(client:
         assert await snapshot(client) == incremental
 
 
-async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.asyncio.Redis) -> None:
-    """A replay keeps only the most recently seen customers in memory: with room for two, the rest
-    go to Redis and back batch after batch, and the records end the same."""
+@pytest.mark.parametrize("room", ["two customers", "6,000 bytes"])
+async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.asyncio.Redis, room: str) -> None:
+    """A replay keeps only the most recently seen customers in memory: with room for two (or for
+    states of 6,000 bytes in all, by their estimated size), the rest go to Redis and back batch after
+    batch, and the records end the same."""
     events = log()
     store = RecordStore(client)
     entries = [(f"{1_000 + n}-0", event) for n, event in enumerate(events)]
@@ -68,11 +71,12 @@ async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.as
         await store.apply_batch(entries[start:start + 5])
     expected = await snapshot(client)
     await store.reset()
-    fold = RecordReplay(store, keep=2)
+    fold = RecordReplay(store, keep=2) if room == "two customers" else RecordReplay(store, keep_bytes=6_000)
     waited = set()
     for start in range(0, len(entries), 5):
         assert await fold.apply_batch(entries[start:start + 5]) == {}
-        assert len(fold.states) <= 2
+        assert fold.held == sum(fold.sizes.values()) and set(fold.sizes) == set(fold.states)
+        assert len(fold.states) <= 2 if room == "two customers" else (fold.held <= 6_000 or len(fold.states) == 1)
         waited |= fold.parked
     assert waited  # some did wait in Redis
     await fold.finish()
@@ -107,9 +111,9 @@ async def test_merges_of_every_shape_replay_to_what_the_consumers_wrote(client: 
     expected = await snapshot(client)
     assert (await store.record(KEPT) or {}).get("merged_into") == C3
     last_merge = max(n for n, event in enumerate(events) if event.type == CUSTOMERS_MERGED)
-    for keep in (2, 10):
+    for room in ({"keep": 2}, {"keep": 10}, {"keep_bytes": 6_000}):
         await store.reset()
-        fold = RecordReplay(store, keep=keep)
+        fold = RecordReplay(store, **room)
         deferred = set()
         for start in range(0, len(entries), 7):
             assert await fold.apply_batch(entries[start:start + 7]) == {}

@@ -20,7 +20,6 @@ import random
 import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -36,7 +35,7 @@ from analytics.replay import REPLAY_BATCH, replay  # noqa: E402
 from analytics.schema import EVENTS_STREAM, SOURCE_ACTION, SOURCE_DIRECTORY, SOURCE_RASA, LogEvent  # noqa: E402
 from analytics.service import projections  # noqa: E402
 from analytics.stream.consumer import parse_entries, stream_batches  # noqa: E402
-from bench.machine import machine, machine_line, uptime  # noqa: E402
+from bench.machine import Sampler, machine, machine_line, uptime  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 
 CHANNELS = ("socketio", "whatsapp", "telegram", "portal", "rest")
@@ -112,29 +111,19 @@ async def read_only_pass(url: str) -> float:
     return seconds
 
 
-class RssTrace:
+class RssTrace(Sampler):
     """This process's resident set, sampled every quarter second by a thread while the replay runs:
     whether memory grows with the events read shows as a rise from one sample to the next."""
 
     FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
     def __init__(self) -> None:
+        super().__init__()
         self.samples: List[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> "RssTrace":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.25):
-            with open("/proc/self/status", encoding="ascii") as status:
-                self.samples.append(next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")))
+    def sample(self) -> None:
+        with open("/proc/self/status", encoding="ascii") as status:
+            self.samples.append(next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")))
 
     def summary(self) -> str:
         if not self.samples:

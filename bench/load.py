@@ -24,7 +24,6 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine  # noqa: E402
+from bench.machine import Sampler, machine  # noqa: E402
 from scripts.stack import Stack  # noqa: E402
 
 # Multi-turn scenarios a customer walks through, in a loop.
@@ -99,41 +98,32 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-class LagSampler:
+class LagSampler(Sampler):
     """The analytics service's lag (seconds behind the log) every 250 ms, while a load runs."""
 
     def __init__(self, stack: Stack) -> None:
+        super().__init__()
         self.stack = stack
         self.seconds: List[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            lag = self.stack.analytics_lag()
-            if lag is not None:
-                self.seconds.append(float(lag["seconds"]))
-            self._stop.wait(0.25)
+    def wanted(self) -> bool:
+        return "analytics" in self.stack.processes
 
-    def __enter__(self) -> "LagSampler":
-        if "analytics" in self.stack.processes:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    def sample(self) -> None:
+        lag = self.stack.analytics_lag()
+        if lag is not None:
+            self.seconds.append(float(lag["seconds"]))
 
 
-class MemorySampler:
+class MemorySampler(Sampler):
     """Peak resident memory of each stack process (with its children), sampled every 200 ms."""
 
+    interval = 0.2
+
     def __init__(self, pids: Dict[str, int]) -> None:
+        super().__init__()
         self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.peak: Dict[str, float] = {name: 0.0 for name in pids}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _rss(self, process: psutil.Process) -> float:
         try:
@@ -144,19 +134,9 @@ class MemorySampler:
         except psutil.Error:
             return 0.0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, process in self.processes.items():
-                self.peak[name] = max(self.peak[name], self._rss(process))
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> "MemorySampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for name, process in self.processes.items():
+            self.peak[name] = max(self.peak[name], self._rss(process))
 
 
 async def customer(

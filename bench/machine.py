@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import threading
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, TypeVar
 
 
 def _cpu_model() -> Optional[str]:
@@ -70,3 +71,36 @@ def machine_line(info: Dict[str, Any], *extra: str) -> str:
 def uptime() -> str:
     """What the `uptime` command prints (empty if it prints nothing)."""
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+S = TypeVar("S", bound="Sampler")
+
+
+class Sampler:
+    """Calls `sample()` every `interval` seconds on a thread, from entering the `with` block to
+    leaving it (`wanted()` False: not at all)."""
+
+    interval = 0.25
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def wanted(self) -> bool:
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self: S) -> S:
+        if self.wanted():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()

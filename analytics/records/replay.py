@@ -179,7 +179,7 @@ class RecordReplay:
                 self.states[customer] = self.store.new_state(customer, parse(raw))
             for customer in chunk:
                 if customer in self.fold_at_end:
-                    self.states[customer] = self.store.rebuild(customer, [], await self.store.client.hgetall(facts_key(customer)))
+                    self.states[customer] = await self.store.rebuild_stored(customer)
             writes = _Writes(self.store.crm_stages)
             for customer in chunk:
                 before: Any = None if customer in self.merge_targets else _NOT_INDEXED

@@ -6,10 +6,12 @@ from typing import List
 
 import redis.asyncio
 
-from analytics.records.store import SALES_RAISED_PREFIX, RecordStore, stage_key
+from analytics.records.fold import canonical
+from analytics.records.store import SALES_RAISED_PREFIX, RecordStore, facts_key, stage_key, state_key
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, LEAD_FIELD_CAPTURED, SOURCE_ACTION, SOURCE_RASA, LogEvent, handover_request_key
 from analytics.stream.consumer import ConsumerSettings, StreamConsumer
+from tests.analytics.support import conversation_events
 
 CUSTOMER = "C-00000000000000c1"
 
@@ -42,3 +44,17 @@ async def test_a_sales_hand_off_is_queued_once_even_after_redelivery_and_replay(
     assert await client.zrange(HANDOVER_QUEUE, 0, -1) == []  # not raised again
     assert await client.exists(SALES_RAISED_PREFIX + CUSTOMER) == 1
     assert (await store.record(CUSTOMER))["funnel"] == record["funnel"]
+
+
+async def test_a_history_folded_again_in_pieces_is_the_state_folded_whole(client: redis.asyncio.Redis) -> None:
+    """The replay's finish folds a customer again from their stored facts read a few at a time, in the
+    log's order (the hash keeps no order): the same state as folding them all at once, and as stored."""
+    store = RecordStore(client)
+    events = conversation_events(seed=5, customers=1, per_customer=80)
+    customer = events[0].conversation_id
+    await store.apply_batch([(f"{1_000 + n}-0", event) for n, event in enumerate(events)])
+    whole = store.rebuild(customer, [], await client.hgetall(facts_key(customer)))
+    assert await client.hlen(facts_key(customer)) > 128  # past a listpack: HSCAN gives them in no order
+    for chunk in (1, 7, 2_000):
+        pieces = await store.rebuild_stored(customer, chunk=chunk)
+        assert canonical(pieces.to_json()) == canonical(whole.to_json()) == await client.get(state_key(customer))

@@ -42,9 +42,8 @@ class _Memory:
         self.members: Dict[str, List[int]] = {}  # theme -> rows of its items
         self.copies: Dict[bytes, Dict[str, int]] = {}  # a vector's digest -> theme -> its first row holding exactly it
         # Each distinct vector is held once (an idea told again word for word has the same vector):
-        # `_slot` gives each row's place in `_distinct`, found through `_held` (digest -> slot).
+        # `_slot` gives each row's place in `_distinct`.
         self._distinct = np.zeros((0, 0), dtype=np.float32)
-        self._held: Dict[bytes, int] = {}
         self._slot = np.zeros(0, dtype=np.int32)
         self._distinct_count = 0
         self._sums = np.zeros((0, 0), dtype=np.float32)
@@ -87,14 +86,15 @@ class _Memory:
 
     def _hold(self, digest: bytes, vector: np.ndarray) -> int:
         """The slot of `vector` in `_distinct`, where it is added unless it is held already."""
-        slot = self._held.get(digest)
-        if slot is not None and np.array_equal(self._distinct[slot], vector):
-            return slot
+        first_in = self.copies.get(digest)
+        if first_in:  # the first row with this digest (its first theme's), whose vector is held first
+            slot = int(self._slot[next(iter(first_in.values()))])
+            if np.array_equal(self._distinct[slot], vector):
+                return slot
         slot = self._distinct_count
         self._distinct = _grown(self._distinct, slot, vector.shape[0])
         self._distinct[slot] = vector
         self._distinct_count += 1
-        self._held.setdefault(digest, slot)  # a digest naming another vector (a collision) keeps its first
         return slot
 
 

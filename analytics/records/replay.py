@@ -183,8 +183,7 @@ class RecordReplay:
             writes = _Writes(self.store.crm_stages)
             for customer in chunk:
                 before: Any = None if customer in self.merge_targets else _NOT_INDEXED
-                writes.add(customer, self.states.pop(customer), {}, before)
-                self.held -= self.sizes.pop(customer, 0)
+                writes.add(customer, self._let_go(customer), {}, before)  # type: ignore[arg-type]
             async with self.store.client.pipeline(transaction=True) as pipe:
                 writes.flush(pipe)
                 await pipe.execute()

@@ -37,6 +37,7 @@ from analytics.records.store import (
     facts_key,
     leaderboard_key,
     merged_key,
+    refold_key,
     stage_key,
     state_key,
 )
@@ -92,7 +93,7 @@ async def footprint(client: Any, customer: str) -> Footprint:
     for current in sorted(found.ids):
         candidates = [
             TRACKER_PREFIX + current, f"{KEY_PREFIX}customer:{current}", f"{KEY_PREFIX}customer:{current}:identities",
-            f"{KEY_PREFIX}customer:{current}:merged", facts_key(current), state_key(current), merged_key(current),
+            f"{KEY_PREFIX}customer:{current}:merged", facts_key(current), state_key(current), merged_key(current), refold_key(current),
             handover_request_key(current), OTP_PREFIX + current, SALES_RAISED_PREFIX + current,
             *(CRM_JOB_PREFIX + f"{current}:{stage}" for stage in STAGES), *(CRM_QUEUED_PREFIX + f"{current}:{stage}" for stage in STAGES),
         ]

@@ -4,16 +4,16 @@ A replay reads the log in order while no consumer writes (analytics.stream.pause
 comes after everything stored before it and a customer's state can stay in this process between
 batches. The `keep` most recently seen do; the others are parked in Redis and read back when
 they speak again, so memory does not grow with the log, and with the customers only by a name
-each. Facts are still stored batch by batch, each only if its event id is new for the customer
+and a size each. Facts are still stored batch by batch, each only if its event id is new for the customer
 (HSETNX in one script per customer and batch, so an event published twice counts once, where it
 came first); a merge goes through the store as it does live. The states and indexes are written
-at the end, in chunks. The result is byte for byte what the consumers build entry by entry.
+at the end, in chunks of a bounded size. The result is byte for byte what the consumers build entry by entry.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from analytics.records.facts import Fact
 from analytics.records.fold import CustomerState, canonical, parse
@@ -21,7 +21,10 @@ from analytics.records.store import _NOT_INDEXED, MAX_MERGE_CHAIN, RecordStore, 
 from analytics.schema import FEEDBACK, IDEA, PROBLEM, LogEvent
 from analytics.stream.consumer import BadEvent
 
-FINISH_CHUNK = 500  # customers written per pipeline at the end (5,000 held 140 MiB of states at once)
+FINISH_CHUNK = 500  # customers written per pipeline at the end (5,000 held 140 MiB of states at once)...
+# ... and the most their states may hold, in bytes of canonical JSON: the busiest customers' states
+# reach their caps (tens of KiB each), and 500 of them took 60 MiB more than the fold before it.
+FINISH_BYTES = 4 * 2**20
 KEEP_IN_MEMORY = 10_000  # customers whose state stays in this process; the least recently seen wait in Redis
 # ... and the most their states may hold, in bytes of their canonical JSON (Python holds about twice
 # that): the states grow until their lists reach their caps, so a count alone let memory rise with
@@ -54,14 +57,17 @@ class RecordReplay:
 
     name = RecordStore.name
 
-    def __init__(self, store: RecordStore, keep: int = KEEP_IN_MEMORY, keep_bytes: int = KEEP_BYTES) -> None:
+    def __init__(
+        self, store: RecordStore, keep: int = KEEP_IN_MEMORY, keep_bytes: int = KEEP_BYTES, finish_bytes: int = FINISH_BYTES
+    ) -> None:
         self.store = store
         self.keep = keep
         self.keep_bytes = keep_bytes
+        self.finish_bytes = finish_bytes
         self.states: "OrderedDict[str, CustomerState]" = OrderedDict()  # least recently folded first
         self.sizes: Dict[str, int] = {}  # customer in `states` -> their state's size (canonical JSON bytes), estimated
         self.held = 0  # the sum of `sizes`
-        self.parked: Set[str] = set()  # customers whose state left memory for Redis
+        self.parked: Dict[str, int] = {}  # customers whose state left memory for Redis -> its size
         self.merged: Dict[str, str] = {}  # customer merged away -> the customer the merge named
         self.merge_targets: Set[str] = set()  # indexed by the merge already: their indexes are rewritten whole
         # Merge targets whose histories interleave with what the merge brought: their facts are stored as
@@ -134,7 +140,7 @@ class RecordReplay:
     def _unpark(self, customer: str, raw: str) -> None:
         """A parked customer's state (as `_park` wrote it) back in memory."""
         self._keep(customer, self.store.new_state(customer, parse(raw)), len(raw))
-        self.parked.discard(customer)
+        self.parked.pop(customer, None)
 
     async def _park(self) -> None:
         """Write the least recently folded states beyond `keep` (or `keep_bytes`) to Redis and let them go
@@ -143,8 +149,8 @@ class RecordReplay:
         while len(self.states) > self.keep or (self.held > self.keep_bytes and len(self.states) > 1):
             customer = next(iter(self.states))
             state = self._let_go(customer)
-            leaving[state_key(customer)] = canonical(state.to_json())  # type: ignore[union-attr]
-            self.parked.add(customer)
+            leaving[state_key(customer)] = raw = canonical(state.to_json())  # type: ignore[union-attr]
+            self.parked[customer] = len(raw)
         if leaving:
             await self.store.client.mset(leaving)
 
@@ -164,16 +170,15 @@ class RecordReplay:
         self.merge_targets.add(target)
         for customer in absorbed:
             self._let_go(customer)
-            for tracked in (self.parked, self.merge_targets, self.fold_at_end):
+            self.parked.pop(customer, None)
+            for tracked in (self.merge_targets, self.fold_at_end):
                 tracked.discard(customer)
             self.merged[customer] = item.customer
         await self._park()
 
     async def finish(self) -> None:
         """Write every customer's state and index entries (and queue what their stage asks for)."""
-        customers = sorted(self.parked.union(self.states, self.fold_at_end))
-        for start in range(0, len(customers), FINISH_CHUNK):
-            chunk = customers[start:start + FINISH_CHUNK]
+        for chunk in self._finish_chunks(sorted(self.parked.keys() | self.states.keys() | self.fold_at_end)):
             parked = [customer for customer in chunk if customer in self.parked]
             for customer, raw in zip(parked, await self.store.client.mget([state_key(customer) for customer in parked] or ["-"])):
                 self.states[customer] = self.store.new_state(customer, parse(raw))
@@ -189,3 +194,18 @@ class RecordReplay:
                 await pipe.execute()
         self.parked.clear()
         self.fold_at_end.clear()
+
+    def _finish_chunks(self, customers: Iterable[str]) -> Iterator[List[str]]:
+        """`customers` in runs of at most FINISH_CHUNK whose states come to at most `finish_bytes` (a
+        customer folded again at the end counts as a state at its caps), or of one customer."""
+        chunk: List[str] = []
+        size = 0
+        for customer in customers:
+            more = self.sizes.get(customer) or self.parked.get(customer) or CAPPED_STATE_BYTES
+            if chunk and (len(chunk) == FINISH_CHUNK or size + more > self.finish_bytes):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(customer)
+            size += more
+        if chunk:
+            yield chunk

@@ -65,6 +65,11 @@ def state_key(customer_id: str) -> str:
     return f"{PREFIX}state:{customer_id}"
 
 
+def refold_key(customer_id: str) -> str:
+    """The customer's facts in log order, for the while `RecordStore.rebuild_stored` reads them."""
+    return f"{PREFIX}refold:{customer_id}"
+
+
 def merged_key(customer_id: str) -> str:
     """Where a merged customer went (the customer the merge kept), for events that still name it."""
     return f"{PREFIX}merged:{customer_id}"
@@ -221,21 +226,26 @@ class RecordStore:
         return state
 
     async def rebuild_stored(self, customer_id: str, chunk: int = FOLD_CHUNK) -> CustomerState:
-        """`rebuild` from the stored facts alone, read in pieces: first each fact's place in the log
-        (HSCAN, keeping only its order key), then the facts in that order, `chunk` at a time (HMGET).
-        A history of hundreds of thousands of facts is never held whole (a replay's finish folds the
-        busiest customers again so)."""
-        key = facts_key(customer_id)
-        order: Dict[str, str] = {}  # event id -> order key (HSCAN may return a field twice)
-        async for fact_id, raw in self.client.hscan_iter(key, count=chunk):
-            order[fact_id] = parse(raw).get("o", "")
-        places = sorted((place, fact_id) for fact_id, place in order.items())  # `ordered`'s order
-        del order
-        state = self.new_state(customer_id)
-        for start in range(0, len(places), chunk):
-            for raw in await self.client.hmget(key, [fact_id for _, fact_id in places[start:start + chunk]]):
-                state.apply(parse(raw))
-        return state
+        """`rebuild` from the stored facts alone, holding `chunk` of them at a time however long the
+        history: each fact's place in the log goes into a sorted set in Redis (HSCAN a page, ZADD its
+        places), then the facts are read in that order a page at a time (ZRANGE, HMGET). A replay's
+        finish folds the busiest customers again so, and their histories run to hundreds of thousands."""
+        key, places = facts_key(customer_id), refold_key(customer_id)
+        await self.client.unlink(places)  # what a replay that died here left
+        try:
+            cursor = None
+            while cursor != 0:
+                cursor, page = await self.client.hscan(key, cursor or 0, count=chunk)
+                if page:  # members sort as `ordered` does: by place in the log, then event id
+                    await self.client.zadd(places, {f"{parse(raw).get('o', '')}\0{fact_id}": 0 for fact_id, raw in page.items()})
+            state, start = self.new_state(customer_id), 0
+            while members := await self.client.zrange(places, start, start + chunk - 1):
+                for raw in await self.client.hmget(key, [member.partition("\0")[2] for member in members]):
+                    state.apply(parse(raw))
+                start += chunk
+            return state
+        finally:
+            await self.client.unlink(places)
 
     async def apply(self, entry_id: str, event: LogEvent) -> None:
         rejected = await self.apply_batch([(entry_id, event)])

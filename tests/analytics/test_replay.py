@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 
 import pytest
 import redis.asyncio
 
 from analytics.dashboards.projection import PREFIX as DASHBOARDS, DashboardStore
-from analytics.records.replay import RecordReplay
+from analytics.records.replay import FINISH_CHUNK, RecordReplay
 from analytics.records.store import PREFIX as RECORDS, RecordStore, stage_key
 from analytics.replay import replay
 from analytics.schema import CUSTOMERS_MERGED, EVENTS_STREAM, SOURCE_DIRECTORY, LogEvent
@@ -71,16 +71,31 @@ async def test_customers_parked_in_redis_come_back_as_they_left(client: redis.as
         await store.apply_batch(entries[start:start + 5])
     expected = await snapshot(client)
     await store.reset()
-    fold = RecordReplay(store, keep=2) if room == "two customers" else RecordReplay(store, keep_bytes=6_000)
-    waited = set()
+    # ... and the finish writes them a few at a time (a customer alone when over the budget)
+    fold = RecordReplay(store, keep=2) if room == "two customers" else RecordReplay(store, keep_bytes=6_000, finish_bytes=3_000)
+    waited: Set[str] = set()
     for start in range(0, len(entries), 5):
         assert await fold.apply_batch(entries[start:start + 5]) == {}
         assert fold.held == sum(fold.sizes.values()) and set(fold.sizes) == set(fold.states)
         assert len(fold.states) <= 2 if room == "two customers" else (fold.held <= 6_000 or len(fold.states) == 1)
-        waited |= fold.parked
+        waited.update(fold.parked)
     assert waited  # some did wait in Redis
     await fold.finish()
     assert await snapshot(client) == expected
+
+
+async def test_the_finish_writes_states_in_runs_that_fit_its_budget(client: redis.asyncio.Redis) -> None:
+    """The busiest customers' states reach tens of KiB each: the finish writes them in runs of at most
+    FINISH_CHUNK customers and `finish_bytes` of state (measured, as parked, or at the caps when a
+    customer is folded again at the end), a customer alone when theirs is bigger."""
+    fold = RecordReplay(RecordStore(client), finish_bytes=10_000)
+    fold.sizes.update({"a": 4_000, "b": 4_000, "g": 2_000})
+    fold.parked.update({"c": 3_000, "d": 20_000, "e": 1})
+    fold.fold_at_end.add("f")
+    assert list(fold._finish_chunks("abcdefg")) == [["a", "b"], ["c"], ["d"], ["e"], ["f"], ["g"]]
+    small = [f"C-{n:04d}" for n in range(2 * FINISH_CHUNK + 1)]
+    fold.parked.update(dict.fromkeys(small, 1))
+    assert [len(chunk) for chunk in fold._finish_chunks(small)] == [FINISH_CHUNK, FINISH_CHUNK, 1]
 
 
 def merges() -> List[LogEvent]:

@@ -7,7 +7,7 @@ from typing import List
 import redis.asyncio
 
 from analytics.records.fold import canonical
-from analytics.records.store import SALES_RAISED_PREFIX, RecordStore, facts_key, stage_key, state_key
+from analytics.records.store import SALES_RAISED_PREFIX, RecordStore, facts_key, refold_key, stage_key, state_key
 from analytics.replay import replay
 from analytics.schema import EVENTS_STREAM, HANDOVER_QUEUE, LEAD_FIELD_CAPTURED, SOURCE_ACTION, SOURCE_RASA, LogEvent, handover_request_key
 from analytics.stream.consumer import ConsumerSettings, StreamConsumer
@@ -56,5 +56,7 @@ async def test_a_history_folded_again_in_pieces_is_the_state_folded_whole(client
     whole = store.rebuild(customer, [], await client.hgetall(facts_key(customer)))
     assert await client.hlen(facts_key(customer)) > 128  # past a listpack: HSCAN gives them in no order
     for chunk in (1, 7, 2_000):
+        await client.zadd(refold_key(customer), {"0\0left by a replay that died": 0})  # ignored, then gone
         pieces = await store.rebuild_stored(customer, chunk=chunk)
         assert canonical(pieces.to_json()) == canonical(whole.to_json()) == await client.get(state_key(customer))
+        assert await client.exists(refold_key(customer)) == 0

@@ -39,12 +39,14 @@ bench: setup
 	@PYTHONPATH=. HF_HUB_OFFLINE=1 .venvs/actions/bin/python bench/handover.py
 	@PYTHONPATH=. .venvs/actions/bin/python bench/dashboards.py
 
-# The short, seed-fixed run of the same suite is part of `make test` (tests/e2e/fuzz).
+# The short, seed-fixed run of the same suite is part of `make test` (tests/e2e/fuzz, and the
+# analytics service's reader of log entries, which the consumers and the replay share).
 # Counts go to results/fuzz/*.json; BENCHMARKS.md records a run.
 fuzz: setup
 	@ENGAGE_FUZZ_EXAMPLES=$${ENGAGE_FUZZ_EXAMPLES:-10000} PYTHONPATH=$$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 	  RASA_TELEMETRY_ENABLED=false TOKENIZERS_PARALLELISM=false \
-	  .venvs/actions/bin/python -m pytest -q -s -p no:cacheprovider tests/e2e/fuzz
+	  .venvs/actions/bin/python -m pytest -q -s -p no:cacheprovider tests/e2e/fuzz \
+	  tests/analytics/test_schema.py::test_any_entry_read_as_pairs_parses_as_the_mapping_does_or_fails_with_a_schema_error
 
 clean:
 	rm -rf .data results

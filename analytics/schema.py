@@ -255,6 +255,10 @@ def _json_field(key: str, value: str) -> Any:
         return loads(value)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"entry field '{key}' is not JSON") from exc
+    except RecursionError as exc:  # orjson stops at 1,024 levels; the standard library then runs out of stack
+        raise SchemaError(f"entry field '{key}' is JSON nested too deeply") from exc
+    except ValueError as exc:  # an integer of over 4,300 digits, which orjson reads as infinity
+        raise SchemaError(f"entry field '{key}' holds JSON Python does not read: {str(exc)[:80]}") from exc
 
 
 def from_tracker_event(event: Mapping[str, Any], channel: str = "") -> LogEvent:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any, List, Tuple
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics.schema import (
+    FIELD_ORDER,
     SCHEMA_VERSION,
     SOURCE_ACTION,
     SOURCE_RASA,
@@ -117,6 +123,7 @@ def _good_fields() -> dict:
         {}, {"metadata": "{}", "data": ""}, {"confidence": ""}, {"schema_version": "x"}, {"schema_version": str(SCHEMA_VERSION + 1)},
         {"type": ""}, {"event_id": ""}, {"source": ""}, {"timestamp": "nan"}, {"timestamp": "soon"}, {"data": "{not json"},
         {"metadata": "[1]"}, {"extra": "field"}, {"drop": "channel"}, {"drop": "schema_version"}, {"reverse": True},
+        {"data": "9" * 5_000}, {"metadata": "[" * 5_000 + "]" * 5_000},  # found by the fuzzed test below
     ],
 )
 def test_an_entry_read_as_pairs_parses_as_the_same_entry_read_as_a_mapping(change: dict) -> None:
@@ -141,3 +148,45 @@ def test_an_entry_read_as_pairs_parses_as_the_same_entry_read_as_a_mapping(chang
     assert parsed(lambda: LogEvent.from_pairs(pairs)) == expected
     if not change:
         assert isinstance(expected, LogEvent) and expected.event_id == "e-1" and expected.metadata == {"page": "/x"}
+
+
+ODD_VALUES = ["", " ", "0", "-1", "1.5", "nan", "-inf", "1e400", "9" * 5000, "{}", "[]", "null", "true", '{"a": 1}', '{"a": [1, {"b": null}]}',
+              "[" * 5000, "{" * 5000, '"\\ud800"', "NaN", "\x00", "é" * 300, "x" * 70_000]
+
+
+@settings(max_examples=int(os.environ.get("ENGAGE_FUZZ_EXAMPLES", "300")), derandomize=True, database=None, deadline=None,
+          suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large))
+@given(
+    values=st.lists(st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=40), st.from_regex(r"-?\d{1,20}(\.\d{0,8})?(e-?\d{1,3})?", fullmatch=True)),
+                    min_size=len(FIELD_ORDER), max_size=len(FIELD_ORDER)),
+    keep=st.lists(st.booleans(), min_size=len(FIELD_ORDER), max_size=len(FIELD_ORDER)),
+    extra=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=3),
+    shuffled=st.randoms(use_true_random=False),
+    shape=st.sampled_from(["in order", "one changed", "fields dropped", "shuffled", "extra fields"]),
+)
+def test_any_entry_read_as_pairs_parses_as_the_mapping_does_or_fails_with_a_schema_error(
+    values: List[str], keep: List[bool], extra: List[Tuple[str, str]], shuffled: Any, shape: str
+) -> None:
+    """Fuzzed entries, most of them malformed (odd numbers, broken or deep JSON, huge and binary text,
+    missing, reordered and unknown fields): both readers give the same event or the same SchemaError,
+    and never any other error (the consumers dead-letter a SchemaError and go on)."""
+    items = list(zip(FIELD_ORDER, values))
+    if shape == "one changed":  # a good entry with one odd value, on the fast path
+        items = list(_good_fields().items())
+        changed = sum(keep) % len(items)
+        items[changed] = (items[changed][0], values[changed])
+    elif shape == "fields dropped":
+        items = [item for item, kept in zip(items, keep) if kept]
+    elif shape == "shuffled":
+        shuffled.shuffle(items)
+    elif shape == "extra fields":
+        items += [(key, value) for key, value in extra if key not in FIELD_ORDER]
+    pairs = [part for item in items for part in item]
+
+    def parsed(parse):  # type: ignore[no-untyped-def]
+        try:
+            return parse()
+        except SchemaError as exc:
+            return f"SchemaError: {exc}"
+
+    assert repr(parsed(lambda: LogEvent.from_pairs(pairs))) == repr(parsed(lambda: LogEvent.from_fields(dict(items), decoded=True)))

@@ -64,21 +64,22 @@ async def test_bad_entries_are_dead_lettered_with_a_reason_and_the_rest_goes_on(
     await client.xadd(EVENTS_STREAM, {**good.to_fields(), "conversation_id": "x" * 500, "event_id": "e-long"})
     await client.xadd(EVENTS_STREAM, {**good.to_fields(), "timestamp": "soon"})
     await client.xadd(EVENTS_STREAM, {**good.to_fields(), "data": "[1, 2]", "type": "feedback", "event_id": "e-list"})
+    await client.xadd(EVENTS_STREAM, {**good.to_fields(), "metadata": "[" * 5_000 + "]" * 5_000, "event_id": "e-deep"})
     await client.xadd(EVENTS_STREAM, good.to_fields())
     worker = consumer(client, "one")
     await worker.ensure_group()
     await worker.drain()
     dead = await client.xrange(DEAD_LETTER_STREAM)
     reasons = [fields["reason"] for _, fields in dead]
-    assert len(dead) == 5, reasons
-    assert any("schema_version" in r for r in reasons) and any("not JSON" in r for r in reasons)
+    assert len(dead) == 6, reasons
+    assert any("schema_version" in r for r in reasons) and any("not JSON" in r for r in reasons) and any("nested too deeply" in r for r in reasons)
     assert any("customer id" in r for r in reasons) and any("'timestamp' is not a number" in r for r in reasons)
     assert all(fields["entry_id"] and "entry.type" in fields for _, fields in dead)
     record = await RecordStore(client).record("C-00000000000000aa")
     # The good message, and the feedback whose data was a list (kept, with nothing to quote).
     assert record is not None and (record["counts"]["messages"], record["counts"]["feedback"]) == (1, 1)
     lag = await group_lag(client)
-    assert (lag.entries, lag.pending, lag.dead_letters) == (0, 0, 5)
+    assert (lag.entries, lag.pending, lag.dead_letters) == (0, 0, 6)
 
 
 async def test_entries_a_crashed_consumer_left_pending_are_taken_over(client: redis.asyncio.Redis) -> None:

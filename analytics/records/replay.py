@@ -4,10 +4,11 @@ A replay reads the log in order while no consumer writes (analytics.stream.pause
 comes after everything stored before it and a customer's state can stay in this process between
 batches. The `keep` most recently seen do; the others are parked in Redis and read back when
 they speak again, so memory does not grow with the log, and with the customers only by a name
-and a size each. Facts are still stored batch by batch, each only if its event id is new for the customer
-(HSETNX in one script per customer and batch, so an event published twice counts once, where it
-came first); a merge goes through the store as it does live. The states and indexes are written
-at the end, in chunks of a bounded size. The result is byte for byte what the consumers build entry by entry.
+and a size each. Facts are still stored batch by batch, each only if its event id is new for the
+customer (HSETNX in one script per customer and batch, so an event published twice counts once,
+where it came first); a merge goes through the store as it does live. The states and indexes are
+written at the end, in chunks of bounded size. The result is byte for byte what the consumers
+build entry by entry.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from analytics.schema import LogEvent
 from analytics.stream.consumer import (
     DEAD_LETTER_MAX,
     ConsumerSettings,
-    PairsEntry,
     Projection,
     ReplayFold,
     apply_in_turn,
@@ -108,13 +107,18 @@ async def _rebuild(
         try:
             with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:
                 async for entries in stream_batches(client, settings.stream, batch, last=last, pairs=True):
-                    good, bad = parse_entries(entries)
-                    good = await apply_in_turn(folds[:1], good, bad)
-                    if rest is not None:
-                        applied, dead = _add((applied, dead), await rest)
-                    rest = asyncio.ensure_future(_finish_batch(client, settings, folds[1:], entries, good, bad))
+                    parsed, bad = parse_entries(entries)
+                    unread = {entry_id: fields for entry_id, fields in entries if entry_id in bad}
                     handled += len(entries)
                     bar.update(len(entries))
+                    # The entries as read go now, not when the batch is done: three batches are in
+                    # flight (this one, the one before, the one read ahead), and the most the
+                    # process ever held stays with it (Python's allocator keeps what it took).
+                    del entries
+                    good = await apply_in_turn(folds[:1], parsed, bad)
+                    if rest is not None:
+                        applied, dead = _add((applied, dead), await rest)
+                    rest = asyncio.ensure_future(_finish_batch(client, settings, folds[1:], parsed, good, bad, unread))
                     await lease.refresh()
                 if rest is not None:
                     applied, dead = _add((applied, dead), await rest)
@@ -129,13 +133,16 @@ async def _rebuild(
 
 
 async def _finish_batch(
-    client: Any, settings: ConsumerSettings, folds: Sequence[ReplayFold], entries: Sequence[PairsEntry], good: List[Tuple[str, LogEvent]], bad: Dict[str, str]
+    client: Any, settings: ConsumerSettings, folds: Sequence[ReplayFold], parsed: List[Tuple[str, LogEvent]], good: List[Tuple[str, LogEvent]],
+    bad: Dict[str, str], unread: Dict[str, List[str]],
 ) -> Tuple[int, int]:
-    """The batch's turn with the projections after the first, then its dead letters: (applied, dead-lettered)."""
+    """The batch's turn with the projections after the first (`good`: what the first applied), then
+    its dead letters: (applied, dead-lettered). `parsed`: the batch's events; `unread`: the fields of
+    its entries that are none."""
     good = await apply_in_turn(folds, good, bad)
     log_refused(bad)
     if bad:
-        await _dead_letters(client, settings, entries, bad)
+        await _dead_letters(client, settings, parsed, bad, unread)
     return len(good), len(bad)
 
 
@@ -143,11 +150,16 @@ def _add(counts: Tuple[int, int], more: Tuple[int, int]) -> Tuple[int, int]:
     return counts[0] + more[0], counts[1] + more[1]
 
 
-async def _dead_letters(client: Any, settings: ConsumerSettings, entries: Sequence[PairsEntry], bad: Dict[str, str]) -> None:
-    by_id = dict(entries)
+async def _dead_letters(
+    client: Any, settings: ConsumerSettings, parsed: List[Tuple[str, LogEvent]], bad: Dict[str, str], unread: Dict[str, List[str]]
+) -> None:
+    """`bad` to the dead-letter stream: an entry that is no event with its fields as read, an event
+    a projection refused with its fields as the event writes them (as every entry Engage writes)."""
+    events = {entry_id: event for entry_id, event in parsed if entry_id in bad}
     async with client.pipeline(transaction=False) as pipe:
         for entry_id, reason in bad.items():
-            record = dead_letter(entry_id, fields_of(by_id[entry_id]), reason, REPLAY_CONSUMER)
+            fields = fields_of(unread[entry_id]) if entry_id in unread else events[entry_id].to_fields()
+            record = dead_letter(entry_id, fields, reason, REPLAY_CONSUMER)
             pipe.xadd(settings.dead_letters, record, maxlen=DEAD_LETTER_MAX, approximate=True)
         await pipe.execute()
 

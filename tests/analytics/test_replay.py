@@ -157,6 +157,8 @@ async def test_a_replay_dead_letters_what_it_cannot_use_and_applies_the_rest(cli
     reasons = " ".join(fields["reason"] for _, fields in dead)
     assert "schema_version" in reasons and "not JSON" in reasons and "customer id" in reasons and "finite" in reasons
     assert [fields.get("entry.data") for _, fields in dead][1] == "{not json"  # the entry's own fields are kept
+    # ... and an event the records refused has its fields as its event writes them
+    assert [fields for _, fields in dead if fields.get("entry.event_id") == "e-long"][0]["entry.conversation_id"] == "x" * 500
     record = await RecordStore(client).record(KEPT)
     assert record is not None and record["counts"]["messages"] == 1
     # What the records refused (the unusable customer id) the dashboards after them never counted,

@@ -108,7 +108,7 @@ async def _rebuild(
             with tqdm(total=total, unit="event", desc="replaying engage:events", disable=progress is False) as bar:
                 async for entries in stream_batches(client, settings.stream, batch, last=last, pairs=True):
                     parsed, bad = parse_entries(entries)
-                    unread = {entry_id: fields for entry_id, fields in entries if entry_id in bad}
+                    unread = {entry_id: fields for entry_id, fields in entries if entry_id in bad} if bad else {}
                     handled += len(entries)
                     bar.update(len(entries))
                     # The entries as read go now, not when the batch is done: three batches are in

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Tuple, Union
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -112,6 +112,14 @@ def test_json_fields_the_fast_parser_refuses_still_parse_as_before() -> None:
     assert parsed.data == event.data
 
 
+def parsed(parse: Callable[[], LogEvent]) -> Union[LogEvent, str]:
+    """What a reader makes of an entry: the event, or the SchemaError's text (any other error fails)."""
+    try:
+        return parse()
+    except SchemaError as exc:
+        return f"SchemaError: {exc}"
+
+
 def _good_fields() -> dict:
     return LogEvent("user", "c-1", SOURCE_RASA, "portal", 100.5, text="hi", intent="greet", confidence=0.9,
                     metadata={"page": "/x"}, data={"a": 1}, event_id="e-1").to_fields()
@@ -137,12 +145,6 @@ def test_an_entry_read_as_pairs_parses_as_the_same_entry_read_as_a_mapping(chang
     else:
         fields.update(change)
     pairs = [part for item in fields.items() for part in item]
-
-    def parsed(parse):  # type: ignore[no-untyped-def]
-        try:
-            return parse()
-        except SchemaError as exc:
-            return f"SchemaError: {exc}"
 
     expected = parsed(lambda: LogEvent.from_fields(fields, decoded=True))
     assert parsed(lambda: LogEvent.from_pairs(pairs)) == expected
@@ -182,11 +184,5 @@ def test_any_entry_read_as_pairs_parses_as_the_mapping_does_or_fails_with_a_sche
     elif shape == "extra fields":
         items += [(key, value) for key, value in extra if key not in FIELD_ORDER]
     pairs = [part for item in items for part in item]
-
-    def parsed(parse):  # type: ignore[no-untyped-def]
-        try:
-            return parse()
-        except SchemaError as exc:
-            return f"SchemaError: {exc}"
 
     assert repr(parsed(lambda: LogEvent.from_pairs(pairs))) == repr(parsed(lambda: LogEvent.from_fields(dict(items), decoded=True)))
